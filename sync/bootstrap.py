@@ -1,0 +1,71 @@
+"""Builds the object graph once: configuration -> ledger -> adapters -> engine.
+
+Tests hand in their own transports or adapters here instead of patching anything.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy import Engine as DbEngine
+
+from sync.config import Config
+from sync.engine import Clock, Engine, utcnow
+from sync.ledger.db import check_schema, create_db_engine, session_factory
+from sync.ledger.store import LedgerStore
+from sync.platforms import build_adapter
+from sync.platforms.base import Adapter
+
+
+@dataclass
+class Ledger:
+    """The ledger database and its store."""
+
+    db: DbEngine
+    store: LedgerStore
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.db.dispose()
+
+
+def open_ledger(config: Config, *, require_schema: bool = True) -> Ledger:
+    """Connect to the configured database; by default refuse a missing or old schema."""
+    db = create_db_engine(config.database.url)
+    if require_schema:
+        try:
+            check_schema(db)
+        except Exception:
+            db.dispose()
+            raise
+    return Ledger(db, LedgerStore(session_factory(db)))
+
+
+@dataclass
+class Wiring:
+    """What can be swapped in: per-account httpx transports (emulators in process), a clock, a
+    stop flag."""
+
+    transports: Mapping[str, httpx.AsyncBaseTransport] = field(default_factory=dict)
+    clock: Clock = utcnow
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+@asynccontextmanager
+async def running_engine(config: Config, ledger: Ledger, wiring: Wiring | None = None) -> AsyncIterator[Engine]:
+    """An engine with one adapter per account, open for the life of the block (inside the loop
+    that uses it, since HTTP connections belong to one event loop)."""
+    wiring = wiring or Wiring()
+    adapters: dict[str, Adapter] = {
+        account.name: build_adapter(account, transport=wiring.transports.get(account.name))
+        for account in config.accounts
+    }
+    try:
+        yield Engine(config, ledger.store, adapters, clock=wiring.clock, stop=wiring.stop)
+    finally:
+        for adapter in adapters.values():
+            await adapter.aclose()

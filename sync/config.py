@@ -1,0 +1,242 @@
+"""The TOML configuration: loading, secret resolution and validation.
+
+A bad file raises ConfigError naming the key, what is wrong and what to do. A credential may be
+written plainly, as `${ENV_VAR}`, or through `<key>_file` (a container secret); a file holding
+plain credentials that other users can read earns a warning.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import stat
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sync.errors import ConfigError
+from sync.platforms import PLATFORMS, AccountSettings
+
+ENV_VAR = "STOCKSYNC_CONFIG"
+DEFAULT_PATH = "stocksync.toml"
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+AnyAccount = Annotated[
+    Union[tuple(spec.settings for spec in PLATFORMS.values())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="platform"),
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    """`[database]`: where the ledger lives."""
+
+    url: str = "sqlite:///stocksync.db"
+
+
+class SyncSettings(_Section):
+    """`[sync]`: how often and in what slices the daemon reconciles."""
+
+    interval_seconds: float = Field(default=60.0, gt=0)
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    in_doubt_timeout_seconds: float = Field(default=600.0, ge=0)
+
+
+class BootstrapSettings(_Section):
+    """`[bootstrap]`: where a SKU's first pool comes from: `min` over its listings, or one account."""
+
+    rule: str = "min"
+
+
+class CatalogSettings(_Section):
+    """`[catalog]`: the SKUs to keep in step, inline and/or from a file."""
+
+    skus: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list)
+    file: Path | None = None
+
+
+class LoggingSettings(_Section):
+    """`[logging]`: level and format (`auto` is readable on a terminal, JSON elsewhere)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(_Section):
+    """A whole validated configuration."""
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    accounts: list[AnyAccount] = Field(min_length=1)  # type: ignore[valid-type]
+    skus: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        names = [a.name for a in self.accounts]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"accounts: name {duplicates[0]!r} is used twice; names must be unique")
+        rule = self.bootstrap.rule
+        if rule != "min" and rule not in names:
+            raise ValueError(f"bootstrap.rule: {rule!r} is neither 'min' nor the name of an account ({', '.join(names)})")
+        return self
+
+    def account(self, name: str) -> AccountSettings:
+        """The account called `name`."""
+        return next(a for a in self.accounts if a.name == name)
+
+    def secrets(self) -> list[str]:
+        """Every credential value in the configuration, for log redaction."""
+        return [value for account in self.accounts for value in account.secret_values() if value]
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """The file to load: `--config`, else $STOCKSYNC_CONFIG, else ./stocksync.toml."""
+    return Path(explicit or os.environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] | None = None) -> Config:
+    """Read, resolve and validate a configuration file; raises ConfigError with the key at fault."""
+    source = config_path(path)
+    env = dict(os.environ) if environ is None else environ
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{source}: no such configuration file; pass --config PATH or set {ENV_VAR} "
+            "(config/example.toml documents every key)"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{source}: cannot read: {err.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: not valid TOML: {err}") from None
+
+    plain_secrets = _resolve_secrets(raw, env, source.parent)
+    raw = _interpolate(raw, env, "")
+    skus = _catalog_skus(raw.get("catalog"), source.parent)
+    try:
+        config = Config.model_validate({**raw, "skus": tuple(skus)})
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {format_validation(err)}") from None
+    if not config.skus:
+        raise ConfigError(f"{source}: catalog: no SKUs; list them in catalog.skus or catalog.file")
+    warnings = _permission_warnings(source, plain_secrets)
+    return config.model_copy(update={"warnings": tuple(warnings)})
+
+
+def format_validation(err: ValidationError) -> str:
+    """Pydantic's errors as `key: what is wrong` lines, with the platform tag removed from paths."""
+    lines = []
+    for item in err.errors():
+        loc = [part for part in item["loc"] if part not in PLATFORMS]
+        key = ""
+        for part in loc:
+            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        message = item["msg"]
+        if item["type"] == "union_tag_not_found":
+            key, message = f"{key}.platform", f"required; one of {', '.join(sorted(PLATFORMS))}"
+        elif item["type"] == "union_tag_invalid":
+            key += ".platform"
+            message = f"{item['input'].get('platform')!r} is not a known platform; use one of {', '.join(sorted(PLATFORMS))}"
+        elif item["type"] == "extra_forbidden":
+            message = "unknown key (misspelt? config/example.toml lists every key)"
+        elif item["type"] == "missing":
+            message = "required but missing"
+        elif item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        lines.append(f"{key}: {message}" if key else message)
+    return "\n  ".join(lines)
+
+
+def _resolve_secrets(raw: dict[str, Any], env: dict[str, str], base: Path) -> list[str]:
+    """Replace `<secret>_file` keys by the file's contents; return the keys given as plain text."""
+    plain: list[str] = []
+    accounts = raw.get("accounts")
+    if not isinstance(accounts, list):
+        return plain
+    for index, account in enumerate(accounts):
+        spec = PLATFORMS.get(account.get("platform")) if isinstance(account, dict) else None
+        if spec is None:
+            continue
+        for field in spec.settings.secret_fields():
+            key = f"accounts[{index}].{field}"
+            file_key = f"{field}_file"
+            if file_key in account:
+                if field in account:
+                    raise ConfigError(f"{key}: give either {field} or {file_key}, not both")
+                file_path = Path(_interpolate(account.pop(file_key), env, f"{key}_file"))
+                try:
+                    account[field] = (file_path if file_path.is_absolute() else base / file_path).read_text().strip()
+                except OSError as err:
+                    raise ConfigError(f"{key}_file: cannot read {file_path}: {err.strerror}") from None
+            elif isinstance(account.get(field), str) and not _INTERPOLATION.search(account[field]):
+                plain.append(key)
+    return plain
+
+
+def _interpolate(value: Any, env: dict[str, str], key: str) -> Any:
+    """Expand `${VAR}` in every string; an unset variable is an error naming the key."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, f"{key}.{k}" if key else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{key}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def expand(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(f"{key}: environment variable {name} is not set")
+        return env[name]
+
+    return _INTERPOLATION.sub(expand, value)
+
+
+def _catalog_skus(catalog: Any, base: Path) -> list[str]:
+    """Inline SKUs then the file's, in order, without repeats."""
+    if not isinstance(catalog, dict):
+        return []
+    skus = [s for s in catalog.get("skus") or [] if isinstance(s, str)]
+    if catalog.get("file"):
+        skus += read_catalog_file(base / str(catalog["file"]))
+    return list(dict.fromkeys(skus))
+
+
+def read_catalog_file(path: Path) -> list[str]:
+    """SKUs from a CSV with a `sku` column, or one SKU per line; `#` starts a comment line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"catalog.file: cannot read {path}: {err.strerror}") from None
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        return []
+    header = [cell.strip().lower() for cell in next(csv.reader([lines[0]]))]
+    if "sku" in header:
+        column = header.index("sku")
+        return [row[column].strip() for row in csv.reader(lines[1:]) if len(row) > column and row[column].strip()]
+    return [line.strip() for line in lines]
+
+
+def _permission_warnings(source: Path, plain_secrets: list[str]) -> list[str]:
+    if not plain_secrets:
+        return []
+    mode = source.stat().st_mode
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        return [
+            f"{source} holds plain credentials ({', '.join(plain_secrets)}) and other users can read it: "
+            f"chmod 600 it, or use ${{ENV_VAR}} or <key>_file instead"
+        ]
+    return []

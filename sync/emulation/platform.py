@@ -1,0 +1,76 @@
+"""The part every emulated platform shares: a lock around its state, fault injection around its
+routes, a sales ledger for checking results, and call counts."""
+
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from collections import Counter
+
+from sync.emulation.faults import Fault, FaultPlan
+from sync.emulation.wire import EmuRequest, EmuResponse, LostResponse
+
+
+class EmulatedPlatform(abc.ABC):
+    """A platform's state and routes; subclasses implement `route` and the stock primitives."""
+
+    def __init__(self, faults: FaultPlan | None = None) -> None:
+        self.faults = faults or FaultPlan()
+        self.lock = threading.RLock()
+        self.calls: Counter[str] = Counter()
+        self.sold: Counter[str] = Counter()
+
+    def handle(self, request: EmuRequest) -> EmuResponse:
+        """Answer one request with faults applied around the route."""
+        if self.faults.latency:
+            time.sleep(self.faults.latency)
+        fault = self.faults.draw(request.path)
+        with self.lock:
+            self.calls[f"{request.method} {request.path}"] += 1
+            if fault is Fault.RATE_LIMIT:
+                return self.rate_limited()
+            if fault is Fault.SERVER_ERROR:
+                return EmuResponse(500, {"message": "Internal Server Error"})
+            response = self.route(request)
+        if fault is Fault.LOST_RESPONSE:
+            raise LostResponse()
+        if fault is Fault.SERVER_ERROR_AFTER:
+            return EmuResponse(502, raw=b"<html>Bad Gateway</html>", headers={"Content-Type": "text/html"})
+        if fault is Fault.BAD_SHAPE and response.status < 300:
+            return EmuResponse(200, {"unexpected": "shape"})
+        return response
+
+    def rate_limited(self) -> EmuResponse:
+        """A 429 answer with `Retry-After`."""
+        return EmuResponse(429, {"message": "Too Many Requests"}, {"Retry-After": str(self.faults.retry_after)})
+
+    @abc.abstractmethod
+    def route(self, request: EmuRequest) -> EmuResponse:
+        """Answer a request that no fault intercepted (called under the lock)."""
+
+    @abc.abstractmethod
+    def quantity(self, code: str) -> int | None:
+        """The listing's quantity, or None when the platform does not list the code."""
+
+    @abc.abstractmethod
+    def set_quantity(self, code: str, quantity: int) -> None:
+        """Create or overwrite a listing, as a seller editing it by hand would."""
+
+    @abc.abstractmethod
+    def codes(self) -> list[str]:
+        """Every code the platform lists."""
+
+    def sell(self, code: str, units: int = 1) -> bool:
+        """A customer buys `units` if the platform shows them; True when the sale happened."""
+        with self.lock:
+            current = self.quantity(code)
+            if current is None or current < units:
+                return False
+            self.set_quantity(code, current - units)
+            self.sold[code] += units
+            return True
+
+    def api_calls(self) -> int:
+        """How many requests reached the routes (faulted ones included)."""
+        return sum(self.calls.values())

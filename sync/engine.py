@@ -1,0 +1,309 @@
+"""The reconcile engine: all the I/O around the pure planner.
+
+For each batch of SKUs: observe every account concurrently, plan, commit the plan (movements,
+listings, and the pushes as an outbox) in one transaction, mark the pushes sent, send them, then
+record each outcome. A listing whose push went in doubt is read again at once and, when the read
+settles it, reconciled once more in a short verify round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from sync.config import Config
+from sync.errors import SyncError
+from sync.ledger.store import BatchState, CycleCounts, LedgerStore
+from sync.planner import AccountRules, ListingKey, Plan, PlanInput, PlannedMovement, PlannedPush, plan
+from sync.platforms.base import Adapter, Change, Observed, Outcome, PushResult, ReadResult, chunked
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+Progress = Callable[[int, int], None]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class AccountRun:
+    """One account's part in a cycle."""
+
+    name: str
+    platform: str
+    ok: bool = True
+    error: str | None = None
+    error_kind: str | None = None
+    observed: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def fail(self, error: str, kind: str) -> None:
+        """Mark the account failed for this cycle (the first error is kept)."""
+        if self.ok:
+            self.ok, self.error, self.error_kind = False, error, kind
+
+
+@dataclass
+class PushReport:
+    """A planned push and, unless it was a dry run, its outcome."""
+
+    push: PlannedPush
+    outcome: str = "planned"
+    detail: str = ""
+
+
+@dataclass
+class CycleReport:
+    """What one cycle saw and did; the CLI prints it and derives the exit status from it."""
+
+    trigger: str
+    dry_run: bool
+    cycle_id: int | None = None
+    accounts: dict[str, AccountRun] = field(default_factory=dict)
+    movements: list[PlannedMovement] = field(default_factory=list)
+    pushes: list[PushReport] = field(default_factory=list)
+    waiting: list[tuple[str, str | None, str]] = field(default_factory=list)
+    settled: int = 0
+    stopped: bool = False
+    skus_done: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every account succeeded."""
+        return all(run.ok for run in self.accounts.values())
+
+    def count(self, outcome: str) -> int:
+        """How many pushes ended with `outcome`."""
+        return sum(1 for p in self.pushes if p.outcome == outcome)
+
+
+class Engine:
+    """Runs reconcile cycles for a configuration, a ledger and one adapter per account."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: LedgerStore,
+        adapters: Mapping[str, Adapter],
+        *,
+        clock: Clock = utcnow,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.adapters = adapters
+        self.clock = clock
+        self.stop = stop or threading.Event()
+        self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}
+        self._codes = {a.name: {sku: a.code_for(sku) for sku in config.skus} for a in config.accounts}
+        self._account_ids: dict[str, int] = {}
+
+    async def run_cycle(self, trigger: str = "manual", *, dry_run: bool = False, progress: Progress | None = None) -> CycleReport:
+        """One cycle over the whole catalogue; `dry_run` plans without writing or sending anything."""
+        report = CycleReport(trigger=trigger, dry_run=dry_run)
+        report.accounts = {a.name: AccountRun(a.name, a.platform) for a in self.config.accounts}
+        skus = list(self.config.skus)
+        if not dry_run:
+            cancelled, doubted = self.store.recover_outbox(self.clock())
+            if cancelled or doubted:
+                log.warning("outbox.recovered", cancelled=cancelled, in_doubt=doubted)
+            self._account_ids = self.store.sync_accounts((a.name, a.platform) for a in self.config.accounts)
+            report.cycle_id = self.store.start_cycle(trigger, self.clock())
+        log.info("cycle.start", cycle=report.cycle_id, trigger=trigger, skus=len(skus), dry_run=dry_run)
+        error: str | None = None
+        try:
+            for batch in chunked(skus, self.config.sync.batch_size):
+                if self.stop.is_set():
+                    report.stopped = True
+                    break
+                await self._reconcile(batch, report, verify=False)
+                report.skus_done += len(batch)
+                if progress:
+                    progress(report.skus_done, len(skus))
+        except Exception as err:
+            error = f"{type(err).__name__}: {err}"
+            log.exception("cycle.crashed", cycle=report.cycle_id)
+            raise
+        finally:
+            if not dry_run:
+                self._finish(report, error)
+        return report
+
+    def _finish(self, report: CycleReport, error: str | None) -> None:
+        now = self.clock()
+        for run in report.accounts.values():
+            if self.store.record_health(run.name, run.ok, run.error, now):
+                if run.ok:
+                    log.info("account.recovered", account=run.name)
+                else:
+                    log.error("account.broken", account=run.name, error=run.error, kind=run.error_kind)
+        failed = sum(1 for run in report.accounts.values() if not run.ok)
+        outcome = "crashed" if error else "stopped" if report.stopped else "ok" if failed == 0 else "partial"
+        counts = CycleCounts(
+            outcome=outcome,
+            listings_observed=sum(run.observed for run in report.accounts.values()),
+            movements=len(report.movements),
+            pushes_planned=len(report.pushes),
+            pushes_confirmed=report.count(Outcome.CONFIRMED.value),
+            pushes_failed=report.count(Outcome.FAILED.value),
+            pushes_in_doubt=report.count(Outcome.IN_DOUBT.value),
+            accounts_failed=failed,
+            error=error,
+        )
+        assert report.cycle_id is not None
+        self.store.finish_cycle(report.cycle_id, counts, now)
+        log.info("cycle.end", cycle=report.cycle_id, outcome=outcome, movements=counts.movements,
+                 pushes=counts.pushes_planned, confirmed=counts.pushes_confirmed,
+                 failed=counts.pushes_failed, in_doubt=counts.pushes_in_doubt, accounts_failed=failed)
+
+    async def _reconcile(
+        self,
+        skus: Sequence[str],
+        report: CycleReport,
+        *,
+        verify: bool,
+        only: Mapping[str, set[str]] | None = None,
+    ) -> None:
+        """Observe, plan, commit, send and record for `skus` (restricted to `only` when given)."""
+        state = self.store.load_batch(skus)
+        accounts = list(only) if only is not None else [a.name for a in self.config.accounts]
+        observed = await self._observe(accounts, skus if only is None else None, only, report)
+        failed = frozenset(name for name, run in report.accounts.items() if not run.ok)
+        the_plan = plan(
+            PlanInput(
+                skus=state.skus,
+                observations={key: seen.quantity for key, seen in observed.items()},
+                rules=self.rules,
+                failed_accounts=failed,
+                bootstrap_rule=self.config.bootstrap.rule,
+                now=self.clock(),
+                in_doubt_timeout=timedelta(seconds=self.config.sync.in_doubt_timeout_seconds),
+            )
+        )
+        report.movements.extend(the_plan.movements)
+        report.settled += len(the_plan.settlements)
+        if not verify:
+            report.waiting.extend(the_plan.waiting)
+        self._log_plan(the_plan, report)
+        if report.dry_run:
+            report.pushes.extend(PushReport(p) for p in the_plan.pushes)
+            return
+        push_ids = self.store.apply_plan(
+            report.cycle_id or 0, the_plan, state, observed, self._account_ids, self.clock()
+        )
+        in_doubt = await self._send(the_plan.pushes, push_ids, state, report)
+        if in_doubt and not verify:
+            # Read the doubtful listings again at once: the shorter the gap, the likelier the
+            # listing was quiet, which is the evidence that settles the push.
+            doubtful: dict[str, set[str]] = defaultdict(set)
+            for account, sku in in_doubt:
+                doubtful[account].add(sku)
+            await self._reconcile(sorted({sku for _, sku in in_doubt}), report, verify=True, only=doubtful)
+
+    async def _observe(
+        self,
+        accounts: Sequence[str],
+        skus: Sequence[str] | None,
+        only: Mapping[str, set[str]] | None,
+        report: CycleReport,
+    ) -> dict[ListingKey, Observed]:
+        """Read every account concurrently; a failing account is recorded and left unobserved."""
+        wanted = {name: sorted(only[name]) if only is not None else list(skus or []) for name in accounts}
+        reads = await asyncio.gather(*(self._read(name, wanted[name], report) for name in accounts))
+        observed: dict[ListingKey, Observed] = {}
+        for name, read in zip(accounts, reads, strict=True):
+            if read is None:
+                continue
+            by_code = {self._codes[name][sku]: sku for sku in wanted[name]}
+            for code, seen in read.observed.items():
+                if code in by_code:
+                    observed[(name, by_code[code])] = seen
+            report.accounts[name].observed += len(read.observed)
+            for code, reason in read.skipped.items():
+                report.accounts[name].skipped[code] = reason
+                log.warning("listing.skipped", account=name, code=code, reason=reason)
+        return observed
+
+    async def _read(self, name: str, skus: Sequence[str], report: CycleReport) -> ReadResult | None:
+        run = report.accounts[name]
+        if not run.ok:
+            return None  # already failed this cycle: do not hammer it again
+        try:
+            return await self.adapters[name].read([self._codes[name][sku] for sku in skus])
+        except SyncError as err:
+            run.fail(err.message, err.kind.value)
+            log.warning("account.read_failed", account=name, kind=err.kind.value, error=err.message)
+        except Exception as err:  # a bug in an adapter must not stop the other accounts
+            run.fail(f"internal error: {type(err).__name__}: {err}", "internal")
+            log.exception("account.read_crashed", account=name)
+        return None
+
+    async def _send(
+        self,
+        pushes: Sequence[PlannedPush],
+        push_ids: Mapping[ListingKey, int],
+        state: BatchState,
+        report: CycleReport,
+    ) -> list[ListingKey]:
+        """Send the committed pushes per account; record outcomes; return the listings in doubt."""
+        if not pushes:
+            return []
+        self.store.mark_sent(list(push_ids.values()), self.clock())
+        by_account: dict[str, list[PlannedPush]] = defaultdict(list)
+        for push in pushes:
+            by_account[push.account].append(push)
+        accounts = list(by_account)
+        results = await asyncio.gather(*(self._push(name, by_account[name], state, report) for name in accounts))
+        outcomes: list[tuple[int, PushResult]] = []
+        in_doubt: list[ListingKey] = []
+        for name, account_results in zip(accounts, results, strict=True):
+            for push, result in zip(by_account[name], account_results, strict=True):
+                key = (name, push.sku)
+                outcomes.append((push_ids[key], result))
+                report.pushes.append(PushReport(push, result.outcome.value, result.detail))
+                self._log_outcome(push, result)
+                if result.outcome is Outcome.IN_DOUBT:
+                    in_doubt.append(key)
+                elif result.outcome is Outcome.FAILED and result.error is not None and result.error.kind.value == "fatal":
+                    report.accounts[name].fail(result.error.message, result.error.kind.value)
+        self.store.record_outcomes(outcomes, self.clock())
+        return in_doubt
+
+    async def _push(self, name: str, pushes: Sequence[PlannedPush], state: BatchState, report: CycleReport) -> list[PushResult]:
+        changes = [Change(self._codes[name][p.sku], state.refs[(name, p.sku)], p.delta) for p in pushes]
+        try:
+            return await self.adapters[name].push(changes)
+        except Exception as err:  # adapters return per-change results; anything raised is a bug
+            log.exception("account.push_crashed", account=name)
+            # Whether anything left is unknown: treat every change as in doubt, never as failed.
+            detail = f"internal error: {type(err).__name__}: {err}"
+            report.accounts[name].fail(detail, "internal")
+            return [PushResult(c, Outcome.IN_DOUBT, detail) for c in changes]
+
+    def _log_plan(self, the_plan: Plan, report: CycleReport) -> None:
+        for m in the_plan.movements:
+            log.info("movement.booked", sku=m.sku, account=m.account, quantity=m.quantity, kind=m.kind.value,
+                     note=m.note, flagged=m.flagged, dry_run=report.dry_run)
+        for s in the_plan.settlements:
+            event = "push.settled_by_rule" if s.by_rule else "push.settled"
+            (log.error if s.by_rule else log.info)(event, push=s.push_id, sku=s.sku, account=s.account,
+                                                   applied=s.applied, note=s.note)
+
+    @staticmethod
+    def _log_outcome(push: PlannedPush, result: PushResult) -> None:
+        context = dict(sku=push.sku, account=push.account, delta=push.delta, target=push.target)
+        if result.outcome is Outcome.CONFIRMED:
+            log.info("push.confirmed", **context)
+        elif result.outcome is Outcome.FAILED:
+            log.warning("push.failed", detail=result.detail, **context)
+        else:
+            log.warning("push.in_doubt", detail=result.detail, **context)

@@ -1,0 +1,78 @@
+"""The error values every layer speaks.
+
+Platform clients translate third-party exceptions into these exactly once, at the edge, so the
+engine can act on a failure by its kind alone:
+
+- retriable: nothing was applied; the same call may be tried again later;
+- fatal: trying again will not help until an operator fixes something (credentials, a request the
+  platform rejects);
+- skippable: one record is bad; the rest of its batch goes on;
+- in doubt: a write whose answer was lost; it may have been applied, so it is never simply resent.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorKind(str, Enum):
+    """How the caller should act on a failure."""
+
+    RETRIABLE = "retriable"
+    FATAL = "fatal"
+    SKIPPABLE = "skippable"
+    IN_DOUBT = "in_doubt"
+
+
+class SyncError(Exception):
+    """Base of every error stocksync raises on purpose; carries its kind."""
+
+    kind: ErrorKind = ErrorKind.FATAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RetriableError(SyncError):
+    """Nothing was applied; try again later."""
+
+    kind = ErrorKind.RETRIABLE
+
+
+class RateLimitedError(RetriableError):
+    """The platform refused the call for rate (HTTP 429); `retry_after` is its advice in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(SyncError):
+    """Retrying will not help until someone changes the configuration or the request."""
+
+    kind = ErrorKind.FATAL
+
+
+class AuthError(FatalError):
+    """The platform rejected our credentials (HTTP 401/403)."""
+
+
+class SkippableError(SyncError):
+    """One record is bad; the rest of the batch carries on without it."""
+
+    kind = ErrorKind.SKIPPABLE
+
+
+class InDoubtError(SyncError):
+    """A write whose outcome is unknown: it may or may not have been applied."""
+
+    kind = ErrorKind.IN_DOUBT
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid; the message names the key."""
+
+
+class SchemaError(Exception):
+    """The ledger database has no schema, or an older one than this code needs."""

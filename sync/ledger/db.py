@@ -1,0 +1,80 @@
+"""Connecting to the ledger, applying migrations, and refusing to run on a missing or old schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+import sync.migrations
+from sync.errors import ConfigError, SchemaError
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except Exception as err:  # SQLAlchemy raises ArgumentError with no common base worth naming
+        raise ConfigError(f"database.url: {url!r} is not a database URL ({err})") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except ImportError as err:
+        raise ConfigError(f"database.url: the driver for {parsed.drivername} is not installed ({err.name}); "
+                          "install stocksync[postgres]") from None
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit (the engine reads them afterwards)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    """An Alembic configuration that runs the packaged migrations on `engine`."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(Path(sync.migrations.__file__).parent))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to `revision`."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's revision, the code's head revision)."""
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    assert head is not None
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current, head
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise SchemaError unless the ledger is at the code's migration head."""
+    try:
+        current, head = schema_revisions(engine)
+    except Exception as err:
+        raise SchemaError(f"cannot open the ledger: {err}") from err
+    if current is None:
+        raise SchemaError("the ledger has no schema yet: run `stocksync db upgrade`")
+    if current != head:
+        raise SchemaError(f"the ledger schema is at {current}, this stocksync needs {head}: run `stocksync db upgrade`")

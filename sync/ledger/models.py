@@ -1,0 +1,169 @@
+"""The ledger's tables. The schema exists only through Alembic migrations; a test proves these
+models and the migrations agree.
+
+Movements are append-only: the pool of a SKU is the sum of its movements. Pushes are an outbox,
+written before they are sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class MovementKind(str, Enum):
+    """Why a pool changed."""
+
+    BOOTSTRAP = "bootstrap"
+    EXTERNAL = "external"  # a change observed on a listing: sale, return, hand edit
+    ADJUSTMENT = "adjustment"  # an operator's deliberate change
+    CORRECTION = "correction"  # a residual booked by a rule, flagged for the operator
+
+
+class PushState(str, Enum):
+    """A push's life: planned -> sent -> confirmed | failed | in_doubt (-> applied | not_applied)."""
+
+    PLANNED = "planned"
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+    APPLIED = "applied"  # was in doubt, settled as applied
+    NOT_APPLIED = "not_applied"  # was in doubt, settled as not applied
+    CANCELLED = "cancelled"  # planned but never sent (stopped before sending)
+
+
+OPEN_PUSH_STATES = (PushState.PLANNED.value, PushState.SENT.value, PushState.IN_DOUBT.value)
+
+
+class Account(Base):
+    """A configured platform connection and its health."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    healthy: Mapped[bool] = mapped_column(default=True)
+
+
+class Sku(Base):
+    """A seller's product code: the ledger's key."""
+
+    __tablename__ = "skus"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Listing(Base):
+    """One stock counter on one platform for one SKU."""
+
+    __tablename__ = "listings"
+    __table_args__ = (UniqueConstraint("account_id", "sku_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"), index=True)
+    code: Mapped[str] = mapped_column(String(200))  # the SKU as the platform spells it
+    ref: Mapped[str] = mapped_column(String(200))  # the platform's own id for the listing
+    expected: Mapped[int] = mapped_column(BigInteger)
+    last_observed: Mapped[int | None] = mapped_column(BigInteger)
+    last_observed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Cycle(Base):
+    """One reconcile cycle: when, why, how it ended and what it did."""
+
+    __tablename__ = "cycles"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16), default="running")
+    listings_observed: Mapped[int] = mapped_column(Integer, default=0)
+    movements: Mapped[int] = mapped_column(Integer, default=0)
+    pushes_planned: Mapped[int] = mapped_column(Integer, default=0)
+    pushes_confirmed: Mapped[int] = mapped_column(Integer, default=0)
+    pushes_failed: Mapped[int] = mapped_column(Integer, default=0)
+    pushes_in_doubt: Mapped[int] = mapped_column(Integer, default=0)
+    accounts_failed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Movement(Base):
+    """An append-only change to a pool, with its source."""
+
+    __tablename__ = "movements"
+    __table_args__ = (
+        CheckConstraint("kind IN ('bootstrap', 'external', 'adjustment', 'correction')", name="kind"),
+        Index("ix_movements_sku_id_id", "sku_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    listing_id: Mapped[int | None] = mapped_column(ForeignKey("listings.id"))
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text, default="")
+    flagged: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Push(Base):
+    """A relative change for one listing: the outbox row, written before it is sent."""
+
+    __tablename__ = "pushes"
+    __table_args__ = (Index("ix_pushes_listing_id_state", "listing_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"))
+    delta: Mapped[int] = mapped_column(BigInteger)
+    expected_before: Mapped[int] = mapped_column(BigInteger)
+    observed: Mapped[int] = mapped_column(BigInteger)
+    target: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    answer_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    resolution: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

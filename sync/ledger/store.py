@@ -1,0 +1,350 @@
+"""The ledger queries the engine runs: load a batch's state, apply a plan in one transaction,
+record what became of each push, and keep account health.
+
+Every write is in bulk (one statement per table per batch); no query runs per listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku
+from sync.planner import InDoubtPush, ListingKey, ListingState, Plan, SkuState
+from sync.platforms.base import Observed, Outcome, PushResult
+
+
+@dataclass
+class BatchState:
+    """The ledger's view of a batch of SKUs, plus the ids needed to write back."""
+
+    skus: list[SkuState]
+    sku_ids: dict[str, int] = field(default_factory=dict)
+    listing_ids: dict[ListingKey, int] = field(default_factory=dict)
+    refs: dict[ListingKey, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CycleCounts:
+    """What a cycle did, for its ledger row."""
+
+    outcome: str
+    listings_observed: int = 0
+    movements: int = 0
+    pushes_planned: int = 0
+    pushes_confirmed: int = 0
+    pushes_failed: int = 0
+    pushes_in_doubt: int = 0
+    accounts_failed: int = 0
+    error: str | None = None
+
+
+class LedgerStore:
+    """Reads and writes the ledger through short transactions."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    # --- accounts and cycles ----------------------------------------------------------------
+
+    def sync_accounts(self, accounts: Iterable[tuple[str, str]]) -> dict[str, int]:
+        """Make sure every (name, platform) has a row; return name -> id."""
+        with self.sessions.begin() as session:
+            existing = {a.name: a for a in session.scalars(select(Account))}
+            for name, platform in accounts:
+                if name not in existing:
+                    account = Account(name=name, platform=platform, healthy=True)
+                    session.add(account)
+                    existing[name] = account
+                elif existing[name].platform != platform:
+                    existing[name].platform = platform
+            session.flush()
+            return {name: account.id for name, account in existing.items()}
+
+    def record_health(self, name: str, ok: bool, error: str | None, now: datetime) -> bool:
+        """Store an account's health after a cycle; True when it changed (broke or recovered)."""
+        with self.sessions.begin() as session:
+            account = session.scalars(select(Account).where(Account.name == name)).one()
+            changed = account.healthy != ok
+            account.healthy = ok
+            if ok:
+                account.last_success_at = now
+            else:
+                account.last_error_at, account.last_error = now, error
+            return changed
+
+    def start_cycle(self, trigger: str, now: datetime) -> int:
+        """Open a cycle row; returns its id."""
+        with self.sessions.begin() as session:
+            cycle = Cycle(trigger=trigger, started_at=now, outcome="running")
+            session.add(cycle)
+            session.flush()
+            return cycle.id
+
+    def finish_cycle(self, cycle_id: int, counts: CycleCounts, now: datetime) -> None:
+        """Close a cycle row with its outcome and counts."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Cycle).where(Cycle.id == cycle_id).values(finished_at=now, **counts.__dict__)
+            )
+
+    # --- outbox recovery --------------------------------------------------------------------
+
+    def recover_outbox(self, now: datetime) -> tuple[int, int]:
+        """Settle pushes a crash left open: planned ones were never sent (cancelled); sent ones may
+        have been applied (in doubt). Returns (cancelled, put in doubt)."""
+        with self.sessions.begin() as session:
+            cancelled = session.execute(
+                update(Push)
+                .where(Push.state == PushState.PLANNED.value)
+                .values(state=PushState.CANCELLED.value, settled_at=now, detail="never sent: stopped before sending")
+            ).rowcount
+            doubted = session.execute(
+                update(Push)
+                .where(Push.state == PushState.SENT.value)
+                .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
+            ).rowcount
+            return cancelled, doubted
+
+    # --- one batch --------------------------------------------------------------------------
+
+    def load_batch(self, skus: Sequence[str]) -> BatchState:
+        """Pools, listings and in-doubt pushes for `skus`, in three queries."""
+        with self.sessions() as session:
+            sku_ids = dict(session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(skus))).tuples().all())
+            pools = dict(
+                session.execute(
+                    select(Movement.sku_id, func.sum(Movement.quantity))
+                    .where(Movement.sku_id.in_(sku_ids.values()))
+                    .group_by(Movement.sku_id)
+                ).tuples().all()
+            )
+            rows = session.execute(
+                select(Listing, Account.name, Sku.code)
+                .join(Account, Listing.account_id == Account.id)
+                .join(Sku, Listing.sku_id == Sku.id)
+                .where(Listing.sku_id.in_(sku_ids.values()))
+            ).all()
+            doubts = {
+                push.listing_id: push
+                for push in session.scalars(
+                    select(Push)
+                    .where(Push.state == PushState.IN_DOUBT.value)
+                    .where(Push.listing_id.in_([listing.id for listing, _, _ in rows]))
+                    .order_by(Push.id)
+                )
+            }
+        state = BatchState(skus=[], sku_ids=sku_ids)
+        listings: dict[str, dict[str, ListingState]] = {code: {} for code in skus}
+        for listing, account, code in rows:
+            push = doubts.get(listing.id)
+            in_doubt = (
+                InDoubtPush(push.id, push.delta, push.expected_before, push.sent_at or push.created_at)
+                if push is not None
+                else None
+            )
+            listings[code][account] = ListingState(listing.expected, in_doubt)
+            state.listing_ids[(account, code)] = listing.id
+            state.refs[(account, code)] = listing.ref
+        for code in skus:
+            sku_id = sku_ids.get(code)
+            pool = int(pools[sku_id]) if sku_id is not None and sku_id in pools else None
+            state.skus.append(SkuState(code, pool, listings[code]))
+        return state
+
+    def apply_plan(
+        self,
+        cycle_id: int,
+        plan: Plan,
+        state: BatchState,
+        observed: Mapping[ListingKey, Observed],
+        account_ids: Mapping[str, int],
+        now: datetime,
+    ) -> dict[ListingKey, int]:
+        """Write a plan in one transaction: SKUs, listings, movements, settlements and the planned
+        pushes. Returns (account, sku) -> push id. Nothing is sent before this commits."""
+        with self.sessions.begin() as session:
+            self._create_skus(session, state, plan, now)
+            self._create_listings(session, state, plan, observed, account_ids)
+            self._update_listings(session, state, plan, observed, now)
+            self._append_movements(session, state, plan, cycle_id, now)
+            self._settle(session, plan, now)
+            return self._plan_pushes(session, state, plan, cycle_id, now)
+
+    def _create_skus(self, session: Session, state: BatchState, plan: Plan, now: datetime) -> None:
+        new = sorted({m.sku for m in plan.movements} - state.sku_ids.keys())
+        if new:
+            session.execute(insert(Sku), [{"code": code, "created_at": now} for code in new])
+            state.sku_ids.update(
+                session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(new))).tuples().all()
+            )
+
+    def _create_listings(
+        self,
+        session: Session,
+        state: BatchState,
+        plan: Plan,
+        observed: Mapping[ListingKey, Observed],
+        account_ids: Mapping[str, int],
+    ) -> None:
+        new = sorted(key for key in plan.adopted if key not in state.listing_ids)
+        if not new:
+            return
+        session.execute(
+            insert(Listing),
+            [
+                {
+                    "account_id": account_ids[account],
+                    "sku_id": state.sku_ids[sku],
+                    "code": observed[(account, sku)].code,
+                    "ref": observed[(account, sku)].ref,
+                    "expected": plan.expected[(account, sku)],
+                }
+                for account, sku in new
+            ],
+        )
+        rows = session.execute(
+            select(Listing.id, Account.name, Sku.code)
+            .join(Account, Listing.account_id == Account.id)
+            .join(Sku, Listing.sku_id == Sku.id)
+            .where(Listing.sku_id.in_({state.sku_ids[sku] for _, sku in new}))
+        ).tuples()
+        for listing_id, account, code in rows:
+            state.listing_ids[(account, code)] = listing_id
+            state.refs[(account, code)] = observed[(account, code)].ref if (account, code) in observed else ""
+
+    def _update_listings(
+        self,
+        session: Session,
+        state: BatchState,
+        plan: Plan,
+        observed: Mapping[ListingKey, Observed],
+        now: datetime,
+    ) -> None:
+        rows = []
+        for key, seen in observed.items():
+            listing_id = state.listing_ids.get(key)
+            if listing_id is None:
+                continue  # observed but not adopted (bootstrap waiting)
+            row = {"id": listing_id, "last_observed": seen.quantity, "last_observed_at": now, "ref": seen.ref}
+            if key in plan.expected:
+                row["expected"] = plan.expected[key]
+            rows.append(row)
+            state.refs[key] = seen.ref
+        if rows:
+            # Rows differ in keys (expected or not): group so each executemany has one shape.
+            for keys in {tuple(sorted(r)) for r in rows}:
+                session.execute(update(Listing), [r for r in rows if tuple(sorted(r)) == keys])
+
+    def _append_movements(self, session: Session, state: BatchState, plan: Plan, cycle_id: int, now: datetime) -> None:
+        if not plan.movements:
+            return
+        session.execute(
+            insert(Movement),
+            [
+                {
+                    "sku_id": state.sku_ids[m.sku],
+                    "listing_id": state.listing_ids.get((m.account, m.sku)) if m.account else None,
+                    "cycle_id": cycle_id,
+                    "kind": m.kind.value,
+                    "quantity": m.quantity,
+                    "note": m.note,
+                    "flagged": m.flagged,
+                    "created_at": now,
+                }
+                for m in plan.movements
+            ],
+        )
+
+    def _settle(self, session: Session, plan: Plan, now: datetime) -> None:
+        if not plan.settlements:
+            return
+        session.execute(
+            update(Push),
+            [
+                {
+                    "id": s.push_id,
+                    "state": (PushState.APPLIED if s.applied else PushState.NOT_APPLIED).value,
+                    "resolution": s.note,
+                    "settled_at": now,
+                }
+                for s in plan.settlements
+            ],
+        )
+
+    def _plan_pushes(
+        self, session: Session, state: BatchState, plan: Plan, cycle_id: int, now: datetime
+    ) -> dict[ListingKey, int]:
+        if not plan.pushes:
+            return {}
+        listing_of = {(p.account, p.sku): state.listing_ids[(p.account, p.sku)] for p in plan.pushes}
+        session.execute(
+            insert(Push),
+            [
+                {
+                    "listing_id": listing_of[(p.account, p.sku)],
+                    "cycle_id": cycle_id,
+                    "delta": p.delta,
+                    "expected_before": p.expected_before,
+                    "observed": p.observed,
+                    "target": p.target,
+                    "state": PushState.PLANNED.value,
+                    "detail": "",
+                    "created_at": now,
+                }
+                for p in plan.pushes
+            ],
+        )
+        ids = session.execute(
+            select(Push.listing_id, Push.id)
+            .where(Push.cycle_id == cycle_id)
+            .where(Push.state == PushState.PLANNED.value)
+            .where(Push.listing_id.in_(listing_of.values()))
+        ).tuples()
+        by_listing = dict(ids.all())
+        return {key: by_listing[listing_id] for key, listing_id in listing_of.items()}
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def mark_sent(self, push_ids: Sequence[int], now: datetime) -> None:
+        """Record that these pushes are about to leave: from here a crash leaves them in doubt."""
+        if not push_ids:
+            return
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Push).where(Push.id.in_(push_ids)).values(state=PushState.SENT.value, sent_at=now)
+            )
+
+    def record_outcomes(self, outcomes: Sequence[tuple[int, PushResult]], now: datetime) -> None:
+        """Store each push's outcome; a confirmed one moves its listing's expected by its delta."""
+        if not outcomes:
+            return
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Push),
+                [
+                    {
+                        "id": push_id,
+                        "state": result.outcome.value,
+                        "detail": result.detail[:500],
+                        "answer_quantity": result.answer_quantity,
+                        "settled_at": now if result.outcome is not Outcome.IN_DOUBT else None,
+                    }
+                    for push_id, result in outcomes
+                ],
+            )
+            confirmed = [push_id for push_id, result in outcomes if result.outcome is Outcome.CONFIRMED]
+            if confirmed:
+                # expected moves only by our own confirmed change, never to the platform's answer.
+                deltas = session.execute(select(Push.listing_id, Push.delta).where(Push.id.in_(confirmed))).tuples()
+                table = Listing.__table__
+                bump = (
+                    update(table)
+                    .where(table.c.id == bindparam("listing"))
+                    .values(expected=table.c.expected + bindparam("delta"))
+                )
+                session.connection().execute(bump, [{"listing": lid, "delta": d} for lid, d in deltas])

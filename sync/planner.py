@@ -1,0 +1,233 @@
+"""The reconcile planner: a pure function from ledger state and observations to a plan.
+
+No I/O, no clock, no randomness: the same input always gives the same plan, which is what lets the
+engine print a dry run, and tests check the rules on plain values. The steps are those of
+`design.md`: book external change, recompute the pool, target each listing, plan relative pushes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sync.ledger.models import MovementKind
+
+BOOTSTRAP_MIN = "min"
+
+ListingKey = tuple[str, str]  # (account name, sku)
+
+
+@dataclass(frozen=True)
+class AccountRules:
+    """An account's buffer (units held back) and cap (most units ever shown)."""
+
+    buffer: int = 0
+    max_quantity: int | None = None
+
+    def target(self, pool: int) -> int:
+        """`clamp(pool - buffer, 0, max)`: what the listing should show."""
+        shown = max(0, pool - self.buffer)
+        return shown if self.max_quantity is None else min(shown, self.max_quantity)
+
+
+@dataclass(frozen=True)
+class InDoubtPush:
+    """A push whose answer was lost: its delta, the expected value before it, and when it was sent."""
+
+    push_id: int
+    delta: int
+    expected_before: int
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class ListingState:
+    """What the ledger knows of a listing: its expected quantity and any push in doubt."""
+
+    expected: int
+    in_doubt: InDoubtPush | None = None
+
+
+@dataclass(frozen=True)
+class SkuState:
+    """A SKU's pool (None before bootstrap) and its known listings by account."""
+
+    sku: str
+    pool: int | None
+    listings: Mapping[str, ListingState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """Everything the planner looks at."""
+
+    skus: Sequence[SkuState]
+    observations: Mapping[ListingKey, int]
+    rules: Mapping[str, AccountRules]
+    failed_accounts: frozenset[str] = frozenset()
+    bootstrap_rule: str = BOOTSTRAP_MIN
+    now: datetime | None = None
+    in_doubt_timeout: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class PlannedMovement:
+    """A movement to append: `account` is the source listing's account (None for a bootstrap by min)."""
+
+    sku: str
+    account: str | None
+    quantity: int
+    kind: MovementKind
+    note: str = ""
+    flagged: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedPush:
+    """A relative change for one listing, with the numbers that justify it."""
+
+    sku: str
+    account: str
+    delta: int
+    expected_before: int
+    observed: int
+    target: int
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How an in-doubt push was settled, and whether by evidence or by the timeout rule."""
+
+    push_id: int
+    sku: str
+    account: str
+    applied: bool
+    by_rule: bool
+    note: str
+
+
+@dataclass
+class Plan:
+    """The planner's output, applied by the engine in one transaction."""
+
+    movements: list[PlannedMovement] = field(default_factory=list)
+    expected: dict[ListingKey, int] = field(default_factory=dict)
+    adopted: set[ListingKey] = field(default_factory=set)
+    pushes: list[PlannedPush] = field(default_factory=list)
+    settlements: list[Settlement] = field(default_factory=list)
+    waiting: list[tuple[str, str | None, str]] = field(default_factory=list)
+    pools: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the plan changes nothing."""
+        return not (self.movements or self.pushes or self.settlements or self.adopted)
+
+
+def plan(given: PlanInput) -> Plan:
+    """Book external change, settle in-doubt pushes, recompute pools and plan pushes."""
+    result = Plan()
+    for state in given.skus:
+        _plan_sku(state, given, result)
+    return result
+
+
+def _plan_sku(state: SkuState, given: PlanInput, out: Plan) -> None:
+    sku = state.sku
+    observed = {acct: q for (acct, s), q in given.observations.items() if s == sku}
+    if not observed:
+        return
+    movements: list[PlannedMovement] = []
+    frozen: set[str] = set()
+
+    if state.pool is None:
+        start = _bootstrap(sku, observed, given, out)
+        if start is None:
+            return
+        movements.append(start)
+        for account, quantity in observed.items():
+            out.expected[(account, sku)] = quantity
+            out.adopted.add((account, sku))
+    else:
+        for account, quantity in sorted(observed.items()):
+            listing = state.listings.get(account)
+            if listing is None:
+                # A listing seen for the first time: its count is not a pool change, adopt it.
+                out.expected[(account, sku)] = quantity
+                out.adopted.add((account, sku))
+                continue
+            expected = listing.expected
+            kind, flagged, note = MovementKind.EXTERNAL, False, "observed change"
+            if listing.in_doubt is not None:
+                settlement = settle(listing.in_doubt, quantity, given.now, given.in_doubt_timeout, sku, account)
+                if settlement is None:
+                    frozen.add(account)
+                    out.waiting.append((sku, account, f"push {listing.in_doubt.push_id} in doubt"))
+                    continue
+                out.settlements.append(settlement)
+                delta = listing.in_doubt.delta
+                expected = listing.in_doubt.expected_before + (delta if settlement.applied else 0)
+                if settlement.by_rule:
+                    kind, flagged, note = MovementKind.CORRECTION, True, settlement.note
+            external = quantity - expected
+            if external:
+                movements.append(PlannedMovement(sku, account, external, kind, note, flagged))
+            if external or expected != listing.expected:
+                out.expected[(account, sku)] = quantity
+
+    pool = (state.pool or 0) + sum(m.quantity for m in movements)
+    out.movements.extend(movements)
+    out.pools[sku] = pool
+    for account, quantity in sorted(observed.items()):
+        if account in frozen:
+            continue
+        target = given.rules.get(account, AccountRules()).target(pool)
+        if target != quantity:
+            out.pushes.append(PlannedPush(sku, account, target - quantity, quantity, quantity, target))
+
+
+def _bootstrap(sku: str, observed: Mapping[str, int], given: PlanInput, out: Plan) -> PlannedMovement | None:
+    """The first pool of a SKU by the configured rule, or None (noted as waiting) when not yet known."""
+    rule = given.bootstrap_rule
+    if rule == BOOTSTRAP_MIN:
+        if given.failed_accounts:
+            out.waiting.append((sku, None, "bootstrap by min waits for every account to be read"))
+            return None
+        start = max(0, min(observed.values()))
+        note = "min over " + ", ".join(f"{a}={q}" for a, q in sorted(observed.items()))
+        return PlannedMovement(sku, None, start, MovementKind.BOOTSTRAP, note)
+    if rule not in observed:
+        out.waiting.append((sku, None, f"bootstrap waits for source account {rule}"))
+        return None
+    return PlannedMovement(sku, rule, max(0, observed[rule]), MovementKind.BOOTSTRAP, f"from {rule}")
+
+
+def settle(
+    push: InDoubtPush,
+    observed: int,
+    now: datetime | None,
+    timeout: timedelta,
+    sku: str,
+    account: str,
+) -> Settlement | None:
+    """Decide whether an in-doubt push was applied, from a later observation.
+
+    Exactly one of "applied" (external = o - e - d) and "not applied" (external = o - e) is true.
+    A quiet listing decides: the hypothesis under which nothing else happened wins. When both
+    hypotheses need an external change, wait; after `timeout`, the rule takes the hypothesis with
+    the smaller external change (applied on a tie: a lost answer most often follows an applied
+    write), and the residual is booked as a correction flagged for the operator.
+    """
+    if_applied = observed - push.expected_before - push.delta
+    if_not = observed - push.expected_before
+    if if_applied == 0:
+        return Settlement(push.push_id, sku, account, True, False, "quiet listing: applied")
+    if if_not == 0:
+        return Settlement(push.push_id, sku, account, False, False, "quiet listing: not applied")
+    if now is None or now - push.sent_at < timeout:
+        return None
+    applied = abs(if_applied) <= abs(if_not)
+    residual = if_applied if applied else if_not
+    note = f"in doubt past {timeout}: ruled {'applied' if applied else 'not applied'}, residual {residual:+d}"
+    return Settlement(push.push_id, sku, account, applied, True, note)

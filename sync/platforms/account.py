@@ -1,0 +1,52 @@
+"""Settings every account has, whatever its platform; each platform subclasses them with its own
+credentials and location."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class AccountSettings(BaseModel):
+    """One connection to a platform, as written under `[[accounts]]`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Platform defaults, overridden per platform.
+    default_batch_size: ClassVar[int] = 50
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
+    platform: str
+    base_url: str
+    buffer: int = Field(default=0, ge=0)
+    max_quantity: int | None = Field(default=None, ge=0)
+    aliases: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    batch_size: int | None = Field(default=None, ge=1, le=1000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def effective_batch_size(self) -> int:
+        """The batch size in force: the configured one or the platform's default."""
+        return self.batch_size or self.default_batch_size
+
+    def code_for(self, sku: str) -> str:
+        """The SKU as this platform spells it."""
+        return self.aliases.get(sku, sku)
+
+    @classmethod
+    def secret_fields(cls) -> list[str]:
+        """Names of the credential fields, which may also come from `${ENV}` or `<name>_file`."""
+        return [name for name, info in cls.model_fields.items() if info.annotation is SecretStr]
+
+    def secret_values(self) -> list[str]:
+        """The plain credential values, so that logs can redact them."""
+        return [getattr(self, name).get_secret_value() for name in self.secret_fields()]

@@ -1,0 +1,101 @@
+"""What every platform adapter offers the engine: batched reads and batched relative changes.
+
+An adapter speaks in platform codes (the SKU as the platform spells it, after aliases) and in the
+errors of `sync.errors`. It never raises a third-party exception.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TypeVar
+
+from sync.errors import SyncError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One listing as the platform showed it: its code, quantity and the platform's own reference."""
+
+    code: str
+    quantity: int
+    ref: str
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """A batch read: the listings seen, and the codes whose record was unusable (code -> reason).
+
+    A code in neither map was not listed on the platform: unobserved, never zero.
+    """
+
+    observed: dict[str, Observed] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A relative change to send to one listing."""
+
+    code: str
+    ref: str
+    delta: int
+
+
+class Outcome(str, Enum):
+    """What became of one change."""
+
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """The outcome of one change, with the quantity the platform answered when it said one."""
+
+    change: Change
+    outcome: Outcome
+    detail: str = ""
+    answer_quantity: int | None = None
+    error: SyncError | None = None
+
+
+class Adapter(abc.ABC):
+    """One account on one platform."""
+
+    platform: str = ""
+
+    @abc.abstractmethod
+    async def read(self, codes: Sequence[str]) -> ReadResult:
+        """Read the quantity of every code, in as few calls as the platform allows.
+
+        Raises a `SyncError` when the account cannot be read at all.
+        """
+
+    @abc.abstractmethod
+    async def push(self, changes: Sequence[Change]) -> list[PushResult]:
+        """Send relative changes; one result per change, in order. Never raises for one bad change."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release the connections."""
+
+
+def chunked(items: Sequence[T], size: int) -> list[list[T]]:
+    """Split a sequence into lists of at most `size` items."""
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def failed_all(changes: Sequence[Change], error: SyncError) -> list[PushResult]:
+    """Results for a batch the platform certainly did not apply."""
+    return [PushResult(c, Outcome.FAILED, error.message, error=error) for c in changes]
+
+
+def in_doubt_all(changes: Sequence[Change], error: SyncError) -> list[PushResult]:
+    """Results for a batch whose answer was lost: each change may or may not have been applied."""
+    return [PushResult(c, Outcome.IN_DOUBT, error.message, error=error) for c in changes]

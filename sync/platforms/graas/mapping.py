@@ -1,0 +1,98 @@
+"""Pure functions between Graas `quantityDiffList` payloads and domain values.
+
+Graas documents no endpoint that reads a quantity. Both bulk quantity endpoints answer with
+`updatedQuantity` per warehouse, so a `quantityDiffList` call whose every `quantityDiff` is 0 reads
+quantities without changing them. That is an assumption about the real service, and it lives only
+in `read_body` and the adapter's `_read_batch`: replace those two if Graas ever publishes a read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sync.errors import RetriableError
+from sync.platforms.base import Change, Observed, ReadResult
+from sync.platforms.http import is_int
+
+NOT_FOUND = 404
+
+
+class GraasShapeError(RetriableError):
+    """A Graas answer that does not follow the document's shape."""
+
+
+@dataclass(frozen=True)
+class SkuAnswer:
+    """One `result[]` entry: success (with our warehouse's quantity when given) or failure."""
+
+    sku: str
+    ok: bool
+    http_code: int | None
+    quantity: int | None
+    message: str
+
+
+def diff_body(diffs: Sequence[tuple[str, int]], warehouse_id: str) -> dict[str, Any]:
+    """The body of `PUT /v1/productMaster/quantityDiffList` for (sellerSKU, quantityDiff) pairs."""
+    return {
+        "data": [
+            {"sellerSKU": sku, "quantityDiffs": [{"quantityDiff": diff, "warehouseID": warehouse_id}]}
+            for sku, diff in diffs
+        ]
+    }
+
+
+def read_body(codes: Sequence[str], warehouse_id: str) -> dict[str, Any]:
+    """A zero-diff body: reads quantities without changing them."""
+    return diff_body([(code, 0) for code in codes], warehouse_id)
+
+
+def push_body(changes: Sequence[Change], warehouse_id: str) -> dict[str, Any]:
+    """The body that applies relative changes."""
+    return diff_body([(c.code, c.delta) for c in changes], warehouse_id)
+
+
+def parse_answers(payload: Any, warehouse_id: str) -> dict[str, SkuAnswer]:
+    """sellerSKU -> its answer; raises GraasShapeError when `result` is missing."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("result"), list):
+        raise GraasShapeError("graas: answer has no `result` array")
+    answers: dict[str, SkuAnswer] = {}
+    for entry in payload["result"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("sellerSKU"), str):
+            continue
+        answers[entry["sellerSKU"]] = _answer(entry, warehouse_id)
+    return answers
+
+
+def _answer(entry: dict[str, Any], warehouse_id: str) -> SkuAnswer:
+    sku = entry["sellerSKU"]
+    code = entry.get("httpCode")
+    http_code = code if is_int(code) else None
+    message = str(entry.get("errorMessage") or entry.get("status") or "")
+    failed = entry.get("status") == "failure" or (http_code is not None and http_code >= 300)
+    if failed:
+        return SkuAnswer(sku, False, http_code, None, message or "failure")
+    quantity: int | None = None
+    for row in entry.get("updatedQuantity") or []:
+        if isinstance(row, dict) and row.get("warehouseID") == warehouse_id:
+            quantity = row.get("quantity")
+    if not is_int(quantity):
+        # Applied, but without a usable quantity for our warehouse.
+        return SkuAnswer(sku, True, http_code, None, f"no integer quantity for warehouse {warehouse_id}")
+    return SkuAnswer(sku, True, http_code, quantity, message)
+
+
+def to_read(answers: dict[str, SkuAnswer], wanted: Collection[str]) -> ReadResult:
+    """A ReadResult for the wanted codes; a 404 means not listed there (unobserved, not zero)."""
+    result = ReadResult()
+    for code in wanted:
+        answer = answers.get(code)
+        if answer is None or answer.http_code == NOT_FOUND:
+            continue
+        if answer.ok and answer.quantity is not None:
+            result.observed[code] = Observed(code, answer.quantity, code)
+        else:
+            result.skipped[code] = answer.message
+    return result

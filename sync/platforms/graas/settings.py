@@ -1,0 +1,20 @@
+"""Graas account settings: account number, app key and the warehouse to keep in step."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr
+
+from sync.platforms.account import AccountSettings
+
+
+class GraasSettings(AccountSettings):
+    """`platform = "graas"`: `base_url` is `https://HOST`, the part before `/v1/...`."""
+
+    default_batch_size: ClassVar[int] = 50
+
+    platform: Literal["graas"]
+    account_number: str = Field(min_length=1)
+    app_key: SecretStr
+    warehouse_id: str = Field(min_length=1)

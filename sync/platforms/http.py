@@ -1,0 +1,182 @@
+"""The one place where httpx exceptions and HTTP statuses become `sync.errors` values.
+
+Every platform client sends through `PlatformHTTP`, which adds the account's auth headers, bounds
+concurrency, retries what is safe to retry and classifies everything else:
+
+- a read that fails for any transport reason or a 5xx is retriable;
+- a write refused before it was sent (connection refused, 429) is retriable;
+- a write whose answer was lost (timeout after sending, reset, 5xx) is in doubt and never retried;
+- 401/403 is an auth failure; any other 4xx is fatal (the request itself is wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+import structlog
+
+from sync.errors import (
+    AuthError,
+    FatalError,
+    InDoubtError,
+    RateLimitedError,
+    RetriableError,
+    SyncError,
+)
+
+log = structlog.get_logger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# httpx errors that prove the request never reached the server: safe to send again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+MAX_RETRY_AFTER = 60.0
+
+
+class PlatformHTTP:
+    """An account's HTTP session: base URL, headers, timeout, concurrency and retry policy."""
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        account: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        concurrency: int,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.platform = platform
+        self.account = account
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=dict(headers),
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._limit = asyncio.Semaphore(concurrency)
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._sleep = sleep
+        self.calls = 0
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        write: bool,
+        params: Any = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one call, retrying what is safe to retry; return a 2xx response or raise a SyncError."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._send_once(method, path, write=write, params=params, json=json, headers=headers)
+            except RetriableError as err:
+                if attempt >= self._max_attempts:
+                    raise
+                wait = self._wait_for(err, attempt)
+                log.info(
+                    "http.retry",
+                    platform=self.platform,
+                    account=self.account,
+                    path=path,
+                    attempt=attempt,
+                    wait=round(wait, 3),
+                    reason=err.message,
+                )
+                await self._sleep(wait)
+
+    def _wait_for(self, err: RetriableError, attempt: int) -> float:
+        if isinstance(err, RateLimitedError) and err.retry_after is not None:
+            return min(err.retry_after, MAX_RETRY_AFTER)
+        # Exponential backoff with full jitter.
+        return random.uniform(0, self._backoff * (2 ** (attempt - 1)))
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        write: bool,
+        params: Any,
+        json: Any,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        where = f"{self.platform} {self.account}: {method} {path}"
+        async with self._limit:
+            self.calls += 1
+            try:
+                response = await self._client.request(method, path, params=params, json=json, headers=headers)
+            except _NOT_SENT as err:
+                raise RetriableError(f"{where}: platform unreachable ({type(err).__name__})") from err
+            except httpx.HTTPError as err:
+                # Sent, but the answer never came back whole.
+                message = f"{where}: answer lost ({type(err).__name__})"
+                if write:
+                    raise InDoubtError(message) from err
+                raise RetriableError(message) from err
+        raise_for_status(response, where, write=write)
+        return response
+
+
+def raise_for_status(response: httpx.Response, where: str, *, write: bool) -> None:
+    """Translate a non-2xx status into the error that says how to act on it."""
+    status = response.status_code
+    if status < 300:
+        return
+    snippet = response.text[:200].replace("\n", " ")
+    message = f"{where}: HTTP {status} {snippet}".rstrip()
+    if status == 429:
+        raise RateLimitedError(message, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+    if status in (401, 403):
+        raise AuthError(f"{where}: HTTP {status}: credentials rejected; check the account's keys")
+    if status >= 500:
+        if write:
+            raise InDoubtError(message)
+        raise RetriableError(message)
+    raise FatalError(message)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header given as a number; None when absent or not a number."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(0.0, seconds)
+
+
+def json_body(response: httpx.Response, where: str) -> Any:
+    """The response's JSON, or a retriable error naming the call when it does not parse."""
+    try:
+        return response.json()
+    except ValueError as err:
+        raise RetriableError(f"{where}: answer is not JSON") from err
+
+
+def is_int(value: object) -> bool:
+    """True for a JSON integer (and not a boolean, which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+__all__ = ["PlatformHTTP", "SyncError", "json_body", "is_int", "raise_for_status", "parse_retry_after"]

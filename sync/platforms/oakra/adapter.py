@@ -1,0 +1,73 @@
+"""Oakra adapter: batched reads by repeated `sku` parameters, batched `change/` arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+
+from sync.platforms.base import Adapter, Change, Outcome, PushResult, ReadResult
+from sync.platforms.batching import push_in_batches, read_in_batches
+from sync.platforms.http import PlatformHTTP, Sleep, json_body
+from sync.platforms.oakra import mapping
+from sync.platforms.oakra.settings import OakraSettings
+
+RECORDS = "/stock/stock-records/"
+CHANGE = "/stock/stock-records/change/"
+
+
+class OakraAdapter(Adapter):
+    """One Oakra account at one location."""
+
+    platform = "oakra"
+
+    def __init__(
+        self,
+        settings: OakraSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.settings = settings
+        extra = {"sleep": sleep} if sleep else {}
+        self.http = PlatformHTTP(
+            platform=self.platform,
+            account=settings.name,
+            base_url=settings.base_url,
+            headers={
+                "Authorization": f"Bearer {settings.app_key.get_secret_value()}",
+                "X-OAKRA-API-VERSION": "v1",
+                "Accept": "application/json",
+            },
+            timeout=settings.timeout_seconds,
+            concurrency=settings.concurrency,
+            transport=transport,
+            **extra,
+        )
+
+    async def read(self, codes: Sequence[str]) -> ReadResult:
+        """Read stock records at our location, `batch_size` SKUs per call."""
+        return await read_in_batches(codes, self.settings.effective_batch_size, self._read_batch)
+
+    async def _read_batch(self, codes: list[str]) -> ReadResult:
+        params = [("location_id", self.settings.location_id)] + [("sku", code) for code in codes]
+        response = await self.http.request("GET", RECORDS, params=params, write=False)
+        payload = json_body(response, f"oakra {self.settings.name}: GET {RECORDS}")
+        return mapping.parse_read(payload, self.settings.location_id, set(codes))
+
+    async def push(self, changes: Sequence[Change]) -> list[PushResult]:
+        """Send relative changes through `change/`, `batch_size` records per call."""
+        return await push_in_batches(changes, self.settings.effective_batch_size, self._push_batch)
+
+    async def _push_batch(self, changes: list[Change]) -> list[PushResult]:
+        response = await self.http.request("POST", CHANGE, json=mapping.change_body(changes), write=True)
+        # A 2xx applies the whole array; the answer's quantities are kept only as evidence.
+        try:
+            quantities = mapping.answered_quantities(response.json())
+        except ValueError:
+            quantities = {}
+        return [PushResult(c, Outcome.CONFIRMED, answer_quantity=quantities.get(c.ref)) for c in changes]
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        await self.http.aclose()

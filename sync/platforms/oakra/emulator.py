@@ -1,0 +1,133 @@
+"""An Oakra emulator that follows `platform-docs/oakra.txt`: stock records per location, read by
+repeated `sku`, changed relatively (`change/`) or absolutely (`update/`), bearer app key plus
+`X-OAKRA-API-VERSION: v1` on every call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sync.emulation.faults import FaultPlan
+from sync.emulation.platform import EmulatedPlatform
+from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.platforms.http import is_int
+
+PREFIX = "/api/v1"
+
+
+@dataclass
+class StockRecord:
+    """One Oakra stock record."""
+
+    id: int
+    location_id: str
+    sku: str
+    quantity: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The record as Oakra answers it."""
+        return {"id": self.id, "location_id": self.location_id, "sku": self.sku, "quantity": self.quantity}
+
+
+class OakraEmulator(EmulatedPlatform):
+    """Oakra's stock API for one app key; `wrapped=True` answers reads as `{"stock_records": [...]}`."""
+
+    def __init__(
+        self,
+        app_key: str,
+        location_id: str = "warehouse-1",
+        *,
+        faults: FaultPlan | None = None,
+        wrapped: bool = False,
+    ) -> None:
+        super().__init__(faults)
+        self.app_key = app_key
+        self.location_id = location_id
+        self.wrapped = wrapped
+        self.records: dict[int, StockRecord] = {}
+        self._next_id = 122
+
+    # --- state primitives -------------------------------------------------------------------
+
+    def _find(self, sku: str, location_id: str | None = None) -> StockRecord | None:
+        location = location_id or self.location_id
+        return next((r for r in self.records.values() if r.sku == sku and r.location_id == location), None)
+
+    def quantity(self, code: str) -> int | None:
+        """The quantity of `code` at the default location."""
+        record = self._find(code)
+        return record.quantity if record else None
+
+    def set_quantity(self, code: str, quantity: int, location_id: str | None = None) -> None:
+        """Create or overwrite a stock record."""
+        with self.lock:
+            record = self._find(code, location_id)
+            if record is None:
+                record = StockRecord(self._next_id, location_id or self.location_id, code, 0)
+                self.records[record.id] = record
+                self._next_id += 1
+            record.quantity = quantity
+
+    def codes(self) -> list[str]:
+        """SKUs with a record at the default location."""
+        return [r.sku for r in self.records.values() if r.location_id == self.location_id]
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def route(self, request: EmuRequest) -> EmuResponse:
+        """Dispatch a request that passed fault injection."""
+        if request.headers.get("authorization") != f"Bearer {self.app_key}":
+            return EmuResponse(401, {"detail": "Invalid token."})
+        if request.headers.get("x-oakra-api-version") != "v1":
+            return EmuResponse(400, {"detail": "X-OAKRA-API-VERSION header must be v1."})
+        path = request.path.removeprefix(PREFIX)
+        if request.method == "GET" and path == "/stock/stock-records/":
+            return self._list(request)
+        if request.method == "POST" and path == "/stock/stock-records/change/":
+            return self._write(request, "quantity_change", relative=True)
+        if request.method == "POST" and path == "/stock/stock-records/update/":
+            return self._write(request, "quantity", relative=False)
+        return EmuResponse(404, {"detail": "Not found."})
+
+    def _list(self, request: EmuRequest) -> EmuResponse:
+        skus = request.query.get("sku") or []
+        if not skus:
+            return EmuResponse(400, {"sku": ["This field is required."]})
+        location = (request.query.get("location_id") or [None])[0]
+        wanted = set(skus)
+        records = [
+            r.as_json()
+            for r in self.records.values()
+            if r.sku in wanted and (location is None or r.location_id == location)
+        ]
+        return EmuResponse(200, {"stock_records": records} if self.wrapped else records)
+
+    def _write(self, request: EmuRequest, field: str, *, relative: bool) -> EmuResponse:
+        try:
+            body = request.json()
+        except ValueError:
+            return EmuResponse(400, {"detail": "JSON parse error."})
+        items = body.get("stock_records") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            return EmuResponse(400, {"stock_records": ["This field is required."]})
+        # Validate the whole array before touching anything: a rejected request applies nothing.
+        errors = [self._item_error(item, field) for item in items]
+        if any(errors):
+            return EmuResponse(400, {"stock_records": errors})
+        touched = []
+        for item in items:
+            record = self.records[item["id"]]
+            record.quantity = record.quantity + item[field] if relative else item[field]
+            touched.append(record.as_json())
+        return EmuResponse(200, {"stock_records": touched})
+
+    def _item_error(self, item: Any, field: str) -> dict[str, list[str]]:
+        if not isinstance(item, dict):
+            return {"non_field_errors": ["Expected an object."]}
+        if not is_int(item.get("id")):
+            return {"id": ["A valid integer is required."]}
+        if item["id"] not in self.records:
+            return {"id": [f'Invalid pk "{item["id"]}" - object does not exist.']}
+        if not is_int(item.get(field)):
+            return {field: ["A valid integer is required."]}
+        return {}

@@ -1,0 +1,68 @@
+"""Pure functions between Oakra payloads and domain values."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sync.errors import RetriableError
+from sync.platforms.base import Change, Observed, ReadResult
+from sync.platforms.http import is_int
+
+
+class OakraShapeError(RetriableError):
+    """An Oakra answer that does not follow the document's shape: a failed call."""
+
+
+def stock_records(payload: Any) -> list[Any]:
+    """The records of a stock-record answer: a bare array (the example) or `stock_records` (the table)."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict) and isinstance(payload.get("stock_records"), list):
+        return payload["stock_records"]
+    raise OakraShapeError("oakra: answer is neither an array nor an object with a `stock_records` array")
+
+
+def parse_read(payload: Any, location_id: str, wanted: Collection[str]) -> ReadResult:
+    """Observations for the wanted SKUs at our location; bad records are skipped with a reason."""
+    result = ReadResult()
+    seen: dict[str, int] = {}
+    for record in stock_records(payload):
+        if not isinstance(record, dict):
+            continue
+        sku = record.get("sku")
+        if not isinstance(sku, str) or sku not in wanted:
+            continue
+        if record.get("location_id", location_id) != location_id:
+            continue  # the location filter is optional on Oakra's side: ignore other locations
+        seen[sku] = seen.get(sku, 0) + 1
+        quantity, record_id = record.get("quantity"), record.get("id")
+        if not is_int(quantity):
+            result.skipped[sku] = f"quantity {quantity!r} is not an integer"
+        elif not is_int(record_id):
+            result.skipped[sku] = f"stock record id {record_id!r} is not an integer"
+        else:
+            result.observed[sku] = Observed(sku, quantity, str(record_id))
+    for sku, count in seen.items():
+        if count > 1:
+            result.observed.pop(sku, None)
+            result.skipped[sku] = f"{count} stock records at location {location_id}"
+    return result
+
+
+def change_body(changes: Sequence[Change]) -> dict[str, Any]:
+    """The JSON body of `stock/stock-records/change/`."""
+    return {"stock_records": [{"id": int(c.ref), "quantity_change": c.delta} for c in changes]}
+
+
+def answered_quantities(payload: Any) -> dict[str, int]:
+    """Stock record id -> quantity from a change answer; empty when the answer has no usable shape."""
+    try:
+        records = stock_records(payload)
+    except OakraShapeError:
+        return {}
+    return {
+        str(r["id"]): r["quantity"]
+        for r in records
+        if isinstance(r, dict) and is_int(r.get("id")) and is_int(r.get("quantity"))
+    }

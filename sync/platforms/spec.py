@@ -1,0 +1,23 @@
+"""What the rest of stocksync needs to know about one platform."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sync.emulation.platform import EmulatedPlatform
+from sync.platforms.account import AccountSettings
+from sync.platforms.base import Adapter
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """A platform's settings model, adapter and emulator; `emulator_base_path` is the part of
+    `base_url` after the host (Oakra's `/api/v1`)."""
+
+    name: str
+    settings: type[AccountSettings]
+    adapter: Callable[..., Adapter]
+    emulator: Callable[[Any], EmulatedPlatform]
+    emulator_base_path: str
