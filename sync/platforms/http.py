@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -51,10 +51,12 @@ class PlatformHTTP:
         concurrency: int,
         max_attempts: int = 4,
         backoff: float = 0.5,
+        secrets: Sequence[str] = (),
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.platform = platform
+        self._secrets = [s for s in secrets if s]
         self.account = account
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -133,16 +135,24 @@ class PlatformHTTP:
                 if write:
                     raise InDoubtError(message) from err
                 raise RetriableError(message) from err
-        raise_for_status(response, where, write=write)
+        raise_for_status(response, where, write=write, scrub=self.scrub)
         return response
 
+    def scrub(self, text: str) -> str:
+        """`text` without this account's credentials (a platform may echo them in an error)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
-def raise_for_status(response: httpx.Response, where: str, *, write: bool) -> None:
+
+def raise_for_status(
+    response: httpx.Response, where: str, *, write: bool, scrub: Callable[[str], str] = str
+) -> None:
     """Translate a non-2xx status into the error that says how to act on it."""
     status = response.status_code
     if status < 300:
         return
-    snippet = response.text[:200].replace("\n", " ")
+    snippet = scrub(response.text[:200].replace("\n", " "))
     message = f"{where}: HTTP {status} {snippet}".rstrip()
     if status == 429:
         raise RateLimitedError(message, retry_after=parse_retry_after(response.headers.get("Retry-After")))

@@ -40,6 +40,7 @@ class GraasAdapter(Adapter):
             },
             timeout=settings.timeout_seconds,
             concurrency=settings.concurrency,
+            secrets=[settings.app_key.get_secret_value()],
             transport=transport,
             **extra,
         )

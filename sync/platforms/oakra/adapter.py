@@ -41,6 +41,7 @@ class OakraAdapter(Adapter):
             },
             timeout=settings.timeout_seconds,
             concurrency=settings.concurrency,
+            secrets=[settings.app_key.get_secret_value()],
             transport=transport,
             **extra,
         )

@@ -1,0 +1,47 @@
+"""The `stocksync` command line: reconcile, run, db upgrade, status, demo.
+
+Exit status: 0 success; 1 some account failed (the others still synced); 2 bad configuration,
+bad usage, or a ledger schema that is missing or behind.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from sync import __version__
+from sync.cli.common import EXIT_CONFIG
+from sync.cli.db import db
+from sync.cli.demo import demo
+from sync.cli.reconcile import reconcile
+from sync.cli.run import run
+from sync.cli.status import status
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="stocksync")
+def cli() -> None:
+    """stocksync keeps one shared stock pool per SKU showing on every platform (Oakra, Graas, ...).
+
+    It reads each platform's stock, books what changed there (sales, returns, hand edits) into a
+    local ledger, and pushes relative changes back so that no sale is ever overwritten.
+
+    Every command takes --config PATH (default: $STOCKSYNC_CONFIG, then ./stocksync.toml);
+    config/example.toml documents every key.
+    """
+
+
+for command in (reconcile, run, db, status, demo):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="stocksync", standalone_mode=True)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+
+
+__all__ = ["cli", "main", "EXIT_CONFIG"]

@@ -1,0 +1,47 @@
+"""`stocksync reconcile`: one cycle over every account, then exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from sync.bootstrap import Ledger, running_engine
+from sync.cli.common import EXIT_FAILED, EXIT_OK, config_option, ledger_for, load
+from sync.cli.render import report_json, report_text
+from sync.config import Config
+from sync.engine import CycleReport
+
+
+@click.command()
+@config_option
+@click.option("--dry-run", is_flag=True, help="Read and plan only: print the pushes, change nothing anywhere.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+def reconcile(config_path: str, dry_run: bool, as_json: bool) -> None:
+    """Run one reconcile cycle over every account and exit.
+
+    Exit 0 when every account succeeded, 1 when any failed (the others still synced), 2 for bad
+    configuration or a ledger schema that needs `stocksync db upgrade`.
+    """
+    config = load(config_path)
+    with ledger_for(config) as ledger:
+        report = asyncio.run(_cycle(config, ledger, dry_run, show_progress=not as_json and sys.stderr.isatty()))
+    click.echo(json.dumps(report_json(report), indent=2) if as_json else report_text(report))
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+async def _cycle(config: Config, ledger: Ledger, dry_run: bool, *, show_progress: bool) -> CycleReport:
+    async with running_engine(config, ledger) as engine:
+        if not show_progress:
+            return await engine.run_cycle("manual", dry_run=dry_run)
+        with click.progressbar(length=len(config.skus), label="reconciling", file=sys.stderr) as bar:
+            done = 0
+
+            def advance(current: int, _total: int) -> None:
+                nonlocal done
+                bar.update(current - done)
+                done = current
+
+            return await engine.run_cycle("manual", dry_run=dry_run, progress=advance)

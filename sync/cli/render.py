@@ -1,0 +1,70 @@
+"""Turning a CycleReport into text for people and JSON for machines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync.engine import CycleReport
+
+
+def report_json(report: CycleReport) -> dict[str, Any]:
+    """A machine-readable summary of a cycle."""
+    return {
+        "cycle": report.cycle_id,
+        "trigger": report.trigger,
+        "dry_run": report.dry_run,
+        "ok": report.ok,
+        "stopped": report.stopped,
+        "accounts": {
+            name: {
+                "platform": run.platform,
+                "ok": run.ok,
+                "error": run.error,
+                "error_kind": run.error_kind,
+                "observed": run.observed,
+                "skipped": run.skipped,
+            }
+            for name, run in report.accounts.items()
+        },
+        "movements": [
+            {"sku": m.sku, "account": m.account, "quantity": m.quantity, "kind": m.kind.value, "note": m.note,
+             "flagged": m.flagged}
+            for m in report.movements
+        ],
+        "pushes": [
+            {"sku": p.push.sku, "account": p.push.account, "observed": p.push.observed, "target": p.push.target,
+             "delta": p.push.delta, "outcome": p.outcome, "detail": p.detail}
+            for p in report.pushes
+        ],
+        "waiting": [{"sku": sku, "account": account, "reason": reason} for sku, account, reason in report.waiting],
+        "in_doubt_settled": report.settled,
+    }
+
+
+def report_text(report: CycleReport) -> str:
+    """A readable summary: accounts, then movements and pushes."""
+    lines = []
+    title = "dry run: nothing was written or sent" if report.dry_run else f"cycle {report.cycle_id}"
+    lines.append(f"{title} ({'stopped early' if report.stopped else 'complete'})")
+    lines.append("accounts:")
+    for name, run in report.accounts.items():
+        state = "ok" if run.ok else f"FAILED ({run.error_kind}): {run.error}"
+        skipped = f", {len(run.skipped)} skipped" if run.skipped else ""
+        lines.append(f"  {name:<20} {run.platform:<10} {run.observed} observed{skipped}  {state}")
+    if report.movements:
+        lines.append(f"movements ({len(report.movements)}):")
+        for m in report.movements:
+            source = m.account or "-"
+            flag = "  [flagged]" if m.flagged else ""
+            lines.append(f"  {m.sku:<24} {m.quantity:+6d}  {m.kind.value:<10} {source:<20} {m.note}{flag}")
+    verb = "would push" if report.dry_run else "pushes"
+    lines.append(f"{verb} ({len(report.pushes)}):")
+    for p in report.pushes:
+        push = p.push
+        outcome = "" if report.dry_run else f"  {p.outcome}{': ' + p.detail if p.detail else ''}"
+        lines.append(
+            f"  {push.account:<20} {push.sku:<24} {push.observed:>6} -> {push.target:<6} ({push.delta:+d}){outcome}"
+        )
+    for sku, account, reason in report.waiting:
+        lines.append(f"waiting: {sku} {account or ''} {reason}".rstrip())
+    return "\n".join(lines)

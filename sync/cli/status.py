@@ -1,0 +1,74 @@
+"""`stocksync status`: account health, the last cycle, and per SKU the pool and its listings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from sync.cli.common import config_option, ledger_for, load
+from sync.ledger import snapshot
+from sync.ledger.models import Account, Cycle
+
+
+@click.command()
+@config_option
+@click.option("--sku", "only", multiple=True, help="Show only this SKU (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="At most this many SKUs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Show each account's health, the last cycle, and per SKU the pool and each listing."""
+    config = load(config_path)
+    with ledger_for(config) as ledger, ledger.store.sessions() as session:
+        accounts = snapshot.accounts(session)
+        cycle = snapshot.last_cycle(session)
+        skus = snapshot.skus(session, list(only) or None, limit)
+        if as_json:
+            click.echo(json.dumps(_json(accounts, cycle, skus), indent=2, default=snapshot.as_json))
+        else:
+            click.echo(_text(accounts, cycle, skus))
+
+
+def _json(accounts: list[Account], cycle: Cycle | None, skus: list[snapshot.SkuView]) -> dict[str, Any]:
+    return {
+        "accounts": [
+            {"name": a.name, "platform": a.platform, "healthy": a.healthy, "last_success_at": a.last_success_at,
+             "last_error_at": a.last_error_at, "last_error": a.last_error}
+            for a in accounts
+        ],
+        "last_cycle": None if cycle is None else {
+            key: getattr(cycle, key)
+            for key in ("id", "trigger", "started_at", "finished_at", "outcome", "movements", "pushes_planned",
+                        "pushes_confirmed", "pushes_failed", "pushes_in_doubt", "accounts_failed", "error")
+        },
+        "skus": [
+            {"sku": s.sku, "pool": s.pool, "listings": [listing.__dict__ for listing in s.listings]} for s in skus
+        ],
+    }
+
+
+def _text(accounts: list[Account], cycle: Cycle | None, skus: list[snapshot.SkuView]) -> str:
+    lines = ["accounts:"]
+    for a in accounts:
+        health = "ok" if a.healthy else f"BROKEN since {a.last_error_at:%Y-%m-%d %H:%M:%S}: {a.last_error}"
+        success = a.last_success_at.strftime("%Y-%m-%d %H:%M:%S") if a.last_success_at else "never"
+        lines.append(f"  {a.name:<20} {a.platform:<10} last success {success}  {health}")
+    if cycle is None:
+        lines.append("last cycle: none yet")
+    else:
+        c = cycle
+        lines.append(
+            f"last cycle: #{c.id} {c.trigger} {c.outcome}, started {c.started_at:%Y-%m-%d %H:%M:%S}, "
+            f"{c.movements} movements, {c.pushes_planned} pushes ({c.pushes_confirmed} confirmed, "
+            f"{c.pushes_failed} failed, {c.pushes_in_doubt} in doubt)"
+        )
+    lines.append("skus (pool | account: shown (expected) ...):")
+    for s in skus:
+        cells = []
+        for listing in s.listings:
+            shown = "?" if listing.last_observed is None else str(listing.last_observed)
+            doubt = " IN DOUBT" if listing.in_doubt else ""
+            cells.append(f"{listing.account}: {shown} ({listing.expected}){doubt}")
+        lines.append(f"  {s.sku:<24} {s.pool:>6} | " + "  ".join(cells))
+    return "\n".join(lines)

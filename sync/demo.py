@@ -1,0 +1,156 @@
+"""`stocksync demo`: emulated platforms with random sales, the real daemon against them on a fresh
+SQLite ledger, and a table that shows every platform converging on the shared pool."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sync.bootstrap import Ledger, Wiring, open_ledger
+from sync.config import Config, DatabaseSettings
+from sync.emulation.platform import EmulatedPlatform
+from sync.emulation.sales import SalesDriver
+from sync.emulation.server import EmulatorServer
+from sync.engine import CycleReport
+from sync.errors import ConfigError
+from sync.ledger import snapshot
+from sync.ledger.db import create_db_engine, upgrade
+from sync.platforms import PLATFORMS
+from sync.scheduler import run_daemon
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class DemoResult:
+    """How the demo ended."""
+
+    converged: bool
+    sales: int
+    cycles: int
+
+
+class Demo:
+    """Emulators for every configured account, seeded with stock, serving on their base URLs."""
+
+    def __init__(self, config: Config, seed: int) -> None:
+        self.config = config
+        self.rng = random.Random(seed)
+        self.platforms: dict[str, EmulatedPlatform] = {}
+        self.servers: list[EmulatorServer] = []
+        self.start: dict[str, int] = {}
+        for account in config.accounts:
+            spec = PLATFORMS[account.platform]
+            parts = urlsplit(account.base_url)
+            if parts.hostname not in ("127.0.0.1", "localhost") or parts.port is None:
+                raise ConfigError(
+                    f"accounts.{account.name}.base_url: the demo serves emulators on loopback; "
+                    f"use http://127.0.0.1:PORT{spec.emulator_base_path}"
+                )
+            emulator = spec.emulator(account)
+            self.platforms[account.name] = emulator
+            self.servers.append(EmulatorServer(emulator, port=parts.port))
+        for sku in config.skus:
+            quantities = {name: self.rng.randint(8, 30) for name in self.platforms}
+            for name, quantity in quantities.items():
+                self.platforms[name].set_quantity(account_code(config, name, sku), quantity)
+            self.start[sku] = min(quantities.values())  # the bootstrap rule `min`
+
+    def table(self, pools: dict[str, int] | None = None) -> str:
+        """SKU rows: each platform's quantity, and the pool when known."""
+        names = list(self.platforms)
+        header = f"{'sku':<16}" + "".join(f"{n[:14]:>15}" for n in names) + f"{'ledger pool':>13}"
+        rows = [header]
+        for sku in self.config.skus:
+            cells = "".join(
+                f"{self.platforms[n].quantity(account_code(self.config, n, sku)) or 0:>15}" for n in names
+            )
+            pool = "" if pools is None or sku not in pools else str(pools[sku])
+            rows.append(f"{sku:<16}{cells}{pool:>13}")
+        return "\n".join(rows)
+
+    def sold(self, sku: str) -> int:
+        """Units of `sku` sold across every platform."""
+        return sum(p.sold[account_code(self.config, n, sku)] for n, p in self.platforms.items())
+
+    def converged(self) -> bool:
+        """Every listing shows clamp(start - sold - buffer, 0, max): the true pool, less its buffer."""
+        for sku in self.config.skus:
+            pool = self.start[sku] - self.sold(sku)
+            for account in self.config.accounts:
+                target = max(0, pool - account.buffer)
+                if account.max_quantity is not None:
+                    target = min(target, account.max_quantity)
+                if self.platforms[account.name].quantity(account.code_for(sku)) != target:
+                    return False
+        return True
+
+
+def account_code(config: Config, account: str, sku: str) -> str:
+    """The code `account` uses for `sku`."""
+    return config.account(account).code_for(sku)
+
+
+def run_demo(config: Config, *, duration: float, rate: float, seed: int, ledger_path: Path, echo: Echo) -> DemoResult:
+    """Run the demo for `duration` seconds of sales, then let it settle; True when it converged."""
+    url = f"sqlite:///{ledger_path}"
+    config = config.model_copy(update={"database": DatabaseSettings(url=url)})
+    upgrade(create_db_engine(url))
+    demo = Demo(config, seed)
+    ledger = open_ledger(config)
+    for server in demo.servers:
+        server.start()
+    sales = SalesDriver(list(demo.platforms.values()), rate, seed=seed)
+    wiring = Wiring()
+    cycles: list[CycleReport] = []
+    first_cycle, quiet = threading.Event(), threading.Event()
+
+    def on_cycle(report: CycleReport) -> None:
+        cycles.append(report)
+        first_cycle.set()
+        if sales_stopped.is_set() and not report.movements and not report.pushes and report.ok:
+            quiet.set()
+
+    sales_stopped = threading.Event()
+    daemon = threading.Thread(target=run_daemon, args=(config, ledger, wiring), kwargs={"on_cycle": on_cycle})
+    echo(f"demo: {len(demo.platforms)} emulated accounts, {len(config.skus)} SKUs, ledger {ledger_path}")
+    echo("starting stock on each platform (the pool starts at the minimum):")
+    echo(demo.table())
+    daemon.start()
+    try:
+        first_cycle.wait(timeout=30)
+        sales.start()
+        deadline = time.monotonic() + duration
+        while time.monotonic() < deadline:
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+            echo(f"\nafter {len(cycles)} cycles, {sales.sales} sales so far:")
+            echo(demo.table(_pools(ledger)))
+        sales.stop()
+        sales_stopped.set()
+        echo("\nsales stopped; letting stocksync settle...")
+        quiet.wait(timeout=max(30.0, 5 * config.sync.interval_seconds))
+    finally:
+        sales.stop()
+        wiring.stop.set()
+        daemon.join(timeout=30)
+        for server in demo.servers:
+            server.stop()
+    pools = _pools(ledger)
+    ledger.close()
+    truth = {sku: demo.start[sku] - demo.sold(sku) for sku in config.skus}
+    converged = demo.converged() and pools == truth
+    echo(demo.table(pools))
+    echo(f"\n{sales.sales} sales, {len(cycles)} cycles: " + ("every platform shows the shared pool" if converged
+                                                          else "NOT converged"))
+    return DemoResult(converged, sales.sales, len(cycles))
+
+
+def _pools(ledger: Ledger) -> dict[str, int]:
+    """The ledger's pool per SKU."""
+    with ledger.store.sessions() as session:
+        return {view.sku: view.pool for view in snapshot.skus(session)}

@@ -1,0 +1,75 @@
+"""Read-only views of the ledger for `stocksync status`: account health, the last cycle, and per
+SKU the pool and each listing's numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku
+
+
+@dataclass(frozen=True)
+class ListingView:
+    """A listing's expected and last observed quantity."""
+
+    account: str
+    expected: int
+    last_observed: int | None
+    last_observed_at: datetime | None
+    in_doubt: bool
+
+
+@dataclass(frozen=True)
+class SkuView:
+    """A SKU's pool and its listings."""
+
+    sku: str
+    pool: int
+    listings: list[ListingView]
+
+
+def accounts(session: Session) -> list[Account]:
+    """Every account with its health."""
+    return list(session.scalars(select(Account).order_by(Account.name)))
+
+
+def last_cycle(session: Session) -> Cycle | None:
+    """The most recent cycle."""
+    return session.scalars(select(Cycle).order_by(Cycle.id.desc()).limit(1)).first()
+
+
+def skus(session: Session, only: list[str] | None = None, limit: int | None = None) -> list[SkuView]:
+    """Pools and listings, by SKU code; `only` restricts to some codes."""
+    query = select(Sku.id, Sku.code).order_by(Sku.code)
+    if only:
+        query = query.where(Sku.code.in_(only))
+    if limit:
+        query = query.limit(limit)
+    rows = session.execute(query).tuples().all()
+    ids = [sku_id for sku_id, _ in rows]
+    pools = dict(
+        session.execute(
+            select(Movement.sku_id, func.sum(Movement.quantity)).where(Movement.sku_id.in_(ids)).group_by(Movement.sku_id)
+        ).tuples().all()
+    )
+    doubtful = set(
+        session.scalars(select(Push.listing_id).where(Push.state == PushState.IN_DOUBT.value)).all()
+    )
+    listings: dict[int, list[ListingView]] = {sku_id: [] for sku_id in ids}
+    for listing, name in session.execute(
+        select(Listing, Account.name).join(Account).where(Listing.sku_id.in_(ids)).order_by(Account.name)
+    ).tuples():
+        listings[listing.sku_id].append(
+            ListingView(name, listing.expected, listing.last_observed, listing.last_observed_at, listing.id in doubtful)
+        )
+    return [SkuView(code, int(pools.get(sku_id, 0)), listings[sku_id]) for sku_id, code in rows]
+
+
+def as_json(value: Any) -> Any:
+    """Datetimes as ISO strings, for json.dumps."""
+    return value.isoformat() if isinstance(value, datetime) else value

@@ -1,0 +1,89 @@
+"""The daemon: APScheduler 3.x runs the full sweep on an interval, one cycle at a time.
+
+SIGTERM or SIGINT only sets a flag: the batch in hand finishes and is recorded, no new cycle
+starts, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from sync.bootstrap import Ledger, Wiring, running_engine
+from sync.config import Config
+from sync.engine import CycleReport, Engine
+
+log = structlog.get_logger(__name__)
+
+OnCycle = Callable[[CycleReport], None]
+
+
+def run_daemon(config: Config, ledger: Ledger, wiring: Wiring | None = None, *, on_cycle: OnCycle | None = None) -> int:
+    """Run until `wiring.stop` is set or a signal arrives; returns the exit status."""
+    return asyncio.run(_daemon(config, ledger, wiring or Wiring(), on_cycle))
+
+
+async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCycle | None) -> int:
+    stop = wiring.stop
+    _install_signal_handlers(stop)
+    busy = asyncio.Lock()
+
+    async with running_engine(config, ledger, wiring) as engine:
+
+        async def sweep() -> None:
+            async with busy:
+                if stop.is_set():
+                    return
+                await _one_cycle(engine, on_cycle)
+
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+        scheduler.add_job(
+            sweep,
+            "interval",
+            seconds=config.sync.interval_seconds,
+            id="sweep",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=wiring.clock(),
+        )
+        scheduler.start()
+        log.info("daemon.started", accounts=len(config.accounts), skus=len(config.skus),
+                 interval=config.sync.interval_seconds)
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        scheduler.shutdown(wait=False)
+        log.info("daemon.stopping", waiting_for_cycle=busy.locked())
+        async with busy:  # the cycle in hand finishes its batch and records it
+            pass
+    log.info("daemon.stopped")
+    return 0
+
+
+async def _one_cycle(engine: Engine, on_cycle: OnCycle | None) -> None:
+    try:
+        report = await engine.run_cycle("scheduled")
+    except Exception:
+        # The ledger itself failed (disk, database down): log and try again next interval.
+        log.exception("daemon.cycle_failed")
+        return
+    if on_cycle is not None:
+        on_cycle(report)
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set the stop flag (only possible in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _request_stop, stop, sig.name)
+
+
+def _request_stop(stop: threading.Event, name: str) -> None:
+    log.info("daemon.signal", signal=name)
+    stop.set()
