@@ -25,8 +25,9 @@ from sync.errors import (
     InDoubtError,
     RateLimitedError,
     RetriableError,
-    SyncError,
 )
+from sync.platforms.account import AccountSettings
+from sync.platforms.base import Adapter
 
 log = structlog.get_logger(__name__)
 
@@ -189,4 +190,32 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-__all__ = ["PlatformHTTP", "SyncError", "json_body", "is_int", "raise_for_status", "parse_retry_after"]
+
+
+class HttpAdapter(Adapter):
+    """An adapter that talks to its platform through one PlatformHTTP session."""
+
+    def __init__(
+        self,
+        settings: AccountSettings,
+        *,
+        headers: Mapping[str, str],
+        secrets: Sequence[str],
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.http = PlatformHTTP(
+            platform=self.platform,
+            account=settings.name,
+            base_url=settings.base_url,
+            headers=headers,
+            timeout=settings.timeout_seconds,
+            concurrency=settings.concurrency,
+            secrets=secrets,
+            transport=transport,
+            sleep=sleep or asyncio.sleep,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        await self.http.aclose()

@@ -6,16 +6,16 @@ from collections.abc import Sequence
 
 import httpx
 
-from sync.platforms.base import Adapter, Change, Outcome, PushResult, ReadResult
+from sync.platforms.base import Change, Outcome, PushResult, ReadResult
 from sync.platforms.batching import push_in_batches, read_in_batches
 from sync.platforms.graas import mapping
 from sync.platforms.graas.settings import GraasSettings
-from sync.platforms.http import PlatformHTTP, Sleep, json_body
+from sync.platforms.http import HttpAdapter, Sleep, json_body
 
 DIFF_LIST = "/v1/productMaster/quantityDiffList"
 
 
-class GraasAdapter(Adapter):
+class GraasAdapter(HttpAdapter):
     """One Graas seller account at one warehouse."""
 
     platform = "graas"
@@ -28,22 +28,9 @@ class GraasAdapter(Adapter):
         sleep: Sleep | None = None,
     ) -> None:
         self.settings = settings
-        extra = {"sleep": sleep} if sleep else {}
-        self.http = PlatformHTTP(
-            platform=self.platform,
-            account=settings.name,
-            base_url=settings.base_url,
-            headers={
-                "accountNumber": settings.account_number,
-                "appKey": settings.app_key.get_secret_value(),
-                "Content-Type": "application/json",
-            },
-            timeout=settings.timeout_seconds,
-            concurrency=settings.concurrency,
-            secrets=[settings.app_key.get_secret_value()],
-            transport=transport,
-            **extra,
-        )
+        key = settings.app_key.get_secret_value()
+        headers = {"accountNumber": settings.account_number, "appKey": key, "Content-Type": "application/json"}
+        super().__init__(settings, headers=headers, secrets=[key], transport=transport, sleep=sleep)
         self._where = f"graas {settings.name}: PUT {DIFF_LIST}"
 
     async def read(self, codes: Sequence[str]) -> ReadResult:
@@ -79,7 +66,3 @@ class GraasAdapter(Adapter):
             # Graas reports per SKU: a failure here was not applied, the rest of the batch was.
             return PushResult(change, Outcome.FAILED, f"httpCode {answer.http_code}: {answer.message}")
         return PushResult(change, Outcome.CONFIRMED, answer_quantity=answer.quantity)
-
-    async def aclose(self) -> None:
-        """Close the HTTP session."""
-        await self.http.aclose()

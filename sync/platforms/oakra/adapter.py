@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import httpx
 
-from sync.platforms.base import Adapter, Change, Outcome, PushResult, ReadResult
+from sync.errors import SkippableError
+from sync.platforms.base import Change, Outcome, PushResult, ReadResult
 from sync.platforms.batching import push_in_batches, read_in_batches
-from sync.platforms.http import PlatformHTTP, Sleep, json_body
+from sync.platforms.http import HttpAdapter, Sleep, json_body
 from sync.platforms.oakra import mapping
 from sync.platforms.oakra.settings import OakraSettings
 
@@ -16,7 +17,7 @@ RECORDS = "/stock/stock-records/"
 CHANGE = "/stock/stock-records/change/"
 
 
-class OakraAdapter(Adapter):
+class OakraAdapter(HttpAdapter):
     """One Oakra account at one location."""
 
     platform = "oakra"
@@ -29,22 +30,9 @@ class OakraAdapter(Adapter):
         sleep: Sleep | None = None,
     ) -> None:
         self.settings = settings
-        extra = {"sleep": sleep} if sleep else {}
-        self.http = PlatformHTTP(
-            platform=self.platform,
-            account=settings.name,
-            base_url=settings.base_url,
-            headers={
-                "Authorization": f"Bearer {settings.app_key.get_secret_value()}",
-                "X-OAKRA-API-VERSION": "v1",
-                "Accept": "application/json",
-            },
-            timeout=settings.timeout_seconds,
-            concurrency=settings.concurrency,
-            secrets=[settings.app_key.get_secret_value()],
-            transport=transport,
-            **extra,
-        )
+        key = settings.app_key.get_secret_value()
+        headers = {"Authorization": f"Bearer {key}", "X-OAKRA-API-VERSION": "v1", "Accept": "application/json"}
+        super().__init__(settings, headers=headers, secrets=[key], transport=transport, sleep=sleep)
 
     async def read(self, codes: Sequence[str]) -> ReadResult:
         """Read stock records at our location, `batch_size` SKUs per call."""
@@ -58,7 +46,13 @@ class OakraAdapter(Adapter):
 
     async def push(self, changes: Sequence[Change]) -> list[PushResult]:
         """Send relative changes through `change/`, `batch_size` records per call."""
-        return await push_in_batches(changes, self.settings.effective_batch_size, self._push_batch)
+        sendable = [c for c in changes if c.ref.isdigit()]
+        sent = iter(await push_in_batches(sendable, self.settings.effective_batch_size, self._push_batch))
+        # A change without a stock record id cannot be sent; it fails alone.
+        return [
+            next(sent) if c.ref.isdigit() else _unsendable(c)
+            for c in changes
+        ]
 
     async def _push_batch(self, changes: list[Change]) -> list[PushResult]:
         response = await self.http.request("POST", CHANGE, json=mapping.change_body(changes), write=True)
@@ -69,6 +63,7 @@ class OakraAdapter(Adapter):
             quantities = {}
         return [PushResult(c, Outcome.CONFIRMED, answer_quantity=quantities.get(c.ref)) for c in changes]
 
-    async def aclose(self) -> None:
-        """Close the HTTP session."""
-        await self.http.aclose()
+
+def _unsendable(change: Change) -> PushResult:
+    error = SkippableError(f"oakra: no stock record id for {change.code}")
+    return PushResult(change, Outcome.FAILED, error.message, error=error)

@@ -1,0 +1,189 @@
+"""The contract every platform adapter keeps, run against that platform's emulator over real HTTP
+on loopback. A new platform joins by adding its name to PLATFORM_NAMES (and, where its bad-record
+shape differs, to `bad_change`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sync.emulation.faults import Fault
+from sync.emulation.platform import EmulatedPlatform
+from sync.errors import AuthError, RetriableError
+from sync.platforms import PLATFORMS, build_adapter
+from sync.platforms.base import Adapter, Change, Outcome
+from tests.fakes import Fleet, fleet
+
+PLATFORM_NAMES = sorted(PLATFORMS)
+
+
+class Harness:
+    """One emulated account and a way to build adapters for it, recording every backoff sleep."""
+
+    def __init__(self, platform: str, fleet_: Fleet) -> None:
+        self.platform = platform
+        self.emulator: EmulatedPlatform = fleet_.platforms["acct"]
+        self.entry = fleet_.entries[0]
+        self.sleeps: list[float] = []
+
+    async def _sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    def adapter(self, **overrides: Any) -> Adapter:
+        """An adapter for the emulated account; `overrides` change its settings."""
+        settings = PLATFORMS[self.platform].settings.model_validate({**self.entry, **overrides})
+        return build_adapter(settings, sleep=self._sleep)
+
+    def seed(self, count: int, quantity: int = 10) -> list[str]:
+        """Create `count` listings holding `quantity` each; returns their codes."""
+        codes = [f"sku-{i:03d}" for i in range(count)]
+        for code in codes:
+            self.emulator.set_quantity(code, quantity)
+        return codes
+
+    def write_calls(self) -> int:
+        """Requests that reached the write route."""
+        return sum(n for key, n in self.emulator.calls.items() if key.startswith(("POST", "PUT")))
+
+
+def run(coro_factory: Callable[[], Any]) -> Any:
+    """Run an async callable that builds and closes its own adapter."""
+    return asyncio.run(coro_factory())
+
+
+async def _read(adapter: Adapter, codes: list[str]) -> Any:
+    try:
+        return await adapter.read(codes)
+    finally:
+        await adapter.aclose()
+
+
+async def _push(adapter: Adapter, changes: list[Change]) -> Any:
+    try:
+        return await adapter.push(changes)
+    finally:
+        await adapter.aclose()
+
+
+@pytest.fixture(params=PLATFORM_NAMES)
+def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    with fleet(("acct", request.param)) as running:
+        yield Harness(request.param, running)
+
+
+def change_for(h: Harness, code: str, delta: int) -> Change:
+    """A change for `code` with the ref the adapter reads for it."""
+    observed = run(lambda: _read(h.adapter(), [code])).observed[code]
+    return Change(code, observed.ref, delta)
+
+
+def test_reads_every_listing_in_batches(harness: Harness) -> None:
+    codes = harness.seed(25)
+    harness.emulator.set_quantity("sku-odd", 3)
+    result = run(lambda: _read(harness.adapter(batch_size=10), [*codes, "sku-odd", "not-listed"]))
+    assert {c: o.quantity for c, o in result.observed.items()} == {**{c: 10 for c in codes}, "sku-odd": 3}
+    assert "not-listed" not in result.observed and "not-listed" not in result.skipped
+    assert harness.emulator.api_calls() == 3  # 27 codes in batches of 10
+
+
+def test_relative_change_keeps_a_sale_made_after_the_read(harness: Harness) -> None:
+    harness.seed(1, quantity=10)
+    change = change_for(harness, "sku-000", +5)  # read 10, target 15
+    assert harness.emulator.sell("sku-000", 2)  # a customer buys between our read and our push
+    results = run(lambda: _push(harness.adapter(), [change]))
+    assert [r.outcome for r in results] == [Outcome.CONFIRMED]
+    assert harness.emulator.quantity("sku-000") == 13  # the sale survives
+
+
+def test_one_bad_change_never_fails_its_batch(harness: Harness) -> None:
+    harness.seed(2, quantity=10)
+    good = [change_for(harness, "sku-000", -3), change_for(harness, "sku-001", +4)]
+    bad = Change("ghost-sku", "987654", 1)
+    results = run(lambda: _push(harness.adapter(), [good[0], bad, good[1]]))
+    assert [r.outcome for r in results] == [Outcome.CONFIRMED, Outcome.FAILED, Outcome.CONFIRMED]
+    assert (harness.emulator.quantity("sku-000"), harness.emulator.quantity("sku-001")) == (7, 14)
+
+
+def test_rejected_credentials_are_an_auth_error(harness: Harness) -> None:
+    codes = harness.seed(1)
+    with pytest.raises(AuthError) as caught:
+        run(lambda: _read(harness.adapter(app_key="wrong-key"), codes))
+    assert "wrong-key" not in str(caught.value)
+    change = change_for(harness, codes[0], 1)
+    results = run(lambda: _push(harness.adapter(app_key="wrong-key"), [change]))
+    assert results[0].outcome is Outcome.FAILED and isinstance(results[0].error, AuthError)
+    assert harness.emulator.quantity(codes[0]) == 10
+
+
+def test_rate_limit_is_retried_after_the_advised_wait(harness: Harness) -> None:
+    codes = harness.seed(3)
+    harness.emulator.faults.retry_after = 2
+    harness.emulator.faults.inject(Fault.RATE_LIMIT)
+    result = run(lambda: _read(harness.adapter(), codes))
+    assert len(result.observed) == 3
+    assert harness.sleeps == [2.0]
+
+
+def test_a_failed_read_is_retried(harness: Harness) -> None:
+    codes = harness.seed(3)
+    harness.emulator.faults.inject(Fault.SERVER_ERROR)
+    harness.emulator.faults.inject(Fault.LOST_RESPONSE)
+    result = run(lambda: _read(harness.adapter(), codes))
+    assert len(result.observed) == 3
+    assert len(harness.sleeps) == 2
+
+
+def test_a_rate_limited_write_is_retried_and_applied_once(harness: Harness) -> None:
+    harness.seed(1, quantity=10)
+    change = change_for(harness, "sku-000", -4)
+    harness.emulator.faults.inject(Fault.RATE_LIMIT)
+    results = run(lambda: _push(harness.adapter(), [change]))
+    assert results[0].outcome is Outcome.CONFIRMED
+    assert harness.emulator.quantity("sku-000") == 6
+
+
+@pytest.mark.parametrize(
+    ("fault", "applied"),
+    [(Fault.LOST_RESPONSE, True), (Fault.SERVER_ERROR_AFTER, True), (Fault.SERVER_ERROR, False)],
+)
+def test_a_write_whose_answer_is_lost_is_in_doubt_and_never_resent(
+    harness: Harness, fault: Fault, applied: bool
+) -> None:
+    harness.seed(1, quantity=10)
+    change = change_for(harness, "sku-000", -4)
+    writes_before = harness.write_calls()
+    harness.emulator.faults.inject(fault)
+    results = run(lambda: _push(harness.adapter(), [change]))
+    assert results[0].outcome is Outcome.IN_DOUBT
+    assert harness.write_calls() - writes_before == 1  # sent exactly once
+    assert harness.emulator.quantity("sku-000") == (6 if applied else 10)
+
+
+def test_an_answer_that_breaks_the_document_is_a_failed_read(harness: Harness) -> None:
+    codes = harness.seed(2)
+    harness.emulator.faults.inject(Fault.BAD_SHAPE)
+    with pytest.raises(RetriableError) as caught:
+        run(lambda: _read(harness.adapter(), codes))
+    assert harness.platform in str(caught.value)
+
+
+def test_an_unreachable_platform_is_retriable_and_writes_fail_cleanly(harness: Harness) -> None:
+    codes = harness.seed(1)
+    dead = "http://127.0.0.1:9" + PLATFORMS[harness.platform].emulator_base_path  # discard port: refused
+    with pytest.raises(RetriableError) as caught:
+        run(lambda: _read(harness.adapter(base_url=dead), codes))
+    assert "unreachable" in str(caught.value)
+    change = change_for(harness, codes[0], 1)
+    results = run(lambda: _push(harness.adapter(base_url=dead), [change]))
+    assert results[0].outcome is Outcome.FAILED  # refused before sending: certainly not applied
+
+
+def test_a_quantity_that_is_not_an_integer_is_skipped_not_guessed(harness: Harness) -> None:
+    codes = harness.seed(2)
+    harness.emulator.set_quantity(codes[0], 2.5)  # type: ignore[arg-type]
+    result = run(lambda: _read(harness.adapter(), codes))
+    assert codes[0] in result.skipped and codes[0] not in result.observed
+    assert result.observed[codes[1]].quantity == 10
