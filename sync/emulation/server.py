@@ -18,7 +18,9 @@ class EmulatorServer:
         self.app = app
         self._server = ThreadingHTTPServer((host, port), _handler_for(app))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="emulator", daemon=True
+        )
 
     @property
     def url(self) -> str:

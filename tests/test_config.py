@@ -1,0 +1,116 @@
+"""Configuration: every documented key loads, and every mistake names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sync.config import load_config
+from sync.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+MINIMAL = """
+[catalog]
+skus = ["a", "b"]
+
+[[accounts]]
+name = "oak"
+platform = "oakra"
+base_url = "https://app.oakra.com/api/v1"
+app_key = "${OAKRA_KEY}"
+location_id = "warehouse-1"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "stocksync.toml", mode: int = 0o600) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_the_example_documents_every_key_and_loads(tmp_path: Path) -> None:
+    secret = tmp_path / "graas_app_key"
+    secret.write_text("from-a-file\n")
+    text = (ROOT / "config" / "example.toml").read_text().replace("/run/secrets/graas_app_key", str(secret))
+    config = load_config(write(tmp_path, text), environ={"OAKRA_APP_KEY": "k1", "GRAAS_ACCOUNT_NUMBER": "n1"})
+    graas = config.account("graas-sg")
+    assert graas.app_key.get_secret_value() == "from-a-file"  # type: ignore[attr-defined]
+    assert graas.code_for("shirt-blue-m") == "SHIRT-BLUE-M"
+    assert config.skus == ("shirt-blue-m", "shirt-green-m")
+    assert config.warnings == ()
+
+
+def test_the_demo_config_loads() -> None:
+    config = load_config(ROOT / "config" / "demo.toml")
+    assert {a.platform for a in config.accounts} == {"oakra", "graas"}
+
+
+def test_environment_interpolation_and_a_missing_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    assert load_config(path, environ={"OAKRA_KEY": "s3cret"}).accounts[0].app_key.get_secret_value() == "s3cret"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"accounts\[0\]\.app_key: environment variable OAKRA_KEY is not set"):
+        load_config(path, environ={})
+
+
+def test_plain_secrets_in_a_readable_file_are_warned_about(tmp_path: Path) -> None:
+    text = MINIMAL.replace('"${OAKRA_KEY}"', '"plain-key"')
+    assert load_config(write(tmp_path, text, mode=0o600), environ={}).warnings == ()
+    warnings = load_config(write(tmp_path, text, mode=0o644), environ={}).warnings
+    assert warnings and "accounts[0].app_key" in warnings[0] and "plain-key" not in warnings[0]
+
+
+def test_catalog_file_csv_and_lines(tmp_path: Path) -> None:
+    (tmp_path / "cat.csv").write_text("sku,name\nc,Cap\nd,Dress\n")
+    (tmp_path / "list.txt").write_text("# comment\ne\n\nf\n")
+    for name, expected in (("cat.csv", ("a", "b", "c", "d")), ("list.txt", ("a", "b", "e", "f"))):
+        text = MINIMAL.replace('skus = ["a", "b"]', f'skus = ["a", "b"]\nfile = "{name}"')
+        assert load_config(write(tmp_path, text), environ={"OAKRA_KEY": "k"}).skus == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("platform = \"oakra\"", "platform = \"shopify\""), "accounts[0].platform: 'shopify' is not a known platform"),
+        (("location_id = \"warehouse-1\"", ""), "accounts[0].location_id: required but missing"),
+        (("name = \"oak\"", "name = \"oak\"\nbufer = 2"), "accounts[0].bufer: unknown key"),
+        (("base_url = \"https://app.oakra.com/api/v1\"", "base_url = \"app.oakra.com\""),
+         "accounts[0].base_url: must start with http:// or https://"),
+        (("[catalog]", "[bootstrap]\nrule = \"nobody\"\n[catalog]"), "bootstrap.rule: 'nobody' is neither"),
+        (("skus = [\"a\", \"b\"]", "skus = []"), "catalog: no SKUs"),
+        (("name = \"oak\"", "name = \"oak\"\nbuffer = -1"), "accounts[0].buffer: Input should be greater than or equal to 0"),
+    ],
+)
+def test_mistakes_name_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    path = write(tmp_path, MINIMAL.replace(*change))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"OAKRA_KEY": "k"})
+    assert message in str(caught.value)
+
+
+def test_duplicate_account_names(tmp_path: Path) -> None:
+    account = MINIMAL.split("[[accounts]]")[1]
+    path = write(tmp_path, MINIMAL + "[[accounts]]" + account)
+    with pytest.raises(ConfigError, match="name 'oak' is used twice"):
+        load_config(path, environ={"OAKRA_KEY": "k"})
+
+
+def test_not_toml_and_no_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[database\nurl="), environ={})
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "missing.toml", environ={})
+
+
+def test_secret_file_and_plain_value_together_is_an_error(tmp_path: Path) -> None:
+    text = MINIMAL.replace('app_key = "${OAKRA_KEY}"', 'app_key = "x"\napp_key_file = "k.txt"')
+    with pytest.raises(ConfigError, match="give either app_key or app_key_file"):
+        load_config(write(tmp_path, text), environ={})
+
+
+def test_config_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, MINIMAL)
+    monkeypatch.setenv("STOCKSYNC_CONFIG", str(path))
+    monkeypatch.setenv("OAKRA_KEY", "k")
+    assert load_config(None).accounts[0].name == "oak"
