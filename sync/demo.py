@@ -110,10 +110,14 @@ def run_demo(config: Config, *, duration: float, rate: float, seed: int, ledger_
     cycles: list[CycleReport] = []
     first_cycle, quiet = threading.Event(), threading.Event()
 
+    quiet_cycles: list[bool] = []
+
     def on_cycle(report: CycleReport) -> None:
         cycles.append(report)
         first_cycle.set()
-        if sales_stopped.is_set() and not report.movements and not report.pushes and report.ok:
+        quiet_cycles.append(sales_stopped.is_set() and report.ok and not report.movements and not report.pushes)
+        # Two quiet cycles in a row: the second started after the sales stopped and saw them all.
+        if quiet_cycles[-2:] == [True, True]:
             quiet.set()
 
     sales_stopped = threading.Event()

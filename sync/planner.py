@@ -215,9 +215,10 @@ def settle(
 
     Exactly one of "applied" (external = o - e - d) and "not applied" (external = o - e) is true.
     A quiet listing decides: the hypothesis under which nothing else happened wins. When both
-    hypotheses need an external change, wait; after `timeout`, the rule takes the hypothesis with
-    the smaller external change (applied on a tie: a lost answer most often follows an applied
-    write), and the residual is booked as a correction flagged for the operator.
+    hypotheses need an external change, wait; after `timeout` the rule decides and the residual is
+    booked as a correction flagged for the operator. The rule prefers the hypothesis that needs
+    no units to appear from nowhere (sales are far more common than restocks), then the one that
+    needs the smaller external change, then "applied".
     """
     if_applied = observed - push.expected_before - push.delta
     if_not = observed - push.expected_before
@@ -227,7 +228,12 @@ def settle(
         return Settlement(push.push_id, sku, account, False, False, "quiet listing: not applied")
     if now is None or now - push.sent_at < timeout:
         return None
-    applied = abs(if_applied) <= abs(if_not)
+    applied = _implausibility(if_applied) <= _implausibility(if_not)
     residual = if_applied if applied else if_not
     note = f"in doubt past {timeout}: ruled {'applied' if applied else 'not applied'}, residual {residual:+d}"
     return Settlement(push.push_id, sku, account, applied, True, note)
+
+
+def _implausibility(external: int) -> tuple[bool, int]:
+    """Order hypotheses: units appearing is less plausible than units sold; then by size."""
+    return (external > 0, abs(external))

@@ -86,6 +86,14 @@ def test_a_listing_with_a_push_in_doubt_takes_no_new_push_until_settled() -> Non
     assert ruled.movements[0].kind is MovementKind.CORRECTION and ruled.movements[0].flagged
 
 
+def test_the_timeout_rule_prefers_a_sale_over_units_appearing() -> None:
+    # Pushed -4 from 30, then saw 28: applied means +2 appeared, not applied means 2 were sold.
+    doubt = InDoubtPush(1, delta=-4, expected_before=30, sent_at=NOW)
+    ruled = settle(doubt, 28, NOW + timedelta(hours=1), timedelta(minutes=10), "a", "x")
+    assert ruled is not None and ruled.by_rule and not ruled.applied
+    assert "residual -2" in ruled.note
+
+
 def test_settle_by_a_quiet_listing() -> None:
     doubt = InDoubtPush(1, delta=-3, expected_before=10, sent_at=NOW)
     applied = settle(doubt, 7, NOW, timedelta(0), "a", "x")

@@ -42,13 +42,13 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self._queue: deque[tuple[Fault, str | None]] = deque()
+        self._queue: deque[tuple[Fault, bool]] = deque()
         self._lock = threading.Lock()
 
-    def inject(self, fault: Fault, times: int = 1, *, path_contains: str | None = None) -> None:
-        """Queue `fault` for the next `times` requests (whose path contains `path_contains`)."""
+    def inject(self, fault: Fault, times: int = 1, *, writes_only: bool = False) -> None:
+        """Queue `fault` for the next `times` requests (only requests that change stock, if asked)."""
         with self._lock:
-            self._queue.extend([(fault, path_contains)] * times)
+            self._queue.extend([(fault, writes_only)] * times)
 
     def clear(self) -> None:
         """Drop queued faults and random rates."""
@@ -56,11 +56,11 @@ class FaultPlan:
             self._queue.clear()
             self.rates = {}
 
-    def draw(self, path: str) -> Fault | None:
+    def draw(self, is_write: bool) -> Fault | None:
         """The fault for this request, if any."""
         with self._lock:
-            for index, (fault, needle) in enumerate(self._queue):
-                if needle is None or needle in path:
+            for index, (fault, writes_only) in enumerate(self._queue):
+                if is_write or not writes_only:
                     del self._queue[index]
                     self.injected[fault] += 1
                     return fault

@@ -7,6 +7,7 @@ import abc
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.wire import EmuRequest, EmuResponse, LostResponse
@@ -20,12 +21,18 @@ class EmulatedPlatform(abc.ABC):
         self.lock = threading.RLock()
         self.calls: Counter[str] = Counter()
         self.sold: Counter[str] = Counter()
+        # Every relative change applied through the API, as (code, delta): what tests compare
+        # against the ledger's confirmed pushes to prove no change was applied twice.
+        self.applied: list[tuple[str, int]] = []
+        # Called after each answered request, outside the lock: lets a test land a sale exactly
+        # between stocksync's read and its push.
+        self.after_request: Callable[[EmuRequest], None] | None = None
 
     def handle(self, request: EmuRequest) -> EmuResponse:
         """Answer one request with faults applied around the route."""
         if self.faults.latency:
             time.sleep(self.faults.latency)
-        fault = self.faults.draw(request.path)
+        fault = self.faults.draw(self.changes_stock(request))
         with self.lock:
             self.calls[f"{request.method} {request.path}"] += 1
             if fault is Fault.RATE_LIMIT:
@@ -39,11 +46,17 @@ class EmulatedPlatform(abc.ABC):
             return EmuResponse(502, raw=b"<html>Bad Gateway</html>", headers={"Content-Type": "text/html"})
         if fault is Fault.BAD_SHAPE and response.status < 300:
             return EmuResponse(200, {"unexpected": "shape"})
+        if self.after_request is not None:
+            self.after_request(request)
         return response
 
     def rate_limited(self) -> EmuResponse:
         """A 429 answer with `Retry-After`."""
         return EmuResponse(429, {"message": "Too Many Requests"}, {"Retry-After": str(self.faults.retry_after)})
+
+    def changes_stock(self, request: EmuRequest) -> bool:
+        """True for a request that may change a quantity (the ones whose lost answer matters)."""
+        return request.method != "GET"
 
     @abc.abstractmethod
     def route(self, request: EmuRequest) -> EmuResponse:

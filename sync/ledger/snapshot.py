@@ -50,12 +50,12 @@ def skus(session: Session, only: list[str] | None = None, limit: int | None = No
         query = query.where(Sku.code.in_(only))
     if limit:
         query = query.limit(limit)
-    rows = session.execute(query).tuples().all()
+    rows = session.execute(query).all()
     ids = [sku_id for sku_id, _ in rows]
     pools = dict(
         session.execute(
             select(Movement.sku_id, func.sum(Movement.quantity)).where(Movement.sku_id.in_(ids)).group_by(Movement.sku_id)
-        ).tuples().all()
+        ).all()
     )
     doubtful = set(
         session.scalars(select(Push.listing_id).where(Push.state == PushState.IN_DOUBT.value)).all()
@@ -63,7 +63,7 @@ def skus(session: Session, only: list[str] | None = None, limit: int | None = No
     listings: dict[int, list[ListingView]] = {sku_id: [] for sku_id in ids}
     for listing, name in session.execute(
         select(Listing, Account.name).join(Account).where(Listing.sku_id.in_(ids)).order_by(Account.name)
-    ).tuples():
+    ):
         listings[listing.sku_id].append(
             ListingView(name, listing.expected, listing.last_observed, listing.last_observed_at, listing.id in doubtful)
         )

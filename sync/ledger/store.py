@@ -115,13 +115,13 @@ class LedgerStore:
     def load_batch(self, skus: Sequence[str]) -> BatchState:
         """Pools, listings and in-doubt pushes for `skus`, in three queries."""
         with self.sessions() as session:
-            sku_ids = dict(session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(skus))).tuples().all())
+            sku_ids = dict(session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(skus))).all())
             pools = dict(
                 session.execute(
                     select(Movement.sku_id, func.sum(Movement.quantity))
                     .where(Movement.sku_id.in_(sku_ids.values()))
                     .group_by(Movement.sku_id)
-                ).tuples().all()
+                ).all()
             )
             rows = session.execute(
                 select(Listing, Account.name, Sku.code)
@@ -180,7 +180,7 @@ class LedgerStore:
         if new:
             session.execute(insert(Sku), [{"code": code, "created_at": now} for code in new])
             state.sku_ids.update(
-                session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(new))).tuples().all()
+                session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(new))).all()
             )
 
     def _create_listings(
@@ -212,7 +212,7 @@ class LedgerStore:
             .join(Account, Listing.account_id == Account.id)
             .join(Sku, Listing.sku_id == Sku.id)
             .where(Listing.sku_id.in_({state.sku_ids[sku] for _, sku in new}))
-        ).tuples()
+        )
         for listing_id, account, code in rows:
             state.listing_ids[(account, code)] = listing_id
             state.refs[(account, code)] = observed[(account, code)].ref if (account, code) in observed else ""
@@ -304,7 +304,7 @@ class LedgerStore:
             .where(Push.cycle_id == cycle_id)
             .where(Push.state == PushState.PLANNED.value)
             .where(Push.listing_id.in_(listing_of.values()))
-        ).tuples()
+        )
         by_listing = dict(ids.all())
         return {key: by_listing[listing_id] for key, listing_id in listing_of.items()}
 
@@ -340,7 +340,7 @@ class LedgerStore:
             confirmed = [push_id for push_id, result in outcomes if result.outcome is Outcome.CONFIRMED]
             if confirmed:
                 # expected moves only by our own confirmed change, never to the platform's answer.
-                deltas = session.execute(select(Push.listing_id, Push.delta).where(Push.id.in_(confirmed))).tuples()
+                deltas = session.execute(select(Push.listing_id, Push.delta).where(Push.id.in_(confirmed)))
                 table = Listing.__table__
                 bump = (
                     update(table)

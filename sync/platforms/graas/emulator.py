@@ -52,6 +52,16 @@ class GraasEmulator(EmulatedPlatform):
 
     # --- HTTP -------------------------------------------------------------------------------
 
+    def changes_stock(self, request: EmuRequest) -> bool:
+        """Every bulk call but a `quantityDiffList` whose diffs are all zero (a read)."""
+        if request.path != DIFF_LIST:
+            return request.method != "GET"
+        try:
+            data = request.json()["data"]
+            return any(row["quantityDiff"] != 0 for item in data for row in item["quantityDiffs"])
+        except (ValueError, KeyError, TypeError):
+            return True
+
     def route(self, request: EmuRequest) -> EmuResponse:
         """Dispatch a request that passed fault injection."""
         if request.headers.get("appkey") != self.app_key or request.headers.get("accountnumber") != self.account_number:
@@ -93,6 +103,8 @@ class GraasEmulator(EmulatedPlatform):
             warehouse = row["warehouseID"]
             current = product.get(warehouse, 0)
             product[warehouse] = current + row[value_key] if relative else row[value_key]
+            if relative and row[value_key]:
+                self.applied.append((sku, row[value_key]))
             updated.append({"warehouseID": warehouse, "quantity": product[warehouse]})
         return {"sellerSKU": sku, "status": "success", "updatedQuantity": updated, "httpCode": 200}
 

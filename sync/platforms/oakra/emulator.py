@@ -118,6 +118,8 @@ class OakraEmulator(EmulatedPlatform):
         for item in items:
             record = self.records[item["id"]]
             record.quantity = record.quantity + item[field] if relative else item[field]
+            if relative:
+                self.applied.append((record.sku, item[field]))
             touched.append(record.as_json())
         return EmuResponse(200, {"stock_records": touched})
 
