@@ -167,9 +167,9 @@ def run_daemon_with_sales(
     return result
 
 
-def test_converges_under_concurrent_sales_with_nothing_lost(db_url: str) -> None:
+def test_converges_under_concurrent_sales_with_nothing_lost(any_db_url: str) -> None:
     with fleet(*ACCOUNTS) as running:
-        config = running.config(db_url, SKUS, sync={"interval_seconds": 0.2})
+        config = running.config(any_db_url, SKUS, sync={"interval_seconds": 0.2})
         result = run_daemon_with_sales(config, running, seed=7, seconds=4, rate=12)
     assert result.sales > 20
     # Zero units lost or counted twice: the pool is the start minus every unit sold.

@@ -11,16 +11,16 @@ from sync.ledger.db import alembic_config, check_schema, create_db_engine, upgra
 from sync.ledger.models import Base
 
 
-def test_migrations_build_exactly_the_models(db_url: str) -> None:
-    engine = create_db_engine(db_url)
+def test_migrations_build_exactly_the_models(any_db_url: str) -> None:
+    engine = create_db_engine(any_db_url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
     check_schema(engine)
 
 
-def test_migrations_downgrade_and_upgrade_again(db_url: str) -> None:
-    engine = create_db_engine(db_url)
+def test_migrations_downgrade_and_upgrade_again(any_db_url: str) -> None:
+    engine = create_db_engine(any_db_url)
     command.downgrade(alembic_config(engine), "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(engine)

@@ -1,0 +1,25 @@
+# stocksync daemon image: `docker build -t stocksync .`
+# Run: docker run -v $PWD/stocksync.toml:/etc/stocksync/stocksync.toml:ro -v stocksync-data:/var/lib/stocksync stocksync
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sync ./sync
+COPY migrations ./migrations
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[postgres]'
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/stocksync --create-home stocksync
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY config /app/config
+ENV STOCKSYNC_CONFIG=/etc/stocksync/stocksync.toml \
+    PYTHONUNBUFFERED=1
+USER stocksync
+WORKDIR /var/lib/stocksync
+# The ledger (SQLite by default) lives in the working directory: mount a volume there.
+VOLUME ["/var/lib/stocksync"]
+HEALTHCHECK --interval=60s --timeout=10s --start-period=30s CMD ["stocksync", "status", "--limit", "1"]
+# Migrations are applied at start-up, then the daemon runs until SIGTERM.
+ENTRYPOINT ["stocksync"]
+CMD ["run", "--upgrade-db"]
