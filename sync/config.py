@@ -46,6 +46,8 @@ class SyncSettings(_Section):
     interval_seconds: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=500, ge=1, le=100_000)
     in_doubt_timeout_seconds: float = Field(default=600.0, ge=0)
+    safety_min_listings: int = Field(default=10, ge=1)
+    safety_max_drop_share: float = Field(default=0.5, gt=0, le=1)
 
 
 class BootstrapSettings(_Section):

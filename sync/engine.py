@@ -22,6 +22,7 @@ from sync.errors import SyncError
 from sync.ledger.store import BatchState, CycleCounts, LedgerStore
 from sync.planner import AccountRules, ListingKey, Plan, PlanInput, PlannedMovement, PlannedPush, plan
 from sync.platforms.base import Adapter, Change, Observed, Outcome, PushResult, ReadResult, chunked
+from sync.safety import SafetyLimits, refuse_reason
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +107,7 @@ class Engine:
         self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}
         self._codes = {a.name: {sku: a.code_for(sku) for sku in config.skus} for a in config.accounts}
         self._account_ids: dict[str, int] = {}
+        self.safety = SafetyLimits(config.sync.safety_min_listings, config.sync.safety_max_drop_share)
 
     async def run_cycle(self, trigger: str = "manual", *, dry_run: bool = False, progress: Progress | None = None) -> CycleReport:
         """One cycle over the whole catalogue; `dry_run` plans without writing or sending anything."""
@@ -177,6 +179,8 @@ class Engine:
         state = self.store.load_batch(skus)
         accounts = list(only) if only is not None else [a.name for a in self.config.accounts]
         observed = await self._observe(accounts, skus if only is None else None, only, report)
+        if not verify:  # a verify round reads a handful of listings: too few to judge
+            observed = self._safety_stop(state, observed, report)
         failed = frozenset(name for name, run in report.accounts.items() if not run.ok)
         the_plan = plan(
             PlanInput(
@@ -231,6 +235,22 @@ class Engine:
             for code, reason in read.skipped.items():
                 report.accounts[name].skipped[code] = reason
                 log.warning("listing.skipped", account=name, code=code, reason=reason)
+        return observed
+
+    def _safety_stop(
+        self, state: BatchState, observed: dict[ListingKey, Observed], report: CycleReport
+    ) -> dict[ListingKey, Observed]:
+        """Drop the observations of any account whose read looks like an outage, and stop it."""
+        for name, run in report.accounts.items():
+            if not run.ok:
+                continue
+            known = {s.sku: s.listings[name].expected for s in state.skus if name in s.listings}
+            seen = {sku: o.quantity for (account, sku), o in observed.items() if account == name}
+            reason = refuse_reason(known, seen, self.safety)
+            if reason is not None:
+                run.fail(f"safety stop: {reason}; nothing from it was booked", "safety_stop")
+                log.error("account.safety_stop", account=name, reason=reason)
+                observed = {key: o for key, o in observed.items() if key[0] != name}
         return observed
 
     async def _read(self, name: str, skus: Sequence[str], report: CycleReport) -> ReadResult | None:
