@@ -13,7 +13,7 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,10 +24,14 @@ ENV_VAR = "STOCKSYNC_CONFIG"
 DEFAULT_PATH = "stocksync.toml"
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-AnyAccount = Annotated[
-    Union[tuple(spec.settings for spec in PLATFORMS.values())],  # type: ignore[valid-type]  # noqa: UP007
-    Field(discriminator="platform"),
-]
+if TYPE_CHECKING:
+    AnyAccount = AccountSettings
+else:
+    # One settings model per registered platform, chosen by the `platform` key.
+    AnyAccount = Annotated[
+        Union[tuple(spec.settings for spec in PLATFORMS.values())],  # noqa: UP007
+        Field(discriminator="platform"),
+    ]
 
 
 class _Section(BaseModel):
@@ -78,7 +82,7 @@ class Config(_Section):
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    accounts: list[AnyAccount] = Field(min_length=1)  # type: ignore[valid-type]
+    accounts: list[AnyAccount] = Field(min_length=1)
     skus: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -90,7 +94,9 @@ class Config(_Section):
             raise ValueError(f"accounts: name {duplicates[0]!r} is used twice; names must be unique")
         rule = self.bootstrap.rule
         if rule != "min" and rule not in names:
-            raise ValueError(f"bootstrap.rule: {rule!r} is neither 'min' nor the name of an account ({', '.join(names)})")
+            raise ValueError(
+                f"bootstrap.rule: {rule!r} is neither 'min' nor the name of an account ({', '.join(names)})"
+            )
         return self
 
     def account(self, name: str) -> AccountSettings:
@@ -151,7 +157,9 @@ def format_validation(err: ValidationError) -> str:
             key, message = f"{key}.platform", f"required; one of {', '.join(sorted(PLATFORMS))}"
         elif item["type"] == "union_tag_invalid":
             key += ".platform"
-            message = f"{item['input'].get('platform')!r} is not a known platform; use one of {', '.join(sorted(PLATFORMS))}"
+            message = (
+                f"{item['input'].get('platform')!r} is not a known platform; use one of {', '.join(sorted(PLATFORMS))}"
+            )
         elif item["type"] == "extra_forbidden":
             message = "unknown key (misspelt? config/example.toml lists every key)"
         elif item["type"] == "missing":
@@ -169,7 +177,7 @@ def _resolve_secrets(raw: dict[str, Any], env: dict[str, str], base: Path) -> li
     if not isinstance(accounts, list):
         return plain
     for index, account in enumerate(accounts):
-        spec = PLATFORMS.get(account.get("platform")) if isinstance(account, dict) else None
+        spec = PLATFORMS.get(str(account.get("platform"))) if isinstance(account, dict) else None
         if spec is None:
             continue
         for field in spec.settings.secret_fields():

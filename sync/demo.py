@@ -67,9 +67,7 @@ class Demo:
         header = f"{'sku':<16}" + "".join(f"{n[:14]:>15}" for n in names) + f"{'ledger pool':>13}"
         rows = [header]
         for sku in self.config.skus:
-            cells = "".join(
-                f"{self.platforms[n].quantity(account_code(self.config, n, sku)) or 0:>15}" for n in names
-            )
+            cells = "".join(f"{self.platforms[n].quantity(account_code(self.config, n, sku)) or 0:>15}" for n in names)
             pool = "" if pools is None or sku not in pools else str(pools[sku])
             rows.append(f"{sku:<16}{cells}{pool:>13}")
         return "\n".join(rows)
@@ -149,8 +147,10 @@ def run_demo(config: Config, *, duration: float, rate: float, seed: int, ledger_
     truth = {sku: demo.start[sku] - demo.sold(sku) for sku in config.skus}
     converged = demo.converged() and pools == truth
     echo(demo.table(pools))
-    echo(f"\n{sales.sales} sales, {len(cycles)} cycles: " + ("every platform shows the shared pool" if converged
-                                                          else "NOT converged"))
+    echo(
+        f"\n{sales.sales} sales, {len(cycles)} cycles: "
+        + ("every platform shows the shared pool" if converged else "NOT converged")
+    )
     return DemoResult(converged, sales.sales, len(cycles))
 
 

@@ -109,7 +109,9 @@ class Engine:
         self._account_ids: dict[str, int] = {}
         self.safety = SafetyLimits(config.sync.safety_min_listings, config.sync.safety_max_drop_share)
 
-    async def run_cycle(self, trigger: str = "manual", *, dry_run: bool = False, progress: Progress | None = None) -> CycleReport:
+    async def run_cycle(
+        self, trigger: str = "manual", *, dry_run: bool = False, progress: Progress | None = None
+    ) -> CycleReport:
         """One cycle over the whole catalogue; `dry_run` plans without writing or sending anything."""
         report = CycleReport(trigger=trigger, dry_run=dry_run)
         report.accounts = {a.name: AccountRun(a.name, a.platform) for a in self.config.accounts}
@@ -163,9 +165,17 @@ class Engine:
         )
         assert report.cycle_id is not None
         self.store.finish_cycle(report.cycle_id, counts, now)
-        log.info("cycle.end", cycle=report.cycle_id, outcome=outcome, movements=counts.movements,
-                 pushes=counts.pushes_planned, confirmed=counts.pushes_confirmed,
-                 failed=counts.pushes_failed, in_doubt=counts.pushes_in_doubt, accounts_failed=failed)
+        log.info(
+            "cycle.end",
+            cycle=report.cycle_id,
+            outcome=outcome,
+            movements=counts.movements,
+            pushes=counts.pushes_planned,
+            confirmed=counts.pushes_confirmed,
+            failed=counts.pushes_failed,
+            in_doubt=counts.pushes_in_doubt,
+            accounts_failed=failed,
+        )
 
     async def _reconcile(
         self,
@@ -293,12 +303,16 @@ class Engine:
                 self._log_outcome(push, result)
                 if result.outcome is Outcome.IN_DOUBT:
                     in_doubt.append(key)
-                elif result.outcome is Outcome.FAILED and result.error is not None and result.error.kind.value == "fatal":
+                elif (
+                    result.outcome is Outcome.FAILED and result.error is not None and result.error.kind.value == "fatal"
+                ):
                     report.accounts[name].fail(result.error.message, result.error.kind.value)
         self.store.record_outcomes(outcomes, self.clock())
         return in_doubt
 
-    async def _push(self, name: str, pushes: Sequence[PlannedPush], state: BatchState, report: CycleReport) -> list[PushResult]:
+    async def _push(
+        self, name: str, pushes: Sequence[PlannedPush], state: BatchState, report: CycleReport
+    ) -> list[PushResult]:
         changes = [Change(self._codes[name][p.sku], state.refs[(name, p.sku)], p.delta) for p in pushes]
         try:
             return await self.adapters[name].push(changes)
@@ -311,12 +325,21 @@ class Engine:
 
     def _log_plan(self, the_plan: Plan, report: CycleReport) -> None:
         for m in the_plan.movements:
-            log.info("movement.booked", sku=m.sku, account=m.account, quantity=m.quantity, kind=m.kind.value,
-                     note=m.note, flagged=m.flagged, dry_run=report.dry_run)
+            log.info(
+                "movement.booked",
+                sku=m.sku,
+                account=m.account,
+                quantity=m.quantity,
+                kind=m.kind.value,
+                note=m.note,
+                flagged=m.flagged,
+                dry_run=report.dry_run,
+            )
         for s in the_plan.settlements:
             event = "push.settled_by_rule" if s.by_rule else "push.settled"
-            (log.error if s.by_rule else log.info)(event, push=s.push_id, sku=s.sku, account=s.account,
-                                                   applied=s.applied, note=s.note)
+            (log.error if s.by_rule else log.info)(
+                event, push=s.push_id, sku=s.sku, account=s.account, applied=s.applied, note=s.note
+            )
 
     @staticmethod
     def _log_outcome(push: PlannedPush, result: PushResult) -> None:

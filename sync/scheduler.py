@@ -52,8 +52,12 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
             next_run_time=wiring.clock(),
         )
         scheduler.start()
-        log.info("daemon.started", accounts=len(config.accounts), skus=len(config.skus),
-                 interval=config.sync.interval_seconds)
+        log.info(
+            "daemon.started",
+            accounts=len(config.accounts),
+            skus=len(config.skus),
+            interval=config.sync.interval_seconds,
+        )
         while not stop.is_set():
             await asyncio.sleep(0.05)
         scheduler.shutdown(wait=False)

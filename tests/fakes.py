@@ -14,8 +14,11 @@ from sync.platforms import PLATFORMS
 
 CREDENTIALS: dict[str, dict[str, str]] = {
     "oakra": {"app_key": "oakra-secret-key-0001", "location_id": "warehouse-1"},
-    "graas": {"account_number": "5dd3dad95c11180004117c4d1", "app_key": "graas-secret-key-0002",
-              "warehouse_id": "MyStock-1"},
+    "graas": {
+        "account_number": "5dd3dad95c11180004117c4d1",
+        "app_key": "graas-secret-key-0002",
+        "warehouse_id": "MyStock-1",
+    },
 }
 
 

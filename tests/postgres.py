@@ -57,16 +57,27 @@ def postgres_server() -> Iterator[str]:
     try:
         run(str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         run(
-            str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "30",
-            "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+            str(binaries / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
         )
         url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
         _wait_ready(port)
         yield url
     finally:
         if data.exists():
-            subprocess.run(_as_server_user([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                           capture_output=True)
+            subprocess.run(
+                _as_server_user([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                capture_output=True,
+            )
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -141,8 +141,11 @@ def test_a_failing_platform_exits_1_and_the_others_still_sync(
     result = invoke("reconcile", "--config", config)
 
     assert result.exit_code == 1
-    expected = {"unreachable": "platform unreachable", "auth": "credentials rejected",
-                "bad_shape": "answer is neither an array"}[failure]
+    expected = {
+        "unreachable": "platform unreachable",
+        "auth": "credentials rejected",
+        "bad_shape": "answer is neither an array",
+    }[failure]
     assert expected in result.output
     assert "FAILED" in result.output
     assert_ledger_consistent(db_url)

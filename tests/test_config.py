@@ -72,14 +72,19 @@ def test_catalog_file_csv_and_lines(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("platform = \"oakra\"", "platform = \"shopify\""), "accounts[0].platform: 'shopify' is not a known platform"),
-        (("location_id = \"warehouse-1\"", ""), "accounts[0].location_id: required but missing"),
-        (("name = \"oak\"", "name = \"oak\"\nbufer = 2"), "accounts[0].bufer: unknown key"),
-        (("base_url = \"https://app.oakra.com/api/v1\"", "base_url = \"app.oakra.com\""),
-         "accounts[0].base_url: must start with http:// or https://"),
-        (("[catalog]", "[bootstrap]\nrule = \"nobody\"\n[catalog]"), "bootstrap.rule: 'nobody' is neither"),
-        (("skus = [\"a\", \"b\"]", "skus = []"), "catalog: no SKUs"),
-        (("name = \"oak\"", "name = \"oak\"\nbuffer = -1"), "accounts[0].buffer: Input should be greater than or equal to 0"),
+        (('platform = "oakra"', 'platform = "shopify"'), "accounts[0].platform: 'shopify' is not a known platform"),
+        (('location_id = "warehouse-1"', ""), "accounts[0].location_id: required but missing"),
+        (('name = "oak"', 'name = "oak"\nbufer = 2'), "accounts[0].bufer: unknown key"),
+        (
+            ('base_url = "https://app.oakra.com/api/v1"', 'base_url = "app.oakra.com"'),
+            "accounts[0].base_url: must start with http:// or https://",
+        ),
+        (("[catalog]", '[bootstrap]\nrule = "nobody"\n[catalog]'), "bootstrap.rule: 'nobody' is neither"),
+        (('skus = ["a", "b"]', "skus = []"), "catalog: no SKUs"),
+        (
+            ('name = "oak"', 'name = "oak"\nbuffer = -1'),
+            "accounts[0].buffer: Input should be greater than or equal to 0",
+        ),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:

@@ -18,8 +18,8 @@ from sync.bootstrap import Wiring, open_ledger
 from sync.config import Config
 from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.platform import EmulatedPlatform
-from sync.emulation.wire import EmuRequest
 from sync.emulation.sales import SalesDriver
+from sync.emulation.wire import EmuRequest
 from sync.engine import CycleReport
 from sync.ledger.models import Account, Listing, Movement, MovementKind, Push, PushState, Sku
 from sync.ledger.snapshot import skus as sku_views
@@ -54,7 +54,8 @@ class Run:
     def ledger_applied(self, account: str) -> Counter[tuple[str, int]]:
         """The changes the ledger holds as applied on `account`."""
         return Counter(
-            (code, delta) for name, code, delta, state, _, _ in self.pushes
+            (code, delta)
+            for name, code, delta, state, _, _ in self.pushes
             if name == account and state in (PushState.CONFIRMED.value, PushState.APPLIED.value)
         )
 
@@ -158,7 +159,8 @@ def run_daemon_with_sales(
     # No change was sent twice: no platform applied a change more often than the ledger sent it.
     for name, platform in running.platforms.items():
         sent = Counter(
-            (code, delta) for account, code, delta, state, _, _ in pushes
+            (code, delta)
+            for account, code, delta, state, _, _ in pushes
             if account == name and state not in (PushState.FAILED.value, PushState.CANCELLED.value)
         )
         assert not Counter(platform.applied) - sent, name
@@ -202,6 +204,5 @@ def test_converges_through_429s_and_5xx_without_sending_a_change_twice(db_url: s
     # (issue: order feeds): the timeout rule decides, and the residual stands as a correction
     # flagged for the operator. The pool is never off by more than those flagged residuals.
     for sku, view in result.views.items():
-        flagged = sum(abs(m.quantity) for m in result.movements
-                      if m.flagged and m.sku_id == result.sku_ids[sku])
+        flagged = sum(abs(m.quantity) for m in result.movements if m.flagged and m.sku_id == result.sku_ids[sku])
         assert abs(view.pool - result.truth[sku]) <= flagged, sku

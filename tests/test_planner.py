@@ -22,26 +22,34 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_bootstrap_by_min_adopts_every_listing_and_pushes_to_target() -> None:
-    result = plan(PlanInput(
-        skus=[SkuState("a", None)],
-        observations={("x", "a"): 12, ("y", "a"): 7, ("z", "a"): 9},
-        rules={"y": AccountRules(buffer=2)},
-    ))
+    result = plan(
+        PlanInput(
+            skus=[SkuState("a", None)],
+            observations={("x", "a"): 12, ("y", "a"): 7, ("z", "a"): 9},
+            rules={"y": AccountRules(buffer=2)},
+        )
+    )
     assert [(m.kind, m.quantity, m.account) for m in result.movements] == [(MovementKind.BOOTSTRAP, 7, None)]
     assert result.expected == {("x", "a"): 12, ("y", "a"): 7, ("z", "a"): 9}
     assert {(p.account, p.delta, p.target) for p in result.pushes} == {("x", -5, 7), ("y", -2, 5), ("z", -2, 7)}
 
 
 def test_bootstrap_by_min_waits_while_an_account_failed() -> None:
-    result = plan(PlanInput(
-        skus=[SkuState("a", None)], observations={("x", "a"): 5}, rules={}, failed_accounts=frozenset({"y"}),
-    ))
+    result = plan(
+        PlanInput(
+            skus=[SkuState("a", None)],
+            observations={("x", "a"): 5},
+            rules={},
+            failed_accounts=frozenset({"y"}),
+        )
+    )
     assert result.is_empty and result.waiting
 
 
 def test_bootstrap_from_a_source_account() -> None:
-    given_ = PlanInput(skus=[SkuState("a", None)], observations={("x", "a"): 3, ("y", "a"): 20}, rules={},
-                       bootstrap_rule="y")
+    given_ = PlanInput(
+        skus=[SkuState("a", None)], observations={("x", "a"): 3, ("y", "a"): 20}, rules={}, bootstrap_rule="y"
+    )
     result = plan(given_)
     assert result.movements[0].quantity == 20 and result.movements[0].account == "y"
     assert [(p.account, p.delta) for p in result.pushes] == [("x", 17)]

@@ -36,11 +36,14 @@ def test_the_daemon_finishes_its_cycle_and_exits_0_on_sigterm(tmp_path: Path, db
             for sku in skus:
                 platform.set_quantity(sku, 5)
         config = tmp_path / "stocksync.toml"
-        config.write_text(running.toml(db_url, skus, '[sync]\ninterval_seconds = 0.2\nbatch_size = 5\n'))
+        config.write_text(running.toml(db_url, skus, "[sync]\ninterval_seconds = 0.2\nbatch_size = 5\n"))
         config.chmod(0o600)
         daemon = subprocess.Popen(
             [sys.executable, "-m", "sync", "run", "--config", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
         )
         try:
             deadline = time.monotonic() + 30
@@ -70,7 +73,10 @@ def test_the_demo_converges_and_ends_by_itself(tmp_path: Path) -> None:
     config.write_text(demo)
     result = subprocess.run(
         [sys.executable, "-m", "sync", "demo", "--config", str(config), "--duration", "3", "--rate", "4"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every platform shows the shared pool" in result.stdout

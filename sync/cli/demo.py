@@ -15,15 +15,35 @@ BUNDLED = "demo.toml"
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Demo configuration (default: the bundled config/demo.toml).")
-@click.option("--duration", type=click.FloatRange(min=1), default=30, show_default=True,
-              help="Seconds of random sales before letting it settle.")
-@click.option("--rate", type=click.FloatRange(min=0.1), default=1.5, show_default=True,
-              help="Sales per second across all platforms.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Demo configuration (default: the bundled config/demo.toml).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=30,
+    show_default=True,
+    help="Seconds of random sales before letting it settle.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=1.5,
+    show_default=True,
+    help="Sales per second across all platforms.",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed for stock and sales.")
-@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Keep the SQLite ledger at this new path (default: a temporary file).")
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep the SQLite ledger at this new path (default: a temporary file).",
+)
 def demo(config_path: str | None, duration: float, rate: float, seed: int, ledger_path: Path | None) -> None:
     """Start emulated platforms with random sales, run the daemon against them, show convergence.
 
@@ -37,8 +57,14 @@ def demo(config_path: str | None, duration: float, rate: float, seed: int, ledge
         fail(f"--ledger: {ledger_path} already exists; the demo needs a fresh ledger")
     with tempfile.TemporaryDirectory(prefix="stocksync-demo-") as tmp:
         try:
-            result = run_demo(config, duration=duration, rate=rate, seed=seed,
-                              ledger_path=ledger_path or Path(tmp) / "ledger.db", echo=click.echo)
+            result = run_demo(
+                config,
+                duration=duration,
+                rate=rate,
+                seed=seed,
+                ledger_path=ledger_path or Path(tmp) / "ledger.db",
+                echo=click.echo,
+            )
         except ConfigError as err:
             fail(str(err))
             raise

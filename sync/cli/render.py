@@ -27,13 +27,26 @@ def report_json(report: CycleReport) -> dict[str, Any]:
             for name, run in report.accounts.items()
         },
         "movements": [
-            {"sku": m.sku, "account": m.account, "quantity": m.quantity, "kind": m.kind.value, "note": m.note,
-             "flagged": m.flagged}
+            {
+                "sku": m.sku,
+                "account": m.account,
+                "quantity": m.quantity,
+                "kind": m.kind.value,
+                "note": m.note,
+                "flagged": m.flagged,
+            }
             for m in report.movements
         ],
         "pushes": [
-            {"sku": p.push.sku, "account": p.push.account, "observed": p.push.observed, "target": p.push.target,
-             "delta": p.push.delta, "outcome": p.outcome, "detail": p.detail}
+            {
+                "sku": p.push.sku,
+                "account": p.push.account,
+                "observed": p.push.observed,
+                "target": p.push.target,
+                "delta": p.push.delta,
+                "outcome": p.outcome,
+                "detail": p.detail,
+            }
             for p in report.pushes
         ],
         "waiting": [{"sku": sku, "account": account, "reason": reason} for sku, account, reason in report.waiting],

@@ -33,14 +33,34 @@ def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -
 def _json(accounts: list[Account], cycle: Cycle | None, skus: list[snapshot.SkuView]) -> dict[str, Any]:
     return {
         "accounts": [
-            {"name": a.name, "platform": a.platform, "healthy": a.healthy, "last_success_at": a.last_success_at,
-             "last_error_at": a.last_error_at, "last_error": a.last_error}
+            {
+                "name": a.name,
+                "platform": a.platform,
+                "healthy": a.healthy,
+                "last_success_at": a.last_success_at,
+                "last_error_at": a.last_error_at,
+                "last_error": a.last_error,
+            }
             for a in accounts
         ],
-        "last_cycle": None if cycle is None else {
+        "last_cycle": None
+        if cycle is None
+        else {
             key: getattr(cycle, key)
-            for key in ("id", "trigger", "started_at", "finished_at", "outcome", "movements", "pushes_planned",
-                        "pushes_confirmed", "pushes_failed", "pushes_in_doubt", "accounts_failed", "error")
+            for key in (
+                "id",
+                "trigger",
+                "started_at",
+                "finished_at",
+                "outcome",
+                "movements",
+                "pushes_planned",
+                "pushes_confirmed",
+                "pushes_failed",
+                "pushes_in_doubt",
+                "accounts_failed",
+                "error",
+            )
         },
         "skus": [
             {"sku": s.sku, "pool": s.pool, "listings": [listing.__dict__ for listing in s.listings]} for s in skus

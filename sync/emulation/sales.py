@@ -12,7 +12,9 @@ from sync.emulation.platform import EmulatedPlatform
 class SalesDriver:
     """Sells one or two units at a time, at `rate` sales a second across `platforms`."""
 
-    def __init__(self, platforms: Sequence[EmulatedPlatform], rate: float, *, seed: int = 0, max_units: int = 2) -> None:
+    def __init__(
+        self, platforms: Sequence[EmulatedPlatform], rate: float, *, seed: int = 0, max_units: int = 2
+    ) -> None:
         self.platforms = list(platforms)
         self.rate = rate
         self.max_units = max_units

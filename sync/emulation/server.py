@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ class EmulatorServer:
 
     def __init__(self, app: App, port: int = 0, host: str = "127.0.0.1") -> None:
         self.app = app
+        self._host = host
         self._server = ThreadingHTTPServer((host, port), _handler_for(app))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -25,8 +27,7 @@ class EmulatorServer:
     @property
     def url(self) -> str:
         """The server's root URL, `http://127.0.0.1:PORT`."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._server.server_address[1]}"
 
     def start(self) -> EmulatorServer:
         """Start serving in a background thread."""
@@ -57,10 +58,8 @@ def _handler_for(app: App) -> type[BaseHTTPRequestHandler]:
                 response = app.handle(request)
             except LostResponse:
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):  # the client may already be gone
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return
             payload, content_type = response.encoded()
             self.send_response(response.status)

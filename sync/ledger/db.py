@@ -29,8 +29,10 @@ def create_db_engine(url: str) -> Engine:
     try:
         return create_engine(parsed, pool_pre_ping=True)
     except ImportError as err:
-        raise ConfigError(f"database.url: the driver for {parsed.drivername} is not installed ({err.name}); "
-                          "install stocksync[postgres]") from None
+        raise ConfigError(
+            f"database.url: the driver for {parsed.drivername} is not installed ({err.name}); "
+            "install stocksync[postgres]"
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -54,12 +54,12 @@ def skus(session: Session, only: list[str] | None = None, limit: int | None = No
     ids = [sku_id for sku_id, _ in rows]
     pools = dict(
         session.execute(
-            select(Movement.sku_id, func.sum(Movement.quantity)).where(Movement.sku_id.in_(ids)).group_by(Movement.sku_id)
+            select(Movement.sku_id, func.sum(Movement.quantity))
+            .where(Movement.sku_id.in_(ids))
+            .group_by(Movement.sku_id)
         ).all()
     )
-    doubtful = set(
-        session.scalars(select(Push.listing_id).where(Push.state == PushState.IN_DOUBT.value)).all()
-    )
+    doubtful = set(session.scalars(select(Push.listing_id).where(Push.state == PushState.IN_DOUBT.value)).all())
     listings: dict[int, list[ListingView]] = {sku_id: [] for sku_id in ids}
     for listing, name in session.execute(
         select(Listing, Account.name).join(Account).where(Listing.sku_id.in_(ids)).order_by(Account.name)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import CursorResult, Result, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku
@@ -88,9 +89,7 @@ class LedgerStore:
     def finish_cycle(self, cycle_id: int, counts: CycleCounts, now: datetime) -> None:
         """Close a cycle row with its outcome and counts."""
         with self.sessions.begin() as session:
-            session.execute(
-                update(Cycle).where(Cycle.id == cycle_id).values(finished_at=now, **counts.__dict__)
-            )
+            session.execute(update(Cycle).where(Cycle.id == cycle_id).values(finished_at=now, **counts.__dict__))
 
     # --- outbox recovery --------------------------------------------------------------------
 
@@ -98,16 +97,22 @@ class LedgerStore:
         """Settle pushes a crash left open: planned ones were never sent (cancelled); sent ones may
         have been applied (in doubt). Returns (cancelled, put in doubt)."""
         with self.sessions.begin() as session:
-            cancelled = session.execute(
-                update(Push)
-                .where(Push.state == PushState.PLANNED.value)
-                .values(state=PushState.CANCELLED.value, settled_at=now, detail="never sent: stopped before sending")
-            ).rowcount
-            doubted = session.execute(
-                update(Push)
-                .where(Push.state == PushState.SENT.value)
-                .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
-            ).rowcount
+            cancelled = _rowcount(
+                session.execute(
+                    update(Push)
+                    .where(Push.state == PushState.PLANNED.value)
+                    .values(
+                        state=PushState.CANCELLED.value, settled_at=now, detail="never sent: stopped before sending"
+                    )
+                )
+            )
+            doubted = _rowcount(
+                session.execute(
+                    update(Push)
+                    .where(Push.state == PushState.SENT.value)
+                    .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
+                )
+            )
             return cancelled, doubted
 
     # --- one batch --------------------------------------------------------------------------
@@ -179,9 +184,7 @@ class LedgerStore:
         new = sorted({m.sku for m in plan.movements} - state.sku_ids.keys())
         if new:
             session.execute(insert(Sku), [{"code": code, "created_at": now} for code in new])
-            state.sku_ids.update(
-                session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(new))).all()
-            )
+            state.sku_ids.update(session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(new))).all())
 
     def _create_listings(
         self,
@@ -315,9 +318,7 @@ class LedgerStore:
         if not push_ids:
             return
         with self.sessions.begin() as session:
-            session.execute(
-                update(Push).where(Push.id.in_(push_ids)).values(state=PushState.SENT.value, sent_at=now)
-            )
+            session.execute(update(Push).where(Push.id.in_(push_ids)).values(state=PushState.SENT.value, sent_at=now))
 
     def record_outcomes(self, outcomes: Sequence[tuple[int, PushResult]], now: datetime) -> None:
         """Store each push's outcome; a confirmed one moves its listing's expected by its delta."""
@@ -341,10 +342,15 @@ class LedgerStore:
             if confirmed:
                 # expected moves only by our own confirmed change, never to the platform's answer.
                 deltas = session.execute(select(Push.listing_id, Push.delta).where(Push.id.in_(confirmed)))
-                table = Listing.__table__
+                table = cast(Table, Listing.__table__)
                 bump = (
                     update(table)
                     .where(table.c.id == bindparam("listing"))
                     .values(expected=table.c.expected + bindparam("delta"))
                 )
                 session.connection().execute(bump, [{"listing": lid, "delta": d} for lid, d in deltas])
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE touched."""
+    return cast(CursorResult[Any], result).rowcount

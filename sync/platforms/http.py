@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 import structlog
@@ -146,9 +146,7 @@ class PlatformHTTP:
         return text
 
 
-def raise_for_status(
-    response: httpx.Response, where: str, *, write: bool, scrub: Callable[[str], str] = str
-) -> None:
+def raise_for_status(response: httpx.Response, where: str, *, write: bool, scrub: Callable[[str], str] = str) -> None:
     """Translate a non-2xx status into the error that says how to act on it."""
     status = response.status_code
     if status < 300:
@@ -185,11 +183,9 @@ def json_body(response: httpx.Response, where: str) -> Any:
         raise RetriableError(f"{where}: answer is not JSON") from err
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """True for a JSON integer (and not a boolean, which Python counts as one)."""
     return isinstance(value, int) and not isinstance(value, bool)
-
-
 
 
 class HttpAdapter(Adapter):

@@ -49,10 +49,7 @@ class OakraAdapter(HttpAdapter):
         sendable = [c for c in changes if c.ref.isdigit()]
         sent = iter(await push_in_batches(sendable, self.settings.effective_batch_size, self._push_batch))
         # A change without a stock record id cannot be sent; it fails alone.
-        return [
-            next(sent) if c.ref.isdigit() else _unsendable(c)
-            for c in changes
-        ]
+        return [next(sent) if c.ref.isdigit() else _unsendable(c) for c in changes]
 
     async def _push_batch(self, changes: list[Change]) -> list[PushResult]:
         response = await self.http.request("POST", CHANGE, json=mapping.change_body(changes), write=True)

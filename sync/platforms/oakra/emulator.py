@@ -93,7 +93,8 @@ class OakraEmulator(EmulatedPlatform):
         skus = request.query.get("sku") or []
         if not skus:
             return EmuResponse(400, {"sku": ["This field is required."]})
-        location = (request.query.get("location_id") or [None])[0]
+        locations = request.query.get("location_id")
+        location = locations[0] if locations else None
         wanted = set(skus)
         records = [
             r.as_json()
