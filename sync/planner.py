@@ -137,6 +137,8 @@ def _plan_sku(state: SkuState, given: PlanInput, out: Plan) -> None:
     sku = state.sku
     observed = {acct: q for (acct, s), q in given.observations.items() if s == sku}
     if not observed:
+        if state.pool is None and not given.failed_accounts:
+            out.waiting.append((sku, None, "not listed on any account"))
         return
     movements: list[PlannedMovement] = []
     frozen: set[str] = set()

@@ -79,5 +79,5 @@ def report_text(report: CycleReport) -> str:
             f"  {push.account:<20} {push.sku:<24} {push.observed:>6} -> {push.target:<6} ({push.delta:+d}){outcome}"
         )
     for sku, account, reason in report.waiting:
-        lines.append(f"waiting: {sku} {account or ''} {reason}".rstrip())
+        lines.append(f"waiting: {sku}{' on ' + account if account else ''}: {reason}")
     return "\n".join(lines)

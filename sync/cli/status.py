@@ -83,12 +83,12 @@ def _text(accounts: list[Account], cycle: Cycle | None, skus: list[snapshot.SkuV
             f"{c.movements} movements, {c.pushes_planned} pushes ({c.pushes_confirmed} confirmed, "
             f"{c.pushes_failed} failed, {c.pushes_in_doubt} in doubt)"
         )
-    lines.append("skus (pool | account: shown (expected) ...):")
+    lines.append("skus (pool | account: expected to show (last read before our push) ...):")
     for s in skus:
         cells = []
         for listing in s.listings:
-            shown = "?" if listing.last_observed is None else str(listing.last_observed)
+            read = "-" if listing.last_observed is None else str(listing.last_observed)
             doubt = " IN DOUBT" if listing.in_doubt else ""
-            cells.append(f"{listing.account}: {shown} ({listing.expected}){doubt}")
+            cells.append(f"{listing.account}: {listing.expected} (last read {read}){doubt}")
         lines.append(f"  {s.sku:<24} {s.pool:>6} | " + "  ".join(cells))
     return "\n".join(lines)
