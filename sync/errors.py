@@ -58,6 +58,11 @@ class AuthError(FatalError):
     """The platform rejected our credentials (HTTP 401/403)."""
 
 
+class RejectedError(FatalError):
+    """The platform refused the request's content as invalid (HTTP 400/422): nothing was applied,
+    and a batch may hold just one bad item."""
+
+
 class SkippableError(SyncError):
     """One record is bad; the rest of the batch carries on without it."""
 

@@ -1,8 +1,9 @@
 """Batch fan-out shared by adapters: split, run concurrently, and keep one bad item from failing
 its batch.
 
-A platform that rejects a whole batch with a 4xx applied none of it, so the batch is split in
-halves until the bad item stands alone; every other item still goes through.
+A platform that rejects a whole batch as invalid (400/422) applied none of it, so the batch is
+split in halves until the bad item stands alone; every other item still goes through. Any other
+failure (auth, a wrong URL, an outage) belongs to the whole account and is not split.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from sync.errors import AuthError, FatalError, InDoubtError, SyncError
+from sync.errors import InDoubtError, RejectedError, SyncError
 from sync.platforms.base import Change, PushResult, ReadResult, chunked, failed_all, in_doubt_all
 
 SendBatch = Callable[[list[Change]], Awaitable[list[PushResult]]]
@@ -25,9 +26,7 @@ async def push_in_batches(changes: Sequence[Change], size: int, send: SendBatch)
             return await send(batch)
         except InDoubtError as err:
             return in_doubt_all(batch, err)
-        except AuthError as err:
-            return failed_all(batch, err)
-        except FatalError as err:
+        except RejectedError as err:
             if len(batch) == 1:
                 return failed_all(batch, err)
             half = len(batch) // 2
@@ -46,9 +45,7 @@ async def read_in_batches(codes: Sequence[str], size: int, read: ReadBatch) -> R
     async def run(batch: list[str]) -> ReadResult:
         try:
             return await read(batch)
-        except AuthError:
-            raise
-        except FatalError as err:
+        except RejectedError as err:
             if len(batch) == 1:
                 return ReadResult(skipped={batch[0]: err.message})
             half = len(batch) // 2

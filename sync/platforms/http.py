@@ -24,6 +24,7 @@ from sync.errors import (
     FatalError,
     InDoubtError,
     RateLimitedError,
+    RejectedError,
     RetriableError,
 )
 from sync.platforms.account import AccountSettings
@@ -161,6 +162,8 @@ def raise_for_status(response: httpx.Response, where: str, *, write: bool, scrub
         if write:
             raise InDoubtError(message)
         raise RetriableError(message)
+    if status in (400, 422):
+        raise RejectedError(message)
     raise FatalError(message)
 
 

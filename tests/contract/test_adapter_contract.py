@@ -12,7 +12,7 @@ import pytest
 
 from sync.emulation.faults import Fault
 from sync.emulation.platform import EmulatedPlatform
-from sync.errors import AuthError, RetriableError
+from sync.errors import AuthError, FatalError, RetriableError
 from sync.platforms import PLATFORMS, build_adapter
 from sync.platforms.base import Adapter, Change, Outcome
 from tests.fakes import Fleet, fleet
@@ -187,3 +187,12 @@ def test_a_quantity_that_is_not_an_integer_is_skipped_not_guessed(harness: Harne
     result = run(lambda: _read(harness.adapter(), codes))
     assert codes[0] in result.skipped and codes[0] not in result.observed
     assert result.observed[codes[1]].quantity == 10
+
+
+def test_a_wrong_base_url_fails_the_account_at_once(harness: Harness) -> None:
+    codes = harness.seed(30)
+    wrong = harness.entry["base_url"] + "/not-here"
+    with pytest.raises(FatalError) as caught:
+        run(lambda: _read(harness.adapter(base_url=wrong, batch_size=10), codes))
+    assert "HTTP 404" in str(caught.value)
+    assert harness.emulator.api_calls() <= 3  # one call per batch, no splitting hunt for a bad SKU
