@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy import Engine as DbEngine
 
 from sync.config import Config
+from sync.crashpoints import CrashHook, crash_hook_from_env
 from sync.engine import Clock, Engine, utcnow
 from sync.ledger.db import check_schema, create_db_engine, session_factory
 from sync.ledger.store import LedgerStore
@@ -48,11 +49,13 @@ def open_ledger(config: Config, *, require_schema: bool = True) -> Ledger:
 @dataclass
 class Wiring:
     """What can be swapped in: per-account httpx transports (emulators in process), a clock, a
-    stop flag."""
+    stop flag, how long to wait for another reconciler, and a crash hook for fault tests."""
 
     transports: Mapping[str, httpx.AsyncBaseTransport] = field(default_factory=dict)
     clock: Clock = utcnow
     stop: threading.Event = field(default_factory=threading.Event)
+    lock_wait: float = 30.0
+    crash: CrashHook = field(default_factory=crash_hook_from_env)
 
 
 @asynccontextmanager
@@ -65,7 +68,15 @@ async def running_engine(config: Config, ledger: Ledger, wiring: Wiring | None =
         for account in config.accounts
     }
     try:
-        yield Engine(config, ledger.store, adapters, clock=wiring.clock, stop=wiring.stop)
+        yield Engine(
+            config,
+            ledger.store,
+            adapters,
+            clock=wiring.clock,
+            stop=wiring.stop,
+            lock_wait=wiring.lock_wait,
+            crash=wiring.crash,
+        )
     finally:
         for adapter in adapters.values():
             await adapter.aclose()

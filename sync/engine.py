@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy.orm import Session
 
 from sync.config import Config
+from sync.crashpoints import CrashHook, no_crash
 from sync.errors import SyncError
+from sync.ledger.lease import ReconcileLease
 from sync.ledger.store import BatchState, CycleCounts, LedgerStore
 from sync.planner import AccountRules, ListingKey, Plan, PlanInput, PlannedMovement, PlannedPush, plan
 from sync.platforms.base import Adapter, Change, Observed, Outcome, PushResult, ReadResult, chunked
@@ -98,12 +101,18 @@ class Engine:
         *,
         clock: Clock = utcnow,
         stop: threading.Event | None = None,
+        lease: ReconcileLease | None = None,
+        lock_wait: float = 30.0,
+        crash: CrashHook = no_crash,
     ) -> None:
         self.config = config
         self.store = store
         self.adapters = adapters
         self.clock = clock
         self.stop = stop or threading.Event()
+        self.lease = lease or ReconcileLease(store.sessions, clock)
+        self.lock_wait = lock_wait
+        self.crash = crash
         self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}
         self._codes = {a.name: {sku: a.code_for(sku) for sku in config.skus} for a in config.accounts}
         self._account_ids: dict[str, int] = {}
@@ -112,16 +121,28 @@ class Engine:
     async def run_cycle(
         self, trigger: str = "manual", *, dry_run: bool = False, progress: Progress | None = None
     ) -> CycleReport:
-        """One cycle over the whole catalogue; `dry_run` plans without writing or sending anything."""
+        """One cycle over the whole catalogue; `dry_run` plans without writing or sending anything.
+
+        Raises LeaseBusy when another reconciler holds the ledger for longer than `lock_wait`."""
+        if dry_run:
+            return await self._cycle(trigger, dry_run=True, progress=progress)
+        await asyncio.to_thread(self.lease.acquire, self.lock_wait, cancel=self.stop)
+        try:
+            return await self._cycle(trigger, dry_run=False, progress=progress)
+        finally:
+            self.lease.release()
+
+    async def _cycle(self, trigger: str, *, dry_run: bool, progress: Progress | None) -> CycleReport:
         report = CycleReport(trigger=trigger, dry_run=dry_run)
         report.accounts = {a.name: AccountRun(a.name, a.platform) for a in self.config.accounts}
         skus = list(self.config.skus)
         if not dry_run:
+            # Under the lease: pushes left open are from a reconciler that died, never a live one.
             cancelled, doubted = self.store.recover_outbox(self.clock())
             if cancelled or doubted:
                 log.warning("outbox.recovered", cancelled=cancelled, in_doubt=doubted)
             self._account_ids = self.store.sync_accounts((a.name, a.platform) for a in self.config.accounts)
-            report.cycle_id = self.store.start_cycle(trigger, self.clock())
+            report.cycle_id = self.store.start_cycle(trigger, self.clock(), self.lease.holder)
         log.info("cycle.start", cycle=report.cycle_id, trigger=trigger, skus=len(skus), dry_run=dry_run)
         error: str | None = None
         try:
@@ -129,6 +150,8 @@ class Engine:
                 if self.stop.is_set():
                     report.stopped = True
                     break
+                if not dry_run:
+                    self.lease.renew()
                 await self._reconcile(batch, report, verify=False)
                 report.skus_done += len(batch)
                 if progress:
@@ -212,8 +235,9 @@ class Engine:
             report.pushes.extend(PushReport(p) for p in the_plan.pushes)
             return
         push_ids = self.store.apply_plan(
-            report.cycle_id or 0, the_plan, state, observed, self._account_ids, self.clock()
+            report.cycle_id or 0, the_plan, state, observed, self._account_ids, self.clock(), self._before_commit
         )
+        self.crash("after_plan_commit")
         in_doubt = await self._send(the_plan.pushes, push_ids, state, report)
         if in_doubt and not verify:
             # Read the doubtful listings again at once: the shorter the gap, the likelier the
@@ -222,6 +246,11 @@ class Engine:
             for account, sku in in_doubt:
                 doubtful[account].add(sku)
             await self._reconcile(sorted({sku for _, sku in in_doubt}), report, verify=True, only=doubtful)
+
+    def _before_commit(self, session: Session) -> None:
+        """Inside the plan transaction: fence on the lease, then the crash point before commit."""
+        self.lease.extend(session)
+        self.crash("before_plan_commit")
 
     async def _observe(
         self,
@@ -288,6 +317,7 @@ class Engine:
         if not pushes:
             return []
         self.store.mark_sent(list(push_ids.values()), self.clock())
+        self.crash("after_mark_sent")
         by_account: dict[str, list[PlannedPush]] = defaultdict(list)
         for push in pushes:
             by_account[push.account].append(push)
@@ -307,7 +337,9 @@ class Engine:
                     result.outcome is Outcome.FAILED and result.error is not None and result.error.kind.value == "fatal"
                 ):
                     report.accounts[name].fail(result.error.message, result.error.kind.value)
+        self.crash("after_send")
         self.store.record_outcomes(outcomes, self.clock())
+        self.crash("after_outcomes")
         return in_doubt
 
     async def _push(

@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sync.bootstrap import Ledger, Wiring, running_engine
 from sync.config import Config
 from sync.engine import CycleReport, Engine
+from sync.ledger.lease import LeaseBusy
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,10 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
 async def _one_cycle(engine: Engine, on_cycle: OnCycle | None) -> None:
     try:
         report = await engine.run_cycle("scheduled")
+    except LeaseBusy as busy:
+        # A manual `stocksync reconcile` is working: skip this sweep, the next one will run.
+        log.info("cycle.skipped", reason=str(busy))
+        return
     except Exception:
         # The ledger itself failed (disk, database down): log and try again next interval.
         log.exception("daemon.cycle_failed")

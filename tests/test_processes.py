@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from sync.ledger.models import Cycle
+from sync.emulation.sales import SalesDriver
+from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku, UTCDateTime
+from sync.ledger.models import Lease as LeaseRow
 from tests.fakes import fleet
 from tests.test_cli import assert_ledger_consistent
 
@@ -80,3 +86,147 @@ def test_the_demo_converges_and_ends_by_itself(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every platform shows the shared pool" in result.stdout
+
+
+def start_daemon(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`stocksync run` as a real process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sync", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM a daemon and return its output."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    return output
+
+
+def lease_held(db_url: str) -> bool:
+    engine = create_engine(db_url)
+    with engine.connect() as c:
+        expires = c.scalar(select(LeaseRow.expires_at))
+    engine.dispose()
+    return expires is not None and UTCDateTime().process_result_value(expires, None) > datetime.now(UTC)  # type: ignore[arg-type]
+
+
+def test_a_second_reconciler_waits_a_bounded_time_then_says_who_holds_the_lock(tmp_path: Path, db_url: str) -> None:
+    skus = [f"sku-{i}" for i in range(12)]
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        for platform in running.platforms.values():
+            platform.faults.latency = 0.25  # a long cycle: 12 batches of one SKU
+            for sku in skus:
+                platform.set_quantity(sku, 5)
+        config = tmp_path / "stocksync.toml"
+        config.write_text(running.toml(db_url, skus, "[sync]\ninterval_seconds = 60\nbatch_size = 1\n"))
+        config.chmod(0o600)
+        daemon = start_daemon(config)
+        try:
+            deadline = time.monotonic() + 30
+            while not lease_held(db_url) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            started = time.monotonic()
+            manual = subprocess.run(
+                [sys.executable, "-m", "sync", "reconcile", "--config", str(config), "--wait", "1"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=ROOT,
+            )
+            waited = time.monotonic() - started
+        finally:
+            stop(daemon)
+    assert manual.returncode == 3, manual.stdout + manual.stderr
+    assert "another reconciler holds the ledger lock" in manual.stderr
+    assert waited >= 1.0
+
+
+def test_two_reconcilers_at_once_never_push_the_same_change_twice(tmp_path: Path, db_url: str) -> None:
+    skus = [f"sku-{i}" for i in range(8)]
+    with fleet(("oak-a", "oakra"), ("oak-b", "oakra"), ("gra", "graas")) as running:
+        for platform in running.platforms.values():
+            platform.faults.latency = 0.01
+            for sku in skus:
+                platform.set_quantity(sku, 30)
+        config = tmp_path / "stocksync.toml"
+        config.write_text(running.toml(db_url, skus, '[sync]\ninterval_seconds = 0.1\n[logging]\nformat = "json"\n'))
+        config.chmod(0o600)
+        daemons = [start_daemon(config), start_daemon(config)]
+        sales = SalesDriver(list(running.platforms.values()), rate=10, seed=3)
+        try:
+            time.sleep(1.5)
+            sales.start()
+            time.sleep(4)
+        finally:
+            sales.stop()
+            outputs = [stop(d) for d in daemons]
+        for _ in range(5):  # let one reconciler settle what the last sales left
+            settle = subprocess.run(
+                [sys.executable, "-m", "sync", "reconcile", "--config", str(config), "--json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=ROOT,
+            )
+            assert settle.returncode == 0, settle.stderr
+            if not json.loads(settle.stdout)["pushes"]:
+                break
+        ledger = ledger_pushes(db_url)
+        truth_sold = {sku: sum(p.sold[sku] for p in running.platforms.values()) for sku in skus}
+        applied = {name: Counter(p.applied) for name, p in running.platforms.items()}
+    assert all("cycle.end" in output for output in outputs), "both daemons reconciled"
+    cycles = ledger_cycles(db_url)
+    assert len({holder for holder, trigger, _, _ in cycles if trigger == "scheduled"}) == 2, "both daemons ran"
+    for (_, _, _, finished), (_, _, started, _) in zip(cycles, cycles[1:], strict=False):
+        assert finished <= started, "two cycles overlapped"
+    for name in applied:
+        counted = Counter(
+            (code, delta)
+            for account, code, delta, state in ledger
+            if account == name and state == PushState.CONFIRMED.value
+        )
+        assert applied[name] == counted, name  # each change applied exactly once, as recorded
+    pools = ledger_pools(db_url)
+    assert pools == {sku: 30 - truth_sold[sku] for sku in skus}
+
+
+def ledger_pushes(db_url: str) -> list[tuple[str, str, int, str]]:
+    engine = create_engine(db_url)
+    with engine.connect() as c:
+        rows = c.execute(
+            select(Account.name, Listing.code, Push.delta, Push.state)
+            .join(Listing, Push.listing_id == Listing.id)
+            .join(Account, Listing.account_id == Account.id)
+        ).all()
+    engine.dispose()
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def ledger_cycles(db_url: str) -> list[tuple[str, str, datetime, datetime]]:
+    """(holder, trigger, started, finished) of every finished cycle, in start order."""
+    engine = create_engine(db_url)
+    with engine.connect() as c:
+        rows = c.execute(
+            select(Cycle.holder, Cycle.trigger, Cycle.started_at, Cycle.finished_at)
+            .where(Cycle.finished_at.is_not(None))
+            .order_by(Cycle.started_at)
+        ).all()
+    engine.dispose()
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def ledger_pools(db_url: str) -> dict[str, int]:
+    engine = create_engine(db_url)
+    with engine.connect() as c:
+        rows = c.execute(select(Sku.code, func.sum(Movement.quantity)).join(Movement).group_by(Sku.code)).all()
+    engine.dispose()
+    return {code: int(total) for code, total in rows}

@@ -1,7 +1,7 @@
 """The `stocksync` command line: reconcile, run, db upgrade, status, demo.
 
 Exit status: 0 success; 1 some account failed (the others still synced); 2 bad configuration,
-bad usage, or a ledger schema that is missing or behind.
+bad usage, or a ledger schema that is missing or behind; 3 another reconciler holds the ledger.
 """
 
 from __future__ import annotations

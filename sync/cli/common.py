@@ -15,7 +15,7 @@ from sync.config import Config, load_config
 from sync.errors import ConfigError, SchemaError
 from sync.logs import configure_logging, register_secrets
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 3
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -8,32 +8,48 @@ import sys
 
 import click
 
-from sync.bootstrap import Ledger, running_engine
-from sync.cli.common import EXIT_FAILED, EXIT_OK, config_option, ledger_for, load
+from sync.bootstrap import Ledger, Wiring, running_engine
+from sync.cli.common import EXIT_BUSY, EXIT_FAILED, EXIT_OK, config_option, fail, ledger_for, load
 from sync.cli.render import report_json, report_text
 from sync.config import Config
 from sync.engine import CycleReport
+from sync.ledger.lease import LeaseBusy
 
 
 @click.command()
 @config_option
 @click.option("--dry-run", is_flag=True, help="Read and plan only: print the pushes, change nothing anywhere.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-def reconcile(config_path: str, dry_run: bool, as_json: bool) -> None:
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=30,
+    show_default=True,
+    help="Seconds to wait while another reconciler (the daemon) holds the ledger.",
+)
+def reconcile(config_path: str, dry_run: bool, as_json: bool, wait: float) -> None:
     """Run one reconcile cycle over every account and exit.
 
     Exit 0 when every account succeeded, 1 when any failed (the others still synced), 2 for bad
-    configuration or a ledger schema that needs `stocksync db upgrade`.
+    configuration or a ledger schema that needs `stocksync db upgrade`, 3 when another reconciler
+    held the ledger for longer than --wait.
     """
     config = load(config_path)
+    wiring = Wiring(lock_wait=wait)
     with ledger_for(config) as ledger:
-        report = asyncio.run(_cycle(config, ledger, dry_run, show_progress=not as_json and sys.stderr.isatty()))
+        try:
+            report = asyncio.run(
+                _cycle(config, ledger, wiring, dry_run, show_progress=not as_json and sys.stderr.isatty())
+            )
+        except LeaseBusy as busy:
+            fail(str(busy), EXIT_BUSY)
+            raise
     click.echo(json.dumps(report_json(report), indent=2) if as_json else report_text(report))
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
-async def _cycle(config: Config, ledger: Ledger, dry_run: bool, *, show_progress: bool) -> CycleReport:
-    async with running_engine(config, ledger) as engine:
+async def _cycle(config: Config, ledger: Ledger, wiring: Wiring, dry_run: bool, *, show_progress: bool) -> CycleReport:
+    async with running_engine(config, ledger, wiring) as engine:
         if not show_progress:
             return await engine.run_cycle("manual", dry_run=dry_run)
         with click.progressbar(length=len(config.skus), label="reconciling", file=sys.stderr) as bar:

@@ -135,6 +135,7 @@ class Cycle(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     trigger: Mapped[str] = mapped_column(String(32))
+    holder: Mapped[str | None] = mapped_column(String(200))  # which reconciler ran it
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(String(16), default="running")
@@ -188,3 +189,16 @@ class Push(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Lease(Base):
+    """A named lease: who holds it, until when, and a token that grows at every change of hands
+    (so a holder that lost it cannot commit by mistake)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

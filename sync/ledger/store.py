@@ -6,7 +6,7 @@ Every write is in bulk (one statement per table per batch); no query runs per li
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -78,10 +78,10 @@ class LedgerStore:
                 account.last_error_at, account.last_error = now, error
             return changed
 
-    def start_cycle(self, trigger: str, now: datetime) -> int:
+    def start_cycle(self, trigger: str, now: datetime, holder: str | None = None) -> int:
         """Open a cycle row; returns its id."""
         with self.sessions.begin() as session:
-            cycle = Cycle(trigger=trigger, started_at=now, outcome="running")
+            cycle = Cycle(trigger=trigger, started_at=now, outcome="running", holder=holder)
             session.add(cycle)
             session.flush()
             return cycle.id
@@ -169,16 +169,20 @@ class LedgerStore:
         observed: Mapping[ListingKey, Observed],
         account_ids: Mapping[str, int],
         now: datetime,
+        before_commit: Callable[[Session], None] = lambda _session: None,
     ) -> dict[ListingKey, int]:
         """Write a plan in one transaction: SKUs, listings, movements, settlements and the planned
-        pushes. Returns (account, sku) -> push id. Nothing is sent before this commits."""
+        pushes. Returns (account, sku) -> push id. Nothing is sent before this commits.
+        `before_commit` runs last inside the transaction (the lease check); raising rolls it back."""
         with self.sessions.begin() as session:
             self._create_skus(session, state, plan, now)
             self._create_listings(session, state, plan, observed, account_ids)
             self._update_listings(session, state, plan, observed, now)
             self._append_movements(session, state, plan, cycle_id, now)
             self._settle(session, plan, now)
-            return self._plan_pushes(session, state, plan, cycle_id, now)
+            push_ids = self._plan_pushes(session, state, plan, cycle_id, now)
+            before_commit(session)
+            return push_ids
 
     def _create_skus(self, session: Session, state: BatchState, plan: Plan, now: datetime) -> None:
         new = sorted({m.sku for m in plan.movements} - state.sku_ids.keys())
