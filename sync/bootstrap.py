@@ -5,8 +5,9 @@ Tests hand in their own transports or adapters here instead of patching anything
 
 from __future__ import annotations
 
+import random
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -17,9 +18,11 @@ from sync.config import Config
 from sync.crashpoints import CrashHook, crash_hook_from_env
 from sync.engine import Clock, Engine, utcnow
 from sync.ledger.db import check_schema, create_db_engine, session_factory
+from sync.ledger.lease import ReconcileLease
 from sync.ledger.store import LedgerStore
 from sync.platforms import build_adapter
 from sync.platforms.base import Adapter
+from sync.platforms.http import Sleep
 
 
 @dataclass
@@ -56,6 +59,9 @@ class Wiring:
     stop: threading.Event = field(default_factory=threading.Event)
     lock_wait: float = 30.0
     crash: CrashHook = field(default_factory=crash_hook_from_env)
+    sleep: Sleep | None = None
+    rng: random.Random | None = None
+    lease: Callable[[LedgerStore, Clock], ReconcileLease] | None = None
 
 
 @asynccontextmanager
@@ -64,7 +70,9 @@ async def running_engine(config: Config, ledger: Ledger, wiring: Wiring | None =
     that uses it, since HTTP connections belong to one event loop)."""
     wiring = wiring or Wiring()
     adapters: dict[str, Adapter] = {
-        account.name: build_adapter(account, transport=wiring.transports.get(account.name))
+        account.name: build_adapter(
+            account, transport=wiring.transports.get(account.name), sleep=wiring.sleep, rng=wiring.rng
+        )
         for account in config.accounts
     }
     try:
@@ -76,6 +84,7 @@ async def running_engine(config: Config, ledger: Ledger, wiring: Wiring | None =
             stop=wiring.stop,
             lock_wait=wiring.lock_wait,
             crash=wiring.crash,
+            lease=wiring.lease(ledger.store, wiring.clock) if wiring.lease else None,
         )
     finally:
         for adapter in adapters.values():

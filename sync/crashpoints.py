@@ -14,6 +14,12 @@ from collections.abc import Callable
 
 CrashHook = Callable[[str], None]
 
+
+class ProcessDeath(BaseException):  # noqa: N818 - it is not an error the program handles
+    """Raised by an in-process crash hook to stand for the process dying on the spot: nothing
+    after it may touch the ledger (no cleanup, no cycle record, no lease release)."""
+
+
 # In the order a push meets them.
 POINTS = ("before_plan_commit", "after_plan_commit", "after_mark_sent", "after_send", "after_outcomes")
 ENV_VAR = "STOCKSYNC_CRASH_AT"

@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from sync.config import Config
-from sync.crashpoints import CrashHook, no_crash
+from sync.crashpoints import CrashHook, ProcessDeath, no_crash
 from sync.errors import SyncError
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.store import BatchState, CycleCounts, LedgerStore
@@ -128,9 +128,14 @@ class Engine:
             return await self._cycle(trigger, dry_run=True, progress=progress)
         await asyncio.to_thread(self.lease.acquire, self.lock_wait, cancel=self.stop)
         try:
-            return await self._cycle(trigger, dry_run=False, progress=progress)
-        finally:
+            report = await self._cycle(trigger, dry_run=False, progress=progress)
+        except ProcessDeath:
+            raise  # a dead process releases nothing: its lease runs out
+        except BaseException:
             self.lease.release()
+            raise
+        self.lease.release()
+        return report
 
     async def _cycle(self, trigger: str, *, dry_run: bool, progress: Progress | None) -> CycleReport:
         report = CycleReport(trigger=trigger, dry_run=dry_run)
@@ -156,14 +161,19 @@ class Engine:
                 report.skus_done += len(batch)
                 if progress:
                     progress(report.skus_done, len(skus))
+        except ProcessDeath:
+            raise
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             log.exception("cycle.crashed", cycle=report.cycle_id)
+            self._finish_unless_dry(report, error)
             raise
-        finally:
-            if not dry_run:
-                self._finish(report, error)
+        self._finish_unless_dry(report, None)
         return report
+
+    def _finish_unless_dry(self, report: CycleReport, error: str | None) -> None:
+        if not report.dry_run:
+            self._finish(report, error)
 
     def _finish(self, report: CycleReport, error: str | None) -> None:
         now = self.clock()

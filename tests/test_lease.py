@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -58,3 +60,14 @@ def test_waiting_is_bounded(any_db_url: str) -> None:
     with pytest.raises(LeaseBusy):
         second.acquire(wait=0.05, poll=0.01, sleep=naps.append)
     assert naps  # it did wait before giving up
+
+
+def test_a_dead_local_holder_is_taken_over_at_once(any_db_url: str) -> None:
+    clock = Clock()
+    sessions = session_factory(create_db_engine(any_db_url))
+    gone = f"{socket.gethostname()}:{2**22 + 12345}:dead"  # above Linux's pid_max: no such process
+    ReconcileLease(sessions, clock, holder=gone).acquire(wait=0)
+    me = ReconcileLease(sessions, clock, holder=f"{socket.gethostname()}:{os.getpid()}:me")
+    me.acquire(wait=0)  # no waiting for the dead holder's lease to run out
+    with pytest.raises(LeaseBusy):  # a live local holder, or one on another host, is respected
+        ReconcileLease(sessions, clock, holder="elsewhere:1:x").acquire(wait=0)

@@ -41,6 +41,22 @@ class LeaseLost(Exception):
     """The lease passed to another reconciler: stop before committing anything more."""
 
 
+def local_holder_is_dead(holder: str) -> bool:
+    """True when `holder` names a process on this host that no longer exists, so a restarted
+    daemon takes over at once instead of waiting for its dead predecessor's lease to run out."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return False
+
+
 def default_holder() -> str:
     """A name that says who holds the lease: host, process and a unique suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -56,6 +72,7 @@ class ReconcileLease:
     holder: str = ""
     name: str = RECONCILE
     token: int | None = None
+    is_dead: Callable[[str], bool] = local_holder_is_dead
 
     def __post_init__(self) -> None:
         self.holder = self.holder or default_holder()
@@ -97,7 +114,7 @@ class ReconcileLease:
                     return LeaseBusy("a reconciler starting at the same moment", now, now)
                 self.token = 1
                 return None
-            if row.holder != self.holder and row.expires_at > now:
+            if row.holder != self.holder and row.expires_at > now and not self.is_dead(row.holder):
                 return LeaseBusy(row.holder, row.acquired_at, row.expires_at)
             token = row.token  # read before the UPDATE, which refreshes `row` in the session
             taken = session.execute(

@@ -56,8 +56,10 @@ class PlatformHTTP:
         secrets: Sequence[str] = (),
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.platform = platform
+        self._rng = rng or random.Random()
         self._secrets = [s for s in secrets if s]
         self.account = account
         self._client = httpx.AsyncClient(
@@ -112,7 +114,7 @@ class PlatformHTTP:
         if isinstance(err, RateLimitedError) and err.retry_after is not None:
             return min(err.retry_after, MAX_RETRY_AFTER)
         # Exponential backoff with full jitter.
-        return random.uniform(0, self._backoff * (2 ** (attempt - 1)))
+        return self._rng.uniform(0, self._backoff * (2 ** (attempt - 1)))
 
     async def _send_once(
         self,
@@ -202,6 +204,7 @@ class HttpAdapter(Adapter):
         secrets: Sequence[str],
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.http = PlatformHTTP(
             platform=self.platform,
@@ -213,6 +216,7 @@ class HttpAdapter(Adapter):
             secrets=secrets,
             transport=transport,
             sleep=sleep or asyncio.sleep,
+            rng=rng,
         )
 
     async def aclose(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import httpx
@@ -26,11 +27,12 @@ class GraasAdapter(HttpAdapter):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         key = settings.app_key.get_secret_value()
         headers = {"accountNumber": settings.account_number, "appKey": key, "Content-Type": "application/json"}
-        super().__init__(settings, headers=headers, secrets=[key], transport=transport, sleep=sleep)
+        super().__init__(settings, headers=headers, secrets=[key], transport=transport, sleep=sleep, rng=rng)
         self._where = f"graas {settings.name}: PUT {DIFF_LIST}"
 
     async def read(self, codes: Sequence[str]) -> ReadResult:

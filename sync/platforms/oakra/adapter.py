@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 import httpx
@@ -28,11 +29,12 @@ class OakraAdapter(HttpAdapter):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         key = settings.app_key.get_secret_value()
         headers = {"Authorization": f"Bearer {key}", "X-OAKRA-API-VERSION": "v1", "Accept": "application/json"}
-        super().__init__(settings, headers=headers, secrets=[key], transport=transport, sleep=sleep)
+        super().__init__(settings, headers=headers, secrets=[key], transport=transport, sleep=sleep, rng=rng)
 
     async def read(self, codes: Sequence[str]) -> ReadResult:
         """Read stock records at our location, `batch_size` SKUs per call."""
