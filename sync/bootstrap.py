@@ -65,7 +65,9 @@ class Wiring:
 
 
 @asynccontextmanager
-async def running_engine(config: Config, ledger: Ledger, wiring: Wiring | None = None) -> AsyncIterator[Engine]:
+async def running_engine(
+    config: Config, ledger: Ledger, wiring: Wiring | None = None, *, engine_class: type[Engine] = Engine
+) -> AsyncIterator[Engine]:
     """An engine with one adapter per account, open for the life of the block (inside the loop
     that uses it, since HTTP connections belong to one event loop)."""
     wiring = wiring or Wiring()
@@ -76,7 +78,7 @@ async def running_engine(config: Config, ledger: Ledger, wiring: Wiring | None =
         for account in config.accounts
     }
     try:
-        yield Engine(
+        yield engine_class(
             config,
             ledger.store,
             adapters,

@@ -16,6 +16,7 @@ from sync.cli.db import db
 from sync.cli.demo import demo
 from sync.cli.reconcile import reconcile
 from sync.cli.run import run
+from sync.cli.simulate import simulate
 from sync.cli.status import status
 
 
@@ -32,7 +33,7 @@ def cli() -> None:
     """
 
 
-for command in (reconcile, run, db, status, demo):
+for command in (reconcile, run, db, status, demo, simulate):
     cli.add_command(command)
 
 

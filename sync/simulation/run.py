@@ -1,0 +1,249 @@
+"""Run one seed: bootstrap, `steps` cycles under faults, crashes and external events, then settle
+and check that every listing shows the shared pool and every unit is accounted for."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.pool import StaticPool
+
+from sync.bootstrap import Ledger, Wiring, running_engine
+from sync.config import Config
+from sync.crashpoints import ProcessDeath
+from sync.engine import CycleReport, Engine
+from sync.ledger.db import session_factory
+from sync.ledger.lease import ReconcileLease
+from sync.ledger.models import Base, PushState
+from sync.ledger.store import LedgerStore
+from sync.planner import AccountRules
+from sync.simulation.books import InvariantViolation, LedgerView, check_balance, check_outbox_closed, read_ledger
+from sync.simulation.transport import SimTransport
+from sync.simulation.world import World
+
+TIMEOUT = 15.0
+IN_DOUBT_TIMEOUT = 120.0
+
+
+@dataclass
+class SimOptions:
+    """What one simulated run does."""
+
+    steps: int = 100
+    skus: int = 6
+    fault_rate: float = 0.15  # chance that a request meets a fault
+    crash_rate: float = 0.03  # chance of a crash at each crash point
+    event_rate: float = 0.08  # chance of an external event at each I/O boundary
+    interval: float = 30.0  # virtual seconds between cycles
+    engine_class: type[Engine] = Engine
+
+
+@dataclass
+class SeedResult:
+    """What happened in one seed, for the sweep's figures."""
+
+    seed: int
+    steps: int
+    faults: Counter[str] = field(default_factory=Counter)
+    crashes: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    in_doubt: int = 0
+    settled: Counter[str] = field(default_factory=Counter)
+    misjudged: int = 0
+    misjudged_units: int = 0
+    units_lost: int = 0
+
+
+class SimulationFailure(AssertionError):
+    """A seed broke an invariant; the message says how to replay it."""
+
+    def __init__(self, seed: int, step: str, problem: str, steps: int) -> None:
+        super().__init__(
+            f"seed {seed} failed at {step}: {problem}\n  replay: stocksync simulate --seed {seed} --steps {steps}"
+        )
+        self.seed = seed
+
+
+class Simulation:
+    """One seed's world, ledger and engine processes."""
+
+    def __init__(self, seed: int, options: SimOptions) -> None:
+        self.seed = seed
+        self.options = options
+        self.world = World(seed, [f"sku-{i}" for i in range(options.skus)], options.event_rate)
+        self.transports = {name: SimTransport(self.world, name, 0.0, TIMEOUT) for name in self.world.platforms}
+        db = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+        Base.metadata.create_all(db)  # the migrations build the same schema (tests/test_migrations.py)
+        self.ledger = Ledger(db, LedgerStore(session_factory(db)))
+        self.config = Config.model_validate(
+            {
+                "accounts": [s.model_dump() for s in self.world.settings.values()],
+                "skus": tuple(self.world.skus),
+                "sync": {"in_doubt_timeout_seconds": IN_DOUBT_TIMEOUT, "batch_size": 4},
+            }
+        )
+        self.crash_rate = 0.0
+        self.result = SeedResult(seed, options.steps)
+        self.processes = 0
+        self.dead: set[str] = set()
+        self.truth: dict[str, int] = {}
+
+    # --- the engine as a process ------------------------------------------------------------
+
+    def _crash(self, point: str) -> None:
+        if self.crash_rate and self.world.rng.random() < self.crash_rate:
+            self.result.crashes[point] += 1
+            raise ProcessDeath(point)
+
+    def _lease(self, store: LedgerStore, clock: Any) -> ReconcileLease:
+        return ReconcileLease(store.sessions, clock, holder=f"sim-{self.processes}", is_dead=self.dead.__contains__)
+
+    async def cycle(self) -> CycleReport | None:
+        """One cycle in a fresh process (a long-running daemon behaves the same: each cycle starts
+        from the ledger). Returns None when the process crashed."""
+        self.processes += 1
+        wiring = Wiring(
+            transports=self.transports,
+            clock=self.world.clock,
+            lock_wait=0,
+            crash=self._crash,
+            sleep=self.world.clock.sleep,
+            rng=random.Random(self.world.rng.random()),
+            lease=self._lease,
+        )
+        try:
+            async with running_engine(
+                self.config, self.ledger, wiring, engine_class=self.options.engine_class
+            ) as engine:
+                return await engine.run_cycle("scheduled")
+        except ProcessDeath:
+            self.dead.add(f"sim-{self.processes}")
+            return None
+
+    # --- checks -----------------------------------------------------------------------------
+
+    def view(self) -> LedgerView:
+        with self.ledger.store.sessions() as session:
+            return read_ledger(session)
+
+    def quantities(self) -> dict[tuple[str, str], int]:
+        return {
+            (name, sku): p.quantity(sku) or 0 for name, p in self.world.platforms.items() for sku in self.world.skus
+        }
+
+    def applied(self) -> dict[str, list[tuple[str, int]]]:
+        return {name: list(p.applied) for name, p in self.world.platforms.items()}
+
+    def truth_now(self) -> dict[str, int]:
+        """Each pool as it truly is: the bootstrap plus every external change since."""
+        return {sku: start + self.world.external_total(sku) for sku, start in self.truth.items()}
+
+    def check(self, step: str, *, completed: bool) -> LedgerView:
+        view = self.view()
+        try:
+            check_balance(view, self.quantities(), self.applied(), self.truth_now())
+            if completed:
+                check_outbox_closed(view)
+        except InvariantViolation as err:
+            raise SimulationFailure(self.seed, step, str(err), self.options.steps) from None
+        return view
+
+    # --- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> SeedResult:
+        first = await self.cycle()  # bootstrap: no faults, no events, no crashes
+        assert first is not None
+        self.truth = dict(self.view().pools)
+        self._set_faults(on=True)
+        for step in range(self.options.steps):
+            self.world.clock.advance(self.options.interval)
+            report = await self.cycle()
+            self.check(f"step {step}", completed=report is not None)
+        self._set_faults(on=False)
+        await self.settle()
+        return self.result
+
+    def _set_faults(self, *, on: bool) -> None:
+        self.world.events_on = on
+        self.crash_rate = self.options.crash_rate if on else 0.0
+        for transport in self.transports.values():
+            transport.fault_rate = self.options.fault_rate if on else 0.0
+
+    async def settle(self) -> None:
+        """No more faults or events: cycle until two quiet cycles in a row, then the final checks."""
+        quiet = 0
+        for attempt in range(30):
+            self.world.clock.advance(IN_DOUBT_TIMEOUT)  # every doubt gets its chance to be ruled
+            report = await self.cycle()
+            assert report is not None
+            self.check(f"settle {attempt}", completed=True)
+            quiet = quiet + 1 if report.ok and not report.movements and not report.pushes else 0
+            if quiet >= 2:
+                break
+        else:
+            raise SimulationFailure(self.seed, "settle", "did not settle within 30 cycles", self.options.steps)
+        self.final_checks()
+
+    def final_checks(self) -> None:
+        view = self.view()
+        fail = lambda problem: SimulationFailure(self.seed, "the end", problem, self.options.steps)  # noqa: E731
+        for name, settings in self.world.settings.items():
+            rules = AccountRules(settings.buffer, settings.max_quantity)
+            for sku in self.world.skus:
+                shown = self.world.platforms[name].quantity(sku)
+                if shown != rules.target(view.pools[sku]):
+                    raise fail(f"{name}/{sku} shows {shown}, target {rules.target(view.pools[sku])}")
+        applied_total = Counter[tuple[str, str]]()
+        for name, changes in self.applied().items():
+            for code, delta in changes:
+                applied_total[(name, code)] += delta
+        counted = view.counted()
+        truth = self.truth_now()
+        for sku in self.world.skus:
+            drift = {name: applied_total[(name, sku)] - counted[(name, sku)] for name in self.world.platforms}
+            if view.pools[sku] - truth[sku] != sum(drift.values()):
+                raise fail(f"{sku}: pool {view.pools[sku]} vs truth {truth[sku]} not explained by {drift}")
+            for name, units in drift.items():
+                if units and not self._excusable(view, name, sku):
+                    raise fail(f"{name}/{sku}: {units:+d} units lost or counted twice, with no ambiguous in-doubt push")
+                if units:
+                    self.result.misjudged += 1
+                    self.result.misjudged_units += abs(units)
+        self._tally(view)
+
+    def _excusable(self, view: LedgerView, account: str, sku: str) -> bool:
+        """A misjudged in-doubt push is excusable only where an external change hit the listing
+        between the read its push came from and its settlement: then no read could decide."""
+        for push in view.pushes:
+            if (
+                push.account == account
+                and push.sku == sku
+                and push.state in (PushState.APPLIED.value, PushState.NOT_APPLIED.value)
+                and push.settled_at
+                and self.world.touched(account, sku, push.cycle_started, push.settled_at)
+            ):
+                return True
+        return False
+
+    def _tally(self, view: LedgerView) -> None:
+        for transport in self.transports.values():
+            self.result.faults.update(transport.faults)
+        self.result.events.update(self.world.event_kinds)
+        for push in view.pushes:
+            if push.state in (PushState.APPLIED.value, PushState.NOT_APPLIED.value):
+                self.result.in_doubt += 1
+                how = "rule" if push.resolution and push.resolution.startswith("in doubt past") else "evidence"
+                self.result.settled[f"{how}:{push.state}"] += 1
+
+
+def run_seed(seed: int, options: SimOptions | None = None) -> SeedResult:
+    """Run one seed to the end; raises SimulationFailure (naming the seed) on any broken invariant."""
+    simulation = Simulation(seed, options or SimOptions())
+    try:
+        return asyncio.run(simulation.run())
+    finally:
+        simulation.ledger.close()

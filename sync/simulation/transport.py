@@ -1,0 +1,71 @@
+"""An httpx transport that carries requests to an emulator in process, with the world's faults
+and external events at every boundary, and a record of every change that reached the platform."""
+
+from __future__ import annotations
+
+from collections import Counter
+from enum import Enum
+
+import httpx
+
+from sync.emulation.platform import EmulatedPlatform
+from sync.emulation.wire import EmuRequest
+from sync.simulation.world import World
+
+
+class SimFault(str, Enum):
+    """Faults at the I/O boundary, each with what it does to the request."""
+
+    LOST_REQUEST = "lost_request"  # never arrives; the client times out
+    LOST_RESPONSE = "lost_response"  # applied; the answer never comes back
+    RATE_LIMIT = "rate_limit"  # refused with 429 and Retry-After
+    SERVER_ERROR = "server_error"  # refused with 500
+    SERVER_ERROR_AFTER = "server_error_after"  # applied, then 502
+    SLOW = "slow"  # applied late: within the timeout, or past it (then the client times out)
+
+
+class SimTransport(httpx.AsyncBaseTransport):
+    """One account's connection to its emulator inside the simulated world."""
+
+    def __init__(self, world: World, account: str, fault_rate: float, timeout: float) -> None:
+        self.world = world
+        self.account = account
+        self.platform: EmulatedPlatform = world.platforms[account]
+        self.fault_rate = fault_rate
+        self.timeout = timeout
+        self.faults: Counter[str] = Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request, or fail it the way a network and a platform fail."""
+        self.world.boundary()
+        emu = EmuRequest.build(
+            request.method, request.url.raw_path.decode("ascii"), dict(request.headers.items()), request.read()
+        )
+        fault = self._draw()
+        if fault is SimFault.LOST_REQUEST:
+            self.world.clock.advance(self.timeout)
+            raise httpx.ReadTimeout("request lost", request=request)
+        if fault is SimFault.RATE_LIMIT:
+            return httpx.Response(429, json={"message": "Too Many Requests"}, headers={"Retry-After": "2"})
+        if fault is SimFault.SERVER_ERROR:
+            return httpx.Response(500, json={"message": "Internal Server Error"})
+        answer = self.platform.handle(emu)
+        self.world.boundary()  # something may happen between the change and its answer
+        if fault is SimFault.LOST_RESPONSE:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        if fault is SimFault.SERVER_ERROR_AFTER:
+            return httpx.Response(502, text="<html>Bad Gateway</html>")
+        if fault is SimFault.SLOW:
+            delay = self.world.rng.uniform(1.0, 2 * self.timeout)
+            self.world.clock.advance(min(delay, self.timeout))
+            if delay > self.timeout:
+                raise httpx.ReadTimeout("answer too slow", request=request)
+        payload, content_type = answer.encoded()
+        return httpx.Response(answer.status, content=payload, headers={"Content-Type": content_type, **answer.headers})
+
+    def _draw(self) -> SimFault | None:
+        if self.fault_rate <= 0 or self.world.rng.random() >= self.fault_rate:
+            return None
+        fault = self.world.rng.choice(list(SimFault))
+        self.faults[fault.value] += 1
+        return fault

@@ -1,0 +1,120 @@
+"""The simulated world: a virtual clock, emulated accounts with seeded stock, and the external
+events (sales, returns, hand edits) whose running total is the truth the ledger must match."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sync.emulation.platform import EmulatedPlatform
+from sync.platforms import PLATFORMS, AccountSettings
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+# One account per shape that matters: two Oakra (one with a buffer), one Graas (with a cap).
+ACCOUNTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("oakra-a", "oakra", {"app_key": "sim-oakra-a", "location_id": "warehouse-1"}),
+    ("oakra-b", "oakra", {"app_key": "sim-oakra-b", "location_id": "warehouse-2", "buffer": 1}),
+    (
+        "graas-c",
+        "graas",
+        {"account_number": "sim-acct", "app_key": "sim-graas", "warehouse_id": "MyStock-1", "max_quantity": 12},
+    ),
+)
+
+
+class VirtualClock:
+    """Time that moves only when the simulation says so."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        """An asyncio.sleep that costs no real time."""
+        self.advance(seconds)
+
+
+@dataclass(frozen=True)
+class Event:
+    """An external change on one listing: what a customer or the seller did, and when."""
+
+    time: datetime
+    account: str
+    sku: str
+    delta: int
+    kind: str
+
+
+@dataclass
+class World:
+    """Emulators, truth and randomness for one seed."""
+
+    seed: int
+    skus: list[str]
+    event_rate: float = 0.08  # chance of an external event at each I/O boundary
+    rng: random.Random = field(init=False)
+    clock: VirtualClock = field(default_factory=VirtualClock)
+    settings: dict[str, AccountSettings] = field(default_factory=dict)
+    platforms: dict[str, EmulatedPlatform] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    events_on: bool = False
+    event_kinds: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        for name, platform, extra in ACCOUNTS:
+            spec = PLATFORMS[platform]
+            settings = spec.settings.model_validate(
+                {"name": name, "platform": platform, "base_url": f"http://{name}.sim{spec.emulator_base_path}", **extra}
+            )
+            self.settings[name] = settings
+            emulator = spec.emulator(settings)
+            for sku in self.skus:
+                emulator.set_quantity(sku, self.rng.randint(0, 20))
+            self.platforms[name] = emulator
+
+    def boundary(self) -> None:
+        """An I/O boundary: a little time passes, and maybe something happens on a platform."""
+        self.clock.advance(0.01)
+        if self.events_on and self.rng.random() < self.event_rate:
+            self.external_event()
+
+    def external_event(self) -> None:
+        """A sale, a return or a hand edit on a random listing."""
+        account = self.rng.choice(sorted(self.platforms))
+        sku = self.rng.choice(self.skus)
+        platform = self.platforms[account]
+        current = platform.quantity(sku) or 0
+        roll = self.rng.random()
+        if roll < 0.7:
+            units = min(current, self.rng.randint(1, 3))
+            if units == 0:
+                return
+            kind, delta = "sale", -units
+        elif roll < 0.9:
+            kind, delta = "return", self.rng.randint(1, 2)
+        else:
+            kind, delta = "hand_edit", self.rng.randint(0, 25) - current
+            if delta == 0:
+                return
+        platform.set_quantity(sku, current + delta)
+        self.events.append(Event(self.clock.now, account, sku, delta, kind))
+        self.event_kinds[kind] += 1
+
+    def external_total(self, sku: str) -> int:
+        """Units that external events added to `sku` (negative for net sales)."""
+        return sum(e.delta for e in self.events if e.sku == sku)
+
+    def touched(self, account: str, sku: str, start: datetime, end: datetime) -> bool:
+        """Whether an external event hit the listing between `start` and `end`."""
+        return any(e.account == account and e.sku == sku and start <= e.time <= end for e in self.events)

@@ -1,0 +1,111 @@
+"""Deliberately broken engines: the simulator must catch each one (tests/test_simulation.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from sync.engine import CycleReport, Engine
+from sync.ledger.models import Listing, Push, PushState
+from sync.ledger.store import BatchState, LedgerStore
+from sync.planner import ListingKey, Plan, PlannedPush
+from sync.platforms.base import Observed, Outcome, PushResult
+
+
+class ResendsInDoubt(Engine):
+    """Sends an in-doubt push again at once, as if a lost answer meant "not applied"."""
+
+    async def _push(
+        self, name: str, pushes: Sequence[PlannedPush], state: BatchState, report: CycleReport
+    ) -> list[PushResult]:
+        results = await super()._push(name, pushes, state, report)
+        again = [r.change for r in results if r.outcome is Outcome.IN_DOUBT]
+        if not again:
+            return results
+        retried = iter(await self.adapters[name].push(again))
+        return [next(retried) if r.outcome is Outcome.IN_DOUBT else r for r in results]
+
+
+class _CopyAnswerStore(LedgerStore):
+    def record_outcomes(self, outcomes: Sequence[tuple[int, PushResult]], now: datetime) -> None:
+        super().record_outcomes(outcomes, now)
+        with self.sessions.begin() as session:
+            for push_id, result in outcomes:
+                if result.outcome is Outcome.CONFIRMED and result.answer_quantity is not None:
+                    listing = session.scalar(select(Push.listing_id).where(Push.id == push_id))
+                    session.execute(
+                        update(Listing).where(Listing.id == listing).values(expected=result.answer_quantity)
+                    )
+
+
+class CopiesTheAnswer(Engine):
+    """Sets `expected` to the platform's answer: a sale folded into that answer vanishes."""
+
+    def __init__(self, config: Any, store: LedgerStore, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, _CopyAnswerStore(store.sessions), *args, **kwargs)
+
+
+class _NoOutboxStore(LedgerStore):
+    """Writes pushes only once their answers are in: nothing records a push in flight."""
+
+    def __init__(self, sessions: Any) -> None:
+        super().__init__(sessions)
+        self._pending: dict[int, tuple[int, int | None, PlannedPush]] = {}
+
+    def apply_plan(
+        self,
+        cycle_id: int,
+        plan: Plan,
+        state: BatchState,
+        observed: Mapping[ListingKey, Observed],
+        account_ids: Mapping[str, int],
+        now: datetime,
+        before_commit: Any = lambda _session: None,
+    ) -> dict[ListingKey, int]:
+        pushes, plan.pushes = plan.pushes, []
+        super().apply_plan(cycle_id, plan, state, observed, account_ids, now, before_commit)
+        plan.pushes = pushes
+        ids = {}
+        for index, push in enumerate(pushes, 1):
+            fake = -(len(self._pending) + index)
+            self._pending[fake] = (state.listing_ids[(push.account, push.sku)], cycle_id, push)
+            ids[(push.account, push.sku)] = fake
+        return ids
+
+    def mark_sent(self, push_ids: Sequence[int], now: datetime) -> None:
+        return None
+
+    def record_outcomes(self, outcomes: Sequence[tuple[int, PushResult]], now: datetime) -> None:
+        real = []
+        with self.sessions.begin() as session:
+            for fake, result in outcomes:
+                listing, cycle, push = self._pending.pop(fake)
+                real.append((self._insert(session, listing, cycle, push, now), result))
+        super().record_outcomes(real, now)
+
+    @staticmethod
+    def _insert(session: Session, listing: int, cycle: int | None, push: PlannedPush, now: datetime) -> int:
+        values = dict(
+            listing_id=listing,
+            cycle_id=cycle,
+            delta=push.delta,
+            expected_before=push.expected_before,
+            observed=push.observed,
+            target=push.target,
+            state=PushState.SENT.value,
+            detail="",
+            created_at=now,
+            sent_at=now,
+        )
+        return int(session.execute(insert(Push).values(**values).returning(Push.id)).scalar_one())
+
+
+class SkipsTheOutbox(Engine):
+    """Sends pushes before writing them down."""
+
+    def __init__(self, config: Any, store: LedgerStore, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, _NoOutboxStore(store.sessions), *args, **kwargs)
