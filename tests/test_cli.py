@@ -178,3 +178,29 @@ def test_python_dash_m_sync_and_help() -> None:
     for command in ("reconcile", "run", "db", "status", "demo"):
         assert command in result.output
     assert "--dry-run" in invoke("reconcile", "--help").output
+
+
+def test_explain_shows_the_chain_behind_a_number(tmp_path: Path, running: Fleet, db_url: str) -> None:
+    config = write_config(tmp_path, running, db_url)
+    assert invoke("reconcile", "--config", config).exit_code == 0
+    running.platforms["gra"].sell("mug", 2)
+    running.platforms["oak"].faults.inject(Fault.LOST_RESPONSE, writes_only=True)  # oak's -2 goes in doubt
+    assert invoke("reconcile", "--config", config).exit_code == 0
+
+    data = json.loads(invoke("explain", "mug", "--config", config, "--json").stdout)
+
+    assert data["pool"] == 8
+    assert [(m["kind"], m["quantity"], m["source"]) for m in data["movements"]] == [
+        ("bootstrap", 10, None),
+        ("external", -2, "gra"),
+    ]
+    listings = {row["account"]: row for row in data["listings"]}
+    assert listings["gra"]["buffer"] == 1 and listings["gra"]["target"] == 7
+    assert listings["oak"]["expected"] == 8 and listings["oak"]["target"] == 8
+    oak_pushes = [p for p in data["pushes"] if p["account"] == "oak"]
+    assert oak_pushes[-1]["delta"] == -2 and oak_pushes[-1]["state"] == "applied"
+    assert oak_pushes[-1]["resolution"] == "quiet listing: applied"
+    text = invoke("explain", "mug", "--config", config).stdout
+    assert "pool 8" in text and "quiet listing: applied" in text and "buffer 1" in text
+    missing = invoke("explain", "nope", "--config", config)
+    assert missing.exit_code == 1 and "no such SKU" in missing.output

@@ -14,6 +14,7 @@ from sync import __version__
 from sync.cli.common import EXIT_CONFIG
 from sync.cli.db import db
 from sync.cli.demo import demo
+from sync.cli.explain import explain
 from sync.cli.reconcile import reconcile
 from sync.cli.run import run
 from sync.cli.simulate import simulate
@@ -33,7 +34,7 @@ def cli() -> None:
     """
 
 
-for command in (reconcile, run, db, status, demo, simulate):
+for command in (reconcile, run, db, status, explain, demo, simulate):
     cli.add_command(command)
 
 

@@ -73,3 +73,72 @@ def skus(session: Session, only: list[str] | None = None, limit: int | None = No
 def as_json(value: Any) -> Any:
     """Datetimes as ISO strings, for json.dumps."""
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything behind one SKU's numbers."""
+
+    sku: str
+    pool: int
+    movements: list[dict[str, Any]]
+    listings: list[dict[str, Any]]
+    pushes: list[dict[str, Any]]
+
+
+def explain(session: Session, sku: str) -> Explanation | None:
+    """The chain behind a SKU: movements, listings and pushes, oldest first; None if unknown."""
+    sku_id = session.scalar(select(Sku.id).where(Sku.code == sku))
+    if sku_id is None:
+        return None
+    listing_names = dict(
+        session.execute(select(Listing.id, Account.name).join(Account).where(Listing.sku_id == sku_id)).all()
+    )
+    movements: list[dict[str, Any]] = [
+        {
+            "id": m.id,
+            "at": m.created_at,
+            "cycle": m.cycle_id,
+            "kind": m.kind,
+            "quantity": m.quantity,
+            "source": listing_names.get(m.listing_id) if m.listing_id else None,
+            "note": m.note,
+            "flagged": m.flagged,
+        }
+        for m in session.scalars(select(Movement).where(Movement.sku_id == sku_id).order_by(Movement.id))
+    ]
+    listings = [
+        {
+            "account": name,
+            "platform": platform,
+            "code": listing.code,
+            "expected": listing.expected,
+            "last_observed": listing.last_observed,
+            "last_observed_at": listing.last_observed_at,
+        }
+        for listing, name, platform in session.execute(
+            select(Listing, Account.name, Account.platform)
+            .join(Account)
+            .where(Listing.sku_id == sku_id)
+            .order_by(Account.name)
+        ).all()
+    ]
+    pushes = [
+        {
+            "id": p.id,
+            "at": p.created_at,
+            "cycle": p.cycle_id,
+            "account": listing_names[p.listing_id],
+            "observed": p.observed,
+            "target": p.target,
+            "delta": p.delta,
+            "state": p.state,
+            "detail": p.detail,
+            "answer_quantity": p.answer_quantity,
+            "resolution": p.resolution,
+            "settled_at": p.settled_at,
+        }
+        for p in session.scalars(select(Push).where(Push.listing_id.in_(listing_names)).order_by(Push.id))
+    ]
+    pool = sum(int(m["quantity"]) for m in movements)
+    return Explanation(sku, pool, movements, listings, pushes)

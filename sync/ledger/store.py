@@ -113,6 +113,12 @@ class LedgerStore:
                     .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
                 )
             )
+            # The cycles those reconcilers were running never finished: close them as abandoned.
+            session.execute(
+                update(Cycle)
+                .where(Cycle.finished_at.is_(None))
+                .values(finished_at=now, outcome="abandoned", error="the reconciler stopped mid-cycle")
+            )
             return cancelled, doubted
 
     # --- one batch --------------------------------------------------------------------------
