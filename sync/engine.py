@@ -143,11 +143,13 @@ class Engine:
         skus = list(self.config.skus)
         if not dry_run:
             # Under the lease: pushes left open are from a reconciler that died, never a live one.
-            cancelled, doubted = self.store.recover_outbox(self.clock())
-            if cancelled or doubted:
-                log.warning("outbox.recovered", cancelled=cancelled, in_doubt=doubted)
-            self._account_ids = self.store.sync_accounts((a.name, a.platform) for a in self.config.accounts)
-            report.cycle_id = self.store.start_cycle(trigger, self.clock(), self.lease.holder)
+            opened = self.store.open_cycle(
+                trigger, self.clock(), self.lease.holder, ((a.name, a.platform) for a in self.config.accounts)
+            )
+            if opened.cancelled or opened.doubted:
+                log.warning("outbox.recovered", cancelled=opened.cancelled, in_doubt=opened.doubted)
+            self._account_ids = opened.account_ids
+            report.cycle_id = opened.cycle_id
         log.info("cycle.start", cycle=report.cycle_id, trigger=trigger, skus=len(skus), dry_run=dry_run)
         error: str | None = None
         try:
@@ -177,12 +179,6 @@ class Engine:
 
     def _finish(self, report: CycleReport, error: str | None) -> None:
         now = self.clock()
-        for run in report.accounts.values():
-            if self.store.record_health(run.name, run.ok, run.error, now):
-                if run.ok:
-                    log.info("account.recovered", account=run.name)
-                else:
-                    log.error("account.broken", account=run.name, error=run.error, kind=run.error_kind)
         failed = sum(1 for run in report.accounts.values() if not run.ok)
         outcome = "crashed" if error else "stopped" if report.stopped else "ok" if failed == 0 else "partial"
         counts = CycleCounts(
@@ -197,7 +193,13 @@ class Engine:
             error=error,
         )
         assert report.cycle_id is not None
-        self.store.finish_cycle(report.cycle_id, counts, now)
+        health = [(run.name, run.ok, run.error) for run in report.accounts.values()]
+        for name in self.store.close_cycle(report.cycle_id, counts, now, health):
+            run = report.accounts[name]
+            if run.ok:
+                log.info("account.recovered", account=name)
+            else:
+                log.error("account.broken", account=name, error=run.error, kind=run.error_kind)
         log.info(
             "cycle.end",
             cycle=report.cycle_id,

@@ -30,6 +30,16 @@ class BatchState:
 
 
 @dataclass(frozen=True)
+class OpenedCycle:
+    """A cycle just opened, with what recovery found."""
+
+    cycle_id: int
+    account_ids: dict[str, int]
+    cancelled: int
+    doubted: int
+
+
+@dataclass(frozen=True)
 class CycleCounts:
     """What a cycle did, for its ledger row."""
 
@@ -50,76 +60,78 @@ class LedgerStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
-    # --- accounts and cycles ----------------------------------------------------------------
+    # --- opening and closing a cycle ------------------------------------------------------
 
-    def sync_accounts(self, accounts: Iterable[tuple[str, str]]) -> dict[str, int]:
-        """Make sure every (name, platform) has a row; return name -> id."""
+    def open_cycle(
+        self, trigger: str, now: datetime, holder: str | None, accounts: Iterable[tuple[str, str]]
+    ) -> OpenedCycle:
+        """In one transaction: recover what a dead reconciler left open, make sure every account
+        has a row, and open the cycle row."""
         with self.sessions.begin() as session:
-            existing = {a.name: a for a in session.scalars(select(Account))}
-            for name, platform in accounts:
-                if name not in existing:
-                    account = Account(name=name, platform=platform, healthy=True)
-                    session.add(account)
-                    existing[name] = account
-                elif existing[name].platform != platform:
-                    existing[name].platform = platform
-            session.flush()
-            return {name: account.id for name, account in existing.items()}
-
-    def record_health(self, name: str, ok: bool, error: str | None, now: datetime) -> bool:
-        """Store an account's health after a cycle; True when it changed (broke or recovered)."""
-        with self.sessions.begin() as session:
-            account = session.scalars(select(Account).where(Account.name == name)).one()
-            changed = account.healthy != ok
-            account.healthy = ok
-            if ok:
-                account.last_success_at = now
-            else:
-                account.last_error_at, account.last_error = now, error
-            return changed
-
-    def start_cycle(self, trigger: str, now: datetime, holder: str | None = None) -> int:
-        """Open a cycle row; returns its id."""
-        with self.sessions.begin() as session:
+            cancelled, doubted = self._recover(session, now)
+            account_ids = self._sync_accounts(session, accounts)
             cycle = Cycle(trigger=trigger, started_at=now, outcome="running", holder=holder)
             session.add(cycle)
             session.flush()
-            return cycle.id
+            return OpenedCycle(cycle.id, account_ids, cancelled, doubted)
 
-    def finish_cycle(self, cycle_id: int, counts: CycleCounts, now: datetime) -> None:
-        """Close a cycle row with its outcome and counts."""
+    def close_cycle(
+        self, cycle_id: int, counts: CycleCounts, now: datetime, health: Sequence[tuple[str, bool, str | None]]
+    ) -> list[str]:
+        """In one transaction: each account's health and the cycle's outcome. Returns the accounts
+        whose health changed (broke or recovered)."""
         with self.sessions.begin() as session:
+            accounts = {a.name: a for a in session.scalars(select(Account))}
+            changed = []
+            for name, ok, error in health:
+                account = accounts[name]
+                if account.healthy != ok:
+                    changed.append(name)
+                account.healthy = ok
+                if ok:
+                    account.last_success_at = now
+                else:
+                    account.last_error_at, account.last_error = now, error
             session.execute(update(Cycle).where(Cycle.id == cycle_id).values(finished_at=now, **counts.__dict__))
+            return changed
 
-    # --- outbox recovery --------------------------------------------------------------------
+    @staticmethod
+    def _sync_accounts(session: Session, accounts: Iterable[tuple[str, str]]) -> dict[str, int]:
+        existing = {a.name: a for a in session.scalars(select(Account))}
+        for name, platform in accounts:
+            if name not in existing:
+                existing[name] = Account(name=name, platform=platform, healthy=True)
+                session.add(existing[name])
+            elif existing[name].platform != platform:
+                existing[name].platform = platform
+        session.flush()
+        return {name: account.id for name, account in existing.items()}
 
-    def recover_outbox(self, now: datetime) -> tuple[int, int]:
+    @staticmethod
+    def _recover(session: Session, now: datetime) -> tuple[int, int]:
         """Settle pushes a crash left open: planned ones were never sent (cancelled); sent ones may
-        have been applied (in doubt). Returns (cancelled, put in doubt)."""
-        with self.sessions.begin() as session:
-            cancelled = _rowcount(
-                session.execute(
-                    update(Push)
-                    .where(Push.state == PushState.PLANNED.value)
-                    .values(
-                        state=PushState.CANCELLED.value, settled_at=now, detail="never sent: stopped before sending"
-                    )
-                )
-            )
-            doubted = _rowcount(
-                session.execute(
-                    update(Push)
-                    .where(Push.state == PushState.SENT.value)
-                    .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
-                )
-            )
-            # The cycles those reconcilers were running never finished: close them as abandoned.
+        have been applied (in doubt). Close the cycles that never finished. Only safe under the
+        reconcile lease: then no live reconciler owns them."""
+        cancelled = _rowcount(
             session.execute(
-                update(Cycle)
-                .where(Cycle.finished_at.is_(None))
-                .values(finished_at=now, outcome="abandoned", error="the reconciler stopped mid-cycle")
+                update(Push)
+                .where(Push.state == PushState.PLANNED.value)
+                .values(state=PushState.CANCELLED.value, settled_at=now, detail="never sent: stopped before sending")
             )
-            return cancelled, doubted
+        )
+        doubted = _rowcount(
+            session.execute(
+                update(Push)
+                .where(Push.state == PushState.SENT.value)
+                .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
+            )
+        )
+        session.execute(
+            update(Cycle)
+            .where(Cycle.finished_at.is_(None))
+            .values(finished_at=now, outcome="abandoned", error="the reconciler stopped mid-cycle")
+        )
+        return cancelled, doubted
 
     # --- one batch --------------------------------------------------------------------------
 
