@@ -200,6 +200,14 @@ def test_explain_shows_the_chain_behind_a_number(tmp_path: Path, running: Fleet,
     oak_pushes = [p for p in data["pushes"] if p["account"] == "oak"]
     assert oak_pushes[-1]["delta"] == -2 and oak_pushes[-1]["state"] == "applied"
     assert oak_pushes[-1]["resolution"] == "quiet listing: applied"
+    doubts = json.loads(invoke("status", "--config", config, "--json").stdout)["in_doubt_pushes"]
+    assert doubts == {
+        "open": 0,
+        "evidence_applied": 1,
+        "evidence_not_applied": 0,
+        "rule_applied": 0,
+        "rule_not_applied": 0,
+    }
     text = invoke("explain", "mug", "--config", config).stdout
     assert "pool 8" in text and "quiet listing: applied" in text and "buffer 1" in text
     missing = invoke("explain", "nope", "--config", config)

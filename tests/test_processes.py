@@ -120,10 +120,10 @@ def lease_held(db_url: str) -> bool:
 
 
 def test_a_second_reconciler_waits_a_bounded_time_then_says_who_holds_the_lock(tmp_path: Path, db_url: str) -> None:
-    skus = [f"sku-{i}" for i in range(12)]
+    skus = [f"sku-{i}" for i in range(24)]
     with fleet(("oak", "oakra"), ("gra", "graas")) as running:
         for platform in running.platforms.values():
-            platform.faults.latency = 0.25  # a long cycle: 12 batches of one SKU
+            platform.faults.latency = 0.4  # a long cycle (about 10 s): 24 batches of one SKU
             for sku in skus:
                 platform.set_quantity(sku, 5)
         config = tmp_path / "stocksync.toml"

@@ -24,10 +24,17 @@ def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -
         accounts = snapshot.accounts(session)
         cycle = snapshot.last_cycle(session)
         skus = snapshot.skus(session, list(only) or None, limit)
+        doubts = snapshot.in_doubt_counts(session)
         if as_json:
-            click.echo(json.dumps(_json(accounts, cycle, skus), indent=2, default=snapshot.as_json))
+            data = _json(accounts, cycle, skus) | {"in_doubt_pushes": doubts}
+            click.echo(json.dumps(data, indent=2, default=snapshot.as_json))
         else:
             click.echo(_text(accounts, cycle, skus))
+            click.echo(
+                f"in-doubt pushes: {doubts['open']} open; settled by evidence "
+                f"{doubts['evidence_applied']} applied / {doubts['evidence_not_applied']} not applied, "
+                f"by the timeout rule {doubts['rule_applied']} applied / {doubts['rule_not_applied']} not applied"
+            )
 
 
 def _json(accounts: list[Account], cycle: Cycle | None, skus: list[snapshot.SkuView]) -> dict[str, Any]:

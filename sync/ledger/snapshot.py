@@ -70,6 +70,24 @@ def skus(session: Session, only: list[str] | None = None, limit: int | None = No
     return [SkuView(code, int(pools.get(sku_id, 0)), listings[sku_id]) for sku_id, code in rows]
 
 
+def in_doubt_counts(session: Session) -> dict[str, int]:
+    """How many pushes went in doubt and how each was settled: open, by evidence or by the rule
+    (applied / not applied)."""
+    rows = session.execute(
+        select(Push.state, Push.resolution).where(
+            Push.state.in_([PushState.IN_DOUBT.value, PushState.APPLIED.value, PushState.NOT_APPLIED.value])
+        )
+    ).all()
+    counts = {"open": 0, "evidence_applied": 0, "evidence_not_applied": 0, "rule_applied": 0, "rule_not_applied": 0}
+    for state, resolution in rows:
+        if state == PushState.IN_DOUBT.value:
+            counts["open"] += 1
+        else:
+            how = "rule" if (resolution or "").startswith("in doubt past") else "evidence"
+            counts[f"{how}_{state}"] += 1
+    return counts
+
+
 def as_json(value: Any) -> Any:
     """Datetimes as ISO strings, for json.dumps."""
     return value.isoformat() if isinstance(value, datetime) else value
