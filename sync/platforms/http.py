@@ -11,10 +11,11 @@ concurrency, retries what is safe to retry and classifies everything else:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeGuard
+from typing import Any, Generic, TypeGuard, TypeVar
 
 import httpx
 import structlog
@@ -31,6 +32,8 @@ from sync.platforms.account import AccountSettings
 from sync.platforms.base import Adapter
 
 log = structlog.get_logger(__name__)
+
+S = TypeVar("S", bound=AccountSettings)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -193,31 +196,36 @@ def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class HttpAdapter(Adapter):
-    """An adapter that talks to its platform through one PlatformHTTP session."""
+class HttpAdapter(Adapter, Generic[S]):
+    """An adapter that talks to its platform through one PlatformHTTP session; a platform says
+    only which headers authenticate it."""
 
     def __init__(
         self,
-        settings: AccountSettings,
+        settings: S,
         *,
-        headers: Mapping[str, str],
-        secrets: Sequence[str],
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        self.settings = settings
         self.http = PlatformHTTP(
             platform=self.platform,
             account=settings.name,
             base_url=settings.base_url,
-            headers=headers,
+            headers=self.auth_headers(settings),
             timeout=settings.timeout_seconds,
             concurrency=settings.concurrency,
-            secrets=secrets,
+            secrets=settings.secret_values(),
             transport=transport,
             sleep=sleep or asyncio.sleep,
             rng=rng,
         )
+
+    @staticmethod
+    @abc.abstractmethod
+    def auth_headers(settings: S) -> dict[str, str]:
+        """The headers every request of this account carries (credentials included)."""
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

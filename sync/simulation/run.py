@@ -43,11 +43,10 @@ class SimOptions:
 
 
 @dataclass
-class SeedResult:
-    """What happened in one seed, for the sweep's figures."""
+class Figures:
+    """What the simulator saw: steps, what it injected, and how in-doubt pushes ended."""
 
-    seed: int
-    steps: int
+    steps: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     crashes: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
@@ -55,7 +54,27 @@ class SeedResult:
     settled: Counter[str] = field(default_factory=Counter)
     misjudged: int = 0
     misjudged_units: int = 0
-    units_lost: int = 0
+
+    def add(self, other: Figures) -> None:
+        """Fold another run's figures in."""
+        self.steps += other.steps
+        for mine, theirs in (
+            (self.faults, other.faults),
+            (self.crashes, other.crashes),
+            (self.events, other.events),
+            (self.settled, other.settled),
+        ):
+            mine.update(theirs)
+        self.in_doubt += other.in_doubt
+        self.misjudged += other.misjudged
+        self.misjudged_units += other.misjudged_units
+
+
+@dataclass
+class SeedResult(Figures):
+    """One seed's figures."""
+
+    seed: int = 0
 
 
 class SimulationFailure(AssertionError):
@@ -87,7 +106,7 @@ class Simulation:
             }
         )
         self.crash_rate = 0.0
-        self.result = SeedResult(seed, options.steps)
+        self.result = SeedResult(steps=options.steps, seed=seed)
         self.processes = 0
         self.dead: set[str] = set()
         self.truth: dict[str, int] = {}

@@ -3,41 +3,25 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from sync.logs import configure_logging
-from sync.simulation.run import SeedResult, SimOptions, SimulationFailure, run_seed
+from sync.simulation.run import Figures, SeedResult, SimOptions, SimulationFailure, run_seed
 
 
 @dataclass
-class SweepResult:
-    """The totals of a sweep, and the seeds that failed (with their replay line)."""
+class SweepResult(Figures):
+    """The totals of a sweep (seeds that passed), and the seeds that failed with their replay line."""
 
     seeds: int = 0
-    steps: int = 0
-    faults: Counter[str] = field(default_factory=Counter)
-    crashes: Counter[str] = field(default_factory=Counter)
-    events: Counter[str] = field(default_factory=Counter)
-    in_doubt: int = 0
-    settled: Counter[str] = field(default_factory=Counter)
-    misjudged: int = 0
-    misjudged_units: int = 0
     failures: list[str] = field(default_factory=list)
 
-    def add(self, result: SeedResult) -> None:
+    def add(self, other: Figures) -> None:
         """Fold one seed's figures in."""
+        super().add(other)
         self.seeds += 1
-        self.steps += result.steps
-        self.faults.update(result.faults)
-        self.crashes.update(result.crashes)
-        self.events.update(result.events)
-        self.in_doubt += result.in_doubt
-        self.settled.update(result.settled)
-        self.misjudged += result.misjudged
-        self.misjudged_units += result.misjudged_units
 
 
 def _one(args: tuple[int, SimOptions]) -> SeedResult | str:

@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-
-import httpx
 
 from sync.platforms.base import Change, Outcome, PushResult, ReadResult
 from sync.platforms.batching import push_in_batches, read_in_batches
 from sync.platforms.graas import mapping
 from sync.platforms.graas.settings import GraasSettings
-from sync.platforms.http import HttpAdapter, Sleep, json_body
+from sync.platforms.http import HttpAdapter, json_body
 
 DIFF_LIST = "/v1/productMaster/quantityDiffList"
 
 
-class GraasAdapter(HttpAdapter):
+class GraasAdapter(HttpAdapter[GraasSettings]):
     """One Graas seller account at one warehouse."""
 
     platform = "graas"
 
-    def __init__(
-        self,
-        settings: GraasSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.settings = settings
+    @staticmethod
+    def auth_headers(settings: GraasSettings) -> dict[str, str]:
+        """The seller's account number and the developer app key."""
         key = settings.app_key.get_secret_value()
-        headers = {"accountNumber": settings.account_number, "appKey": key, "Content-Type": "application/json"}
-        super().__init__(settings, headers=headers, secrets=[key], transport=transport, sleep=sleep, rng=rng)
-        self._where = f"graas {settings.name}: PUT {DIFF_LIST}"
+        return {"accountNumber": settings.account_number, "appKey": key, "Content-Type": "application/json"}
 
     async def read(self, codes: Sequence[str]) -> ReadResult:
         """Read quantities with zero diffs, `batch_size` SKUs per call."""
@@ -43,7 +32,8 @@ class GraasAdapter(HttpAdapter):
         body = mapping.read_body(codes, self.settings.warehouse_id)
         # A zero diff changes nothing, so it is safe to retry like any read.
         response = await self.http.request("PUT", DIFF_LIST, json=body, write=False)
-        answers = mapping.parse_answers(json_body(response, self._where), self.settings.warehouse_id)
+        where = f"graas {self.settings.name}: PUT {DIFF_LIST}"
+        answers = mapping.parse_answers(json_body(response, where), self.settings.warehouse_id)
         return mapping.to_read(answers, codes)
 
     async def push(self, changes: Sequence[Change]) -> list[PushResult]:

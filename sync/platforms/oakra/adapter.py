@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-
-import httpx
 
 from sync.errors import SkippableError
 from sync.platforms.base import Change, Outcome, PushResult, ReadResult
 from sync.platforms.batching import push_in_batches, read_in_batches
-from sync.platforms.http import HttpAdapter, Sleep, json_body
+from sync.platforms.http import HttpAdapter, json_body
 from sync.platforms.oakra import mapping
 from sync.platforms.oakra.settings import OakraSettings
 
@@ -18,23 +15,16 @@ RECORDS = "/stock/stock-records/"
 CHANGE = "/stock/stock-records/change/"
 
 
-class OakraAdapter(HttpAdapter):
+class OakraAdapter(HttpAdapter[OakraSettings]):
     """One Oakra account at one location."""
 
     platform = "oakra"
 
-    def __init__(
-        self,
-        settings: OakraSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.settings = settings
+    @staticmethod
+    def auth_headers(settings: OakraSettings) -> dict[str, str]:
+        """Bearer app key and the API version, on every request."""
         key = settings.app_key.get_secret_value()
-        headers = {"Authorization": f"Bearer {key}", "X-OAKRA-API-VERSION": "v1", "Accept": "application/json"}
-        super().__init__(settings, headers=headers, secrets=[key], transport=transport, sleep=sleep, rng=rng)
+        return {"Authorization": f"Bearer {key}", "X-OAKRA-API-VERSION": "v1", "Accept": "application/json"}
 
     async def read(self, codes: Sequence[str]) -> ReadResult:
         """Read stock records at our location, `batch_size` SKUs per call."""
