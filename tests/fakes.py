@@ -19,6 +19,7 @@ CREDENTIALS: dict[str, dict[str, str]] = {
         "app_key": "graas-secret-key-0002",
         "warehouse_id": "MyStock-1",
     },
+    "oto": {"refresh_token": "AMf-oto-refresh-token-0003", "location_code": "DMW"},
 }
 
 

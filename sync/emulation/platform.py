@@ -32,7 +32,8 @@ class EmulatedPlatform(abc.ABC):
         """Answer one request with faults applied around the route."""
         if self.faults.latency:
             time.sleep(self.faults.latency)
-        fault = self.faults.draw(self.changes_stock(request))
+        # Token requests are left unfaulted so that a queued fault meets the call it is meant for.
+        fault = None if request.path in self.auth_paths else self.faults.draw(self.changes_stock(request))
         with self.lock:
             self.calls[f"{request.method} {request.path}"] += 1
             if fault is Fault.RATE_LIMIT:
@@ -84,6 +85,9 @@ class EmulatedPlatform(abc.ABC):
             self.sold[code] += units
             return True
 
+    # Paths that only fetch credentials (a token endpoint): not counted as API calls.
+    auth_paths: frozenset[str] = frozenset()
+
     def api_calls(self) -> int:
-        """How many requests reached the routes (faulted ones included)."""
-        return sum(self.calls.values())
+        """How many requests reached the routes (faulted ones included), token requests aside."""
+        return sum(n for key, n in self.calls.items() if key.split(" ", 1)[1] not in self.auth_paths)

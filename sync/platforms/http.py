@@ -15,7 +15,7 @@ import abc
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, TypeGuard, TypeVar
+from typing import Any, Generic, Protocol, TypeGuard, TypeVar
 
 import httpx
 import structlog
@@ -42,6 +42,18 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 MAX_RETRY_AFTER = 60.0
 
 
+class TokenAuth(Protocol):
+    """Short-lived bearer tokens: fetched on demand, renewed early, dropped after a 401."""
+
+    async def headers(self, http: PlatformHTTP) -> dict[str, str]:
+        """The auth headers for the next call, fetching a token through `http` when needed."""
+        ...  # pragma: no cover
+
+    def invalidate(self) -> None:
+        """Forget the current token (the platform rejected it)."""
+        ...  # pragma: no cover
+
+
 class PlatformHTTP:
     """An account's HTTP session: base URL, headers, timeout, concurrency and retry policy."""
 
@@ -62,6 +74,7 @@ class PlatformHTTP:
         rng: random.Random | None = None,
     ) -> None:
         self.platform = platform
+        self.auth: TokenAuth | None = None
         self._rng = rng or random.Random()
         self._secrets = [s for s in secrets if s]
         self.account = account
@@ -91,13 +104,25 @@ class PlatformHTTP:
         params: Any = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        anonymous: bool = False,
     ) -> httpx.Response:
-        """Send one call, retrying what is safe to retry; return a 2xx response or raise a SyncError."""
+        """Send one call, retrying what is safe to retry; return a 2xx response or raise a SyncError.
+        `anonymous` leaves the token auth out (the call that fetches the token).
+
+        With token auth, a 401 renews the token once and sends again (a rejected call applied nothing)."""
         attempt = 0
+        renewed = False
         while True:
             attempt += 1
             try:
-                return await self._send_once(method, path, write=write, params=params, json=json, headers=headers)
+                return await self._send_once(
+                    method, path, write=write, params=params, json=json, headers=headers, anonymous=anonymous
+                )
+            except AuthError:
+                if self.auth is None or anonymous or renewed:
+                    raise
+                renewed = True
+                self.auth.invalidate()
             except RetriableError as err:
                 if attempt >= self._max_attempts:
                     raise
@@ -128,8 +153,11 @@ class PlatformHTTP:
         params: Any,
         json: Any,
         headers: Mapping[str, str] | None,
+        anonymous: bool,
     ) -> httpx.Response:
         where = f"{self.platform} {self.account}: {method} {path}"
+        if self.auth is not None and not anonymous:
+            headers = {**(headers or {}), **await self.auth.headers(self)}
         async with self._limit:
             self.calls += 1
             try:

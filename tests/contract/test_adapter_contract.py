@@ -46,7 +46,16 @@ class Harness:
 
     def write_calls(self) -> int:
         """Requests that reached the write route."""
-        return sum(n for key, n in self.emulator.calls.items() if key.startswith(("POST", "PUT")))
+        paths = self.emulator.auth_paths
+        return sum(
+            n
+            for key, n in self.emulator.calls.items()
+            if key.startswith(("POST", "PUT")) and key.split(" ", 1)[1] not in paths
+        )
+
+    def wrong_credentials(self) -> dict[str, str]:
+        """Settings overrides that make every credential wrong."""
+        return {field: "wrong-key" for field in PLATFORMS[self.platform].settings.secret_fields()}
 
 
 def run(coro_factory: Callable[[], Any]) -> Any:
@@ -110,10 +119,10 @@ def test_one_bad_change_never_fails_its_batch(harness: Harness) -> None:
 def test_rejected_credentials_are_an_auth_error(harness: Harness) -> None:
     codes = harness.seed(1)
     with pytest.raises(AuthError) as caught:
-        run(lambda: _read(harness.adapter(app_key="wrong-key"), codes))
+        run(lambda: _read(harness.adapter(**harness.wrong_credentials()), codes))
     assert "wrong-key" not in str(caught.value)
     change = change_for(harness, codes[0], 1)
-    results = run(lambda: _push(harness.adapter(app_key="wrong-key"), [change]))
+    results = run(lambda: _push(harness.adapter(**harness.wrong_credentials()), [change]))
     assert results[0].outcome is Outcome.FAILED and isinstance(results[0].error, AuthError)
     assert harness.emulator.quantity(codes[0]) == 10
 
@@ -139,7 +148,7 @@ def test_a_failed_read_is_retried(harness: Harness) -> None:
 def test_a_rate_limited_write_is_retried_and_applied_once(harness: Harness) -> None:
     harness.seed(1, quantity=10)
     change = change_for(harness, "sku-000", -4)
-    harness.emulator.faults.inject(Fault.RATE_LIMIT)
+    harness.emulator.faults.inject(Fault.RATE_LIMIT, writes_only=True)
     results = run(lambda: _push(harness.adapter(), [change]))
     assert results[0].outcome is Outcome.CONFIRMED
     assert harness.emulator.quantity("sku-000") == 6
@@ -155,7 +164,7 @@ def test_a_write_whose_answer_is_lost_is_in_doubt_and_never_resent(
     harness.seed(1, quantity=10)
     change = change_for(harness, "sku-000", -4)
     writes_before = harness.write_calls()
-    harness.emulator.faults.inject(fault)
+    harness.emulator.faults.inject(fault, writes_only=True)
     results = run(lambda: _push(harness.adapter(), [change]))
     assert results[0].outcome is Outcome.IN_DOUBT
     assert harness.write_calls() - writes_before == 1  # sent exactly once

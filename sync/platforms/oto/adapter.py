@@ -1,0 +1,78 @@
+"""OTO adapter: stock read per location with `checkInventoryStock`, relative changes with
+`updateStockQuantity` (`actionType: adjust`), one SKU per call, concurrently within the account's
+limit. OTO offers no idempotency key: an adjust whose answer was lost is in doubt, never resent."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+
+import httpx
+
+from sync.errors import FatalError, InDoubtError, SyncError
+from sync.platforms.base import Change, Outcome, PushResult, ReadResult
+from sync.platforms.batching import read_in_batches
+from sync.platforms.http import HttpAdapter, Sleep, json_body
+from sync.platforms.oto import mapping
+from sync.platforms.oto.auth import OtoTokens
+from sync.platforms.oto.settings import OtoSettings
+
+STOCK = "/rest/v2/checkInventoryStock"
+UPDATE = "/rest/v2/updateStockQuantity"
+
+
+class OtoAdapter(HttpAdapter[OtoSettings]):
+    """One OTO account at one inventory location."""
+
+    platform = "oto"
+
+    def __init__(
+        self,
+        settings: OtoSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(settings, transport=transport, sleep=sleep, rng=rng)
+        self.tokens = OtoTokens(settings.refresh_token.get_secret_value())
+        self.http.auth = self.tokens
+
+    @staticmethod
+    def auth_headers(settings: OtoSettings) -> dict[str, str]:
+        """Only the content type: the bearer token comes from OtoTokens, call by call."""
+        return {"Content-Type": "application/json", "Accept": "application/json"}
+
+    async def read(self, codes: Sequence[str]) -> ReadResult:
+        """Read quantities on hand at our location, `batch_size` SKUs per call."""
+        return await read_in_batches(codes, self.settings.effective_batch_size, self._read_batch)
+
+    async def _read_batch(self, codes: list[str]) -> ReadResult:
+        response = await self.http.request("GET", STOCK, params={"sku": ",".join(codes)}, write=False)
+        payload = json_body(response, f"oto {self.settings.name}: GET {STOCK}")
+        return mapping.parse_stock(payload, self.settings.location_code, set(codes))
+
+    async def push(self, changes: Sequence[Change]) -> list[PushResult]:
+        """One `adjust` per change, run concurrently (the account's concurrency bounds them)."""
+        return list(await asyncio.gather(*(self._adjust(change) for change in changes)))
+
+    async def _adjust(self, change: Change) -> PushResult:
+        body = mapping.adjust_body(change, self.settings.location_code)
+        try:
+            response = await self.http.request("POST", UPDATE, json=body, write=True)
+        except InDoubtError as err:
+            return PushResult(change, Outcome.IN_DOUBT, err.message, error=err)
+        except SyncError as err:
+            return PushResult(change, Outcome.FAILED, err.message, error=err)
+        try:
+            payload = response.json()
+        except ValueError:
+            return PushResult(change, Outcome.IN_DOUBT, "HTTP 200 with an answer that is not JSON")
+        problem = mapping.refused(payload)
+        if problem is not None:  # success: false under HTTP 200: refused, not applied
+            error = FatalError(f"oto {self.settings.name}: updateStockQuantity refused {change.code}: {problem}")
+            return PushResult(change, Outcome.FAILED, error.message, error=error)
+        if not isinstance(payload, dict) or payload.get("success") is not True:
+            return PushResult(change, Outcome.IN_DOUBT, "HTTP 200 without `success: true`")
+        return PushResult(change, Outcome.CONFIRMED)

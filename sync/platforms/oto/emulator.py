@@ -1,0 +1,161 @@
+"""An OTO emulator following `platform-docs/oto.txt` and the third-party OpenAPI file: refresh
+tokens for short-lived bearer tokens (`expires_in` as a string), stock per SKU and location read
+with `checkInventoryStock`, and `updateStockQuantity` with `adjust` or `set`, one SKU per call."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sync.emulation.faults import FaultPlan
+from sync.emulation.platform import EmulatedPlatform
+from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.platforms.oto.mapping import quantity
+
+REFRESH = "/rest/v2/refreshToken"
+STOCK = "/rest/v2/checkInventoryStock"
+UPDATE = "/rest/v2/updateStockQuantity"
+
+
+def _error(status: int, code: str, message: str) -> EmuResponse:
+    return EmuResponse(status, {"success": False, "otoErrorCode": code, "otoErrorMessage": message})
+
+
+class OtoEmulator(EmulatedPlatform):
+    """One OTO account with inventory at one or more locations."""
+
+    auth_paths = frozenset({REFRESH})
+
+    def __init__(
+        self,
+        refresh_token: str,
+        location_code: str = "DMW",
+        *,
+        faults: FaultPlan | None = None,
+        token_lifetime: int = 3600,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(faults)
+        self.refresh_token = refresh_token
+        self.location_code = location_code
+        self.token_lifetime = token_lifetime
+        self.clock = clock
+        self.tokens: dict[str, float] = {}  # access token -> expiry
+        self.stock: dict[str, dict[str, int]] = {}  # sku -> location -> quantity on hand
+        self.refusals_in_200 = 0  # the next N updates answer success: false under HTTP 200
+        self.token_requests = 0
+
+    # --- state primitives -------------------------------------------------------------------
+
+    def quantity(self, code: str) -> int | None:
+        """Quantity on hand at the default location."""
+        return self.stock.get(code, {}).get(self.location_code)
+
+    def set_quantity(self, code: str, quantity: int, location_code: str | None = None) -> None:
+        """Create or overwrite the SKU's stock at a location."""
+        with self.lock:
+            self.stock.setdefault(code, {})[location_code or self.location_code] = quantity
+
+    def codes(self) -> list[str]:
+        """SKUs stocked at the default location."""
+        return [sku for sku, where in self.stock.items() if self.location_code in where]
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now (as an hour passing would)."""
+        with self.lock:
+            self.tokens = {token: 0.0 for token in self.tokens}
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def changes_stock(self, request: EmuRequest) -> bool:
+        """Only updateStockQuantity changes stock."""
+        return request.path == UPDATE
+
+    def route(self, request: EmuRequest) -> EmuResponse:
+        """Dispatch a request that passed fault injection."""
+        if request.path not in (REFRESH, STOCK, UPDATE):
+            return EmuResponse(404, {"message": "Not Found"})
+        if request.method == "POST" and request.path == REFRESH:
+            return self._refresh(request)
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in self.tokens:
+            return EmuResponse(401, {"message": "Invalid token", "code": 401})
+        if self.tokens[token] <= self.clock():
+            return EmuResponse(401, {"message": "Jwt is expired", "code": 401})
+        if request.method == "GET" and request.path == STOCK:
+            return self._check_stock(request)
+        if request.method == "POST" and request.path == UPDATE:
+            return self._update(request)
+        return EmuResponse(404, {"message": "Not Found"})
+
+    def _refresh(self, request: EmuRequest) -> EmuResponse:
+        self.token_requests += 1
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or body.get("refresh_token") != self.refresh_token:
+            return _error(401, "OTO1001", "Invalid refresh token")
+        token = "ey" + secrets.token_hex(24)
+        self.tokens[token] = self.clock() + self.token_lifetime
+        return EmuResponse(
+            200,
+            {
+                "access_token": token,
+                "refresh_token": self.refresh_token,
+                "success": True,
+                "token_type": "Bearer",
+                "expires_in": str(self.token_lifetime),
+            },
+        )
+
+    def _check_stock(self, request: EmuRequest) -> EmuResponse:
+        wanted = [s for s in ",".join(request.query.get("sku", [])).split(",") if s]
+        stock: dict[str, list[dict[str, Any]]] = {}
+        for sku in wanted:
+            where = self.stock.get(sku)
+            if where is None:
+                continue
+            rows: list[dict[str, Any]] = [
+                {"pickupLocationCode": code, "sku": sku, "quantityForecasted": qty, "quantityOnHand": qty}
+                for code, qty in where.items()
+            ]
+            # Real answers carry an extra row with no location and odd (negative) numbers.
+            rows.append({"sku": sku, "quantityForecasted": -3, "quantityOnHand": -2})
+            stock[sku] = rows
+        return EmuResponse(200, {"success": True, "stock": stock})
+
+    def _update(self, request: EmuRequest) -> EmuResponse:
+        try:
+            body = request.json()
+        except ValueError:
+            return _error(400, "OTO1000", "Malformed JSON")
+        if not isinstance(body, dict) or body.get("actionType") not in ("adjust", "set"):
+            return _error(400, "OTO1130", "actionType must be set or adjust")
+        qty = quantity(body.get("qty"))
+        if qty is None:
+            return _error(400, "OTO1132", "Quantity is missing or invalid")
+        sku, location = str(body.get("sku")), str(body.get("locationCode"))
+        if location != self.location_code and not any(location in w for w in self.stock.values()):
+            return _error(400, "OTO1140", f"Location {location} could not be found")
+        if sku not in self.stock:
+            return _error(400, "OTO1133", f"SKU {sku} could not be found")
+        if self.refusals_in_200:
+            self.refusals_in_200 -= 1
+            return _error(200, "OTO1199", "Inventory is locked for stock count")
+        where = self.stock[sku]
+        if body["actionType"] == "adjust":
+            where[location] = where.get(location, 0) + qty
+            self.applied.append((sku, qty))
+        else:
+            where[location] = qty
+        return EmuResponse(
+            200,
+            {
+                "success": True,
+                "warnings": [f"Inventory quantity {body['actionType']} done"],
+                "transactionID": 591611 + len(self.applied),
+            },
+        )

@@ -1,0 +1,93 @@
+"""OTO's own hard parts: short-lived tokens, `success: false` under HTTP 200, quantities as strings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from sync.platforms import PLATFORMS, AccountSettings, build_adapter
+from sync.platforms.base import Change, Outcome
+from sync.platforms.oto.auth import OtoTokens
+from sync.platforms.oto.emulator import OtoEmulator
+from sync.platforms.oto.mapping import parse_stock
+from tests.fakes import Fleet, fleet
+
+
+@pytest.fixture
+def oto() -> Iterator[Fleet]:
+    with fleet(("oto", "oto")) as running:
+        running.platforms["oto"].set_quantity("mug", 10)
+        yield running
+
+
+def _settings(running: Fleet) -> AccountSettings:
+    return PLATFORMS["oto"].settings.model_validate(running.entries[0])
+
+
+def test_an_expired_token_mid_run_is_renewed_once_and_the_call_goes_through(oto: Fleet) -> None:
+    emulator: OtoEmulator = oto.platforms["oto"]  # type: ignore[assignment]
+
+    async def scenario() -> tuple[int, Outcome]:
+        adapter = build_adapter(_settings(oto))
+        try:
+            first = (await adapter.read(["mug"])).observed["mug"].quantity
+            emulator.expire_tokens()  # an hour passes mid-run
+            outcome = (await adapter.push([Change("mug", "mug", -3)]))[0].outcome
+            return first, outcome
+        finally:
+            await adapter.aclose()
+
+    assert asyncio.run(scenario()) == (10, Outcome.CONFIRMED)
+    assert emulator.quantity("mug") == 7 and emulator.applied == [("mug", -3)]
+    assert emulator.token_requests == 2  # one token, then one renewal after the 401
+
+
+def test_success_false_under_http_200_is_a_failed_push_not_applied(oto: Fleet) -> None:
+    emulator: OtoEmulator = oto.platforms["oto"]  # type: ignore[assignment]
+    emulator.refusals_in_200 = 1
+
+    async def scenario() -> list[Outcome]:
+        adapter = build_adapter(_settings(oto))
+        try:
+            results = await adapter.push([Change("mug", "mug", -2)])
+            return [r.outcome for r in results] + [r.outcome for r in await adapter.push([Change("mug", "mug", -1)])]
+        finally:
+            await adapter.aclose()
+
+    assert asyncio.run(scenario()) == [Outcome.FAILED, Outcome.CONFIRMED]
+    assert emulator.quantity("mug") == 9
+
+
+def test_tokens_are_renewed_before_they_expire() -> None:
+    now = [0.0]
+    tokens = OtoTokens("refresh", clock=lambda: now[0])
+    fetched: list[str] = []
+
+    async def fake_fetch(_http: object) -> None:
+        fetched.append("token")
+        tokens._access = f"t{len(fetched)}"  # noqa: SLF001 - the fetch is what is being replaced
+        tokens._renew_at = now[0] + 3600 - 300  # noqa: SLF001
+
+    tokens._fetch = fake_fetch  # type: ignore[method-assign]
+    asyncio.run(tokens.headers(None))  # type: ignore[arg-type]
+    now[0] = 3000.0
+    asyncio.run(tokens.headers(None))  # type: ignore[arg-type]
+    now[0] = 3301.0  # within five minutes of expiry
+    assert asyncio.run(tokens.headers(None)) == {"Authorization": "Bearer t2"}  # type: ignore[arg-type]
+    assert len(fetched) == 2
+
+
+def test_quantities_as_strings_rows_without_location_and_negatives() -> None:
+    payload = {
+        "success": True,
+        "stock": {
+            "a": [{"pickupLocationCode": "DMW", "sku": "a", "quantityOnHand": "7"}, {"sku": "a", "quantityOnHand": -7}],
+            "b": [{"pickupLocationCode": "DMW", "sku": "b", "quantityOnHand": 3.5}],
+            "c": [{"pickupLocationCode": "OTHER", "sku": "c", "quantityOnHand": 4}],
+        },
+    }
+    result = parse_stock(payload, "DMW", {"a", "b", "c"})
+    assert {k: v.quantity for k, v in result.observed.items()} == {"a": 7}
+    assert "b" in result.skipped and "c" not in result.skipped
