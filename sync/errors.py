@@ -48,6 +48,11 @@ class RateLimitedError(RetriableError):
         self.retry_after = retry_after
 
 
+class ConflictError(RetriableError):
+    """The platform refused a change because its state moved (HTTP 409): nothing was applied;
+    read again and decide again rather than resend."""
+
+
 class FatalError(SyncError):
     """Retrying will not help until someone changes the configuration or the request."""
 

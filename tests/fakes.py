@@ -20,6 +20,7 @@ CREDENTIALS: dict[str, dict[str, str]] = {
         "warehouse_id": "MyStock-1",
     },
     "oto": {"refresh_token": "AMf-oto-refresh-token-0003", "location_code": "DMW"},
+    "ankorstore": {"client_id": "ankorstore-client-0004", "client_secret": "ankorstore-secret-0005"},
 }
 
 

@@ -63,20 +63,19 @@ def test_success_false_under_http_200_is_a_failed_push_not_applied(oto: Fleet) -
 def test_tokens_are_renewed_before_they_expire() -> None:
     now = [0.0]
     tokens = OtoTokens("refresh", clock=lambda: now[0])
-    fetched: list[str] = []
+    issued: list[str] = []
 
-    async def fake_fetch(_http: object) -> None:
-        fetched.append("token")
-        tokens._access = f"t{len(fetched)}"  # noqa: SLF001 - the fetch is what is being replaced
-        tokens._renew_at = now[0] + 3600 - 300  # noqa: SLF001
+    async def fake_request(_http: object) -> tuple[str, float]:
+        issued.append(f"t{len(issued) + 1}")
+        return issued[-1], 3600.0
 
-    tokens._fetch = fake_fetch  # type: ignore[method-assign]
+    tokens._request_token = fake_request  # type: ignore[method-assign]
     asyncio.run(tokens.headers(None))  # type: ignore[arg-type]
     now[0] = 3000.0
     asyncio.run(tokens.headers(None))  # type: ignore[arg-type]
     now[0] = 3301.0  # within five minutes of expiry
     assert asyncio.run(tokens.headers(None)) == {"Authorization": "Bearer t2"}  # type: ignore[arg-type]
-    assert len(fetched) == 2
+    assert issued == ["t1", "t2"]
 
 
 def test_quantities_as_strings_rows_without_location_and_negatives() -> None:

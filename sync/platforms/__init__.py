@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sync.platforms import graas, oakra, oto
+from sync.platforms import ankorstore, graas, oakra, oto
 from sync.platforms.account import AccountSettings
 from sync.platforms.base import Adapter
 from sync.platforms.spec import PlatformSpec
 
-PLATFORMS: dict[str, PlatformSpec] = {spec.name: spec for spec in (oakra.SPEC, graas.SPEC, oto.SPEC)}
+PLATFORMS: dict[str, PlatformSpec] = {spec.name: spec for spec in (oakra.SPEC, graas.SPEC, oto.SPEC, ankorstore.SPEC)}
 
 
 def build_adapter(settings: AccountSettings, **kwargs: object) -> Adapter:

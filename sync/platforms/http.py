@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeGuard, TypeVar
 
@@ -22,6 +23,7 @@ import structlog
 
 from sync.errors import (
     AuthError,
+    ConflictError,
     FatalError,
     InDoubtError,
     RateLimitedError,
@@ -75,6 +77,8 @@ class PlatformHTTP:
     ) -> None:
         self.platform = platform
         self.auth: TokenAuth | None = None
+        self._pause_until = 0.0
+        self.rate_limit_waits = 0
         self._rng = rng or random.Random()
         self._secrets = [s for s in secrets if s]
         self.account = account
@@ -103,6 +107,7 @@ class PlatformHTTP:
         write: bool,
         params: Any = None,
         json: Any = None,
+        data: Any = None,
         headers: Mapping[str, str] | None = None,
         anonymous: bool = False,
     ) -> httpx.Response:
@@ -116,7 +121,7 @@ class PlatformHTTP:
             attempt += 1
             try:
                 return await self._send_once(
-                    method, path, write=write, params=params, json=json, headers=headers, anonymous=anonymous
+                    method, path, write=write, params=params, json=json, data=data, headers=headers, anonymous=anonymous
                 )
             except AuthError:
                 if self.auth is None or anonymous or renewed:
@@ -124,7 +129,7 @@ class PlatformHTTP:
                 renewed = True
                 self.auth.invalidate()
             except RetriableError as err:
-                if attempt >= self._max_attempts:
+                if attempt >= self._max_attempts or (write and isinstance(err, ConflictError)):
                     raise
                 wait = self._wait_for(err, attempt)
                 log.info(
@@ -152,6 +157,7 @@ class PlatformHTTP:
         write: bool,
         params: Any,
         json: Any,
+        data: Any,
         headers: Mapping[str, str] | None,
         anonymous: bool,
     ) -> httpx.Response:
@@ -159,9 +165,12 @@ class PlatformHTTP:
         if self.auth is not None and not anonymous:
             headers = {**(headers or {}), **await self.auth.headers(self)}
         async with self._limit:
+            await self._respect_rate_limit()
             self.calls += 1
             try:
-                response = await self._client.request(method, path, params=params, json=json, headers=headers)
+                response = await self._client.request(
+                    method, path, params=params, json=json, data=data, headers=headers
+                )
             except _NOT_SENT as err:
                 raise RetriableError(f"{where}: platform unreachable ({type(err).__name__})") from err
             except httpx.HTTPError as err:
@@ -170,8 +179,23 @@ class PlatformHTTP:
                 if write:
                     raise InDoubtError(message) from err
                 raise RetriableError(message) from err
+        self._note_rate_limit(response)
         raise_for_status(response, where, write=write, scrub=self.scrub)
         return response
+
+    def _note_rate_limit(self, response: httpx.Response) -> None:
+        """`X-RateLimit-Remaining: 0` with `X-RateLimit-Reset` (a Unix time): hold calls until then."""
+        if response.headers.get("X-RateLimit-Remaining") == "0":
+            reset = parse_retry_after(response.headers.get("X-RateLimit-Reset"))
+            if reset is not None:
+                self._pause_until = max(self._pause_until, reset)
+
+    async def _respect_rate_limit(self) -> None:
+        wait = self._pause_until - time.time()
+        if wait > 0:
+            self.rate_limit_waits += 1
+            log.info("http.rate_limit_wait", platform=self.platform, account=self.account, wait=round(wait, 3))
+            await self._sleep(min(wait, MAX_RETRY_AFTER))
 
     def scrub(self, text: str) -> str:
         """`text` without this account's credentials (a platform may echo them in an error)."""
@@ -197,6 +221,8 @@ def raise_for_status(response: httpx.Response, where: str, *, write: bool, scrub
         raise RetriableError(message)
     if status in (400, 422):
         raise RejectedError(message)
+    if status == 409:
+        raise ConflictError(message)
     raise FatalError(message)
 
 

@@ -1,0 +1,129 @@
+"""Ankorstore adapter. Ankorstore accepts only absolute stock values, so a relative change is made
+safe here: read the variant fresh, set `stockQuantity = available + delta + reserved` from that
+read (reservations stay intact), and take the operations answer as the read-back. A sale between
+the engine's read and this fresh read is kept; what remains is the few milliseconds between the
+fresh read and the set (docs/ankorstore.md measures it)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from sync.errors import SkippableError
+from sync.platforms.ankorstore import mapping
+from sync.platforms.ankorstore.auth import AnkorstoreTokens
+from sync.platforms.ankorstore.settings import AnkorstoreSettings
+from sync.platforms.base import Change, Observed, Outcome, PushResult, ReadResult
+from sync.platforms.batching import push_in_batches, read_in_batches
+from sync.platforms.http import HttpAdapter, Sleep, json_body
+
+JSON_API = "application/vnd.api+json"
+VARIANTS = "/api/v1/product-variants"
+OPERATIONS = "/api/v1/operations"
+PAGE_LIMIT = 50
+
+
+class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
+    """One Ankorstore brand account."""
+
+    platform = "ankorstore"
+
+    def __init__(
+        self,
+        settings: AnkorstoreSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(settings, transport=transport, sleep=sleep, rng=rng)
+        self.tokens = AnkorstoreTokens(settings.client_id, settings.client_secret.get_secret_value())
+        self.http.auth = self.tokens
+
+    @staticmethod
+    def auth_headers(settings: AnkorstoreSettings) -> dict[str, str]:
+        """JSON:API media types (406 and 415 otherwise); the bearer token comes call by call."""
+        return {"Accept": JSON_API, "Content-Type": JSON_API}
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def read(self, codes: Sequence[str]) -> ReadResult:
+        """Available quantities by `filter[sku]`, `batch_size` SKUs per call, following cursor pages."""
+        return await read_in_batches(codes, min(self.settings.effective_batch_size, PAGE_LIMIT), self._read_batch)
+
+    async def _read_batch(self, codes: list[str]) -> ReadResult:
+        found = mapping.collect(await self._list({"filter[sku]": ",".join(codes)}), set(codes))
+        result = ReadResult(skipped=dict(found.skipped))
+        for sku, variant in found.variants.items():
+            result.observed[sku] = Observed(sku, variant.available, variant.id)
+        return result
+
+    async def _list(self, params: Any) -> list[Any]:
+        """Every resource of a variant listing, page after page."""
+        resources: list[Any] = []
+        path: str | None = VARIANTS
+        query: Any = [*(params.items() if isinstance(params, dict) else params), ("page[limit]", PAGE_LIMIT)]
+        while path is not None:
+            response = await self.http.request("GET", path, params=query, write=False)
+            data, following = mapping.page(json_body(response, f"ankorstore {self.settings.name}: GET {VARIANTS}"))
+            resources.extend(data)
+            path, query = _same_host_path(following) if following else (None, None)
+        return resources
+
+    # --- pushes -----------------------------------------------------------------------------
+
+    async def push(self, changes: Sequence[Change]) -> list[PushResult]:
+        """Safe sets through `/api/v1/operations`, at most 50 per request."""
+        return await push_in_batches(changes, min(self.settings.effective_batch_size, PAGE_LIMIT), self._push_batch)
+
+    async def _push_batch(self, changes: list[Change]) -> list[PushResult]:
+        # Fresh read just before the set: the absolute value is computed from it, not from the
+        # engine's older read, so a sale made in between is kept.
+        fresh = {v.id: v for v in self._variants(await self._list([("filter[id][]", c.ref) for c in changes]))}
+        sendable, results = [], {}
+        for change in changes:
+            variant = fresh.get(change.ref)
+            if variant is None or variant.always_in_stock:
+                error = SkippableError(f"ankorstore: variant {change.ref} ({change.code}) not found or always in stock")
+                results[change.ref] = PushResult(change, Outcome.FAILED, error.message, error=error)
+            else:
+                sendable.append((change, variant))
+        if sendable:
+            body = mapping.set_stock_operations(
+                [(v.id, max(0, v.available + c.delta) + v.reserved) for c, v in sendable]
+            )
+            response = await self.http.request("POST", OPERATIONS, json=body, write=True)
+            try:
+                after = mapping.operation_results(response.json())
+            except ValueError:
+                after = {}
+            for change, variant in sendable:
+                results[change.ref] = _outcome(change, variant, after.get(variant.id))
+        return [results[c.ref] for c in changes]
+
+    @staticmethod
+    def _variants(resources: list[Any]) -> list[mapping.Variant]:
+        return [v for v in map(mapping.variant, resources) if isinstance(v, mapping.Variant)]
+
+
+def _outcome(change: Change, before: mapping.Variant, after: mapping.Variant | None) -> PushResult:
+    """Confirmed (the operations answer is 2xx, atomic); the answer's available quantity is the
+    read-back. A value other than the one set means something moved in the window: the next read
+    books it as an external change, nothing here overwrites it."""
+    meant = max(0, before.available + change.delta)
+    detail = ""
+    if meant != before.available + change.delta:
+        detail = f"clamped at 0: only {before.available} available at the fresh read"
+    if after is not None and after.available != meant:
+        detail = f"read back {after.available}, set {meant}: booked as an external change next read"
+    return PushResult(change, Outcome.CONFIRMED, detail, answer_quantity=after.available if after else None)
+
+
+def _same_host_path(url: str) -> tuple[str, None]:
+    """The path and query of a `links.next` URL (followed on our own base URL only)."""
+    parts = urlsplit(url)
+    return (parts.path + (f"?{parts.query}" if parts.query else ""), None)

@@ -1,0 +1,329 @@
+"""An Ankorstore emulator following `platform-docs/ankorstore.txt` and its OpenAPI file: OAuth2
+client credentials, JSON:API media types (406/415), product variants with available, reserved and
+total stock read by `filter[sku]`/`filter[id][]` in cursor pages, absolute stock set per variant
+(`PATCH .../stock`) or 50 at a time (`/api/v1/operations`, atomic), and rate limits with
+`X-RateLimit-*` headers. A sale reserves stock (available down, reserved up); a shipment releases
+it (stock and reserved both down)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from sync.emulation.faults import FaultPlan
+from sync.emulation.platform import EmulatedPlatform
+from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.platforms.http import is_int
+
+JSON_API = "application/vnd.api+json"
+TOKEN = "/oauth/token"
+VARIANTS = "/api/v1/product-variants"
+OPERATIONS = "/api/v1/operations"
+STAMP = "2024-01-03T11:22:02.000000Z"
+
+
+def _errors(status: int, title: str, detail: str, pointer: str | None = None) -> EmuResponse:
+    error: dict[str, Any] = {"status": str(status), "title": title, "detail": detail}
+    if pointer:
+        error["source"] = {"pointer": pointer}
+    return EmuResponse(status, {"errors": [error]}, {"Content-Type": JSON_API})
+
+
+@dataclass
+class Variant:
+    """One product variant's stock."""
+
+    id: str
+    sku: str
+    stock: int
+    reserved: int = 0
+    always_in_stock: bool = False
+
+    @property
+    def available(self) -> int:
+        """Units that can still be ordered."""
+        return self.stock - self.reserved
+
+    def resource(self, type_: str = "productVariant") -> dict[str, Any]:
+        """The JSON:API resource object."""
+        return {
+            "type": type_,
+            "id": self.id,
+            "attributes": {
+                "name": f"Variant {self.sku}",
+                "sku": self.sku,
+                "ian": None,
+                "createdAt": STAMP,
+                "updatedAt": STAMP,
+                "archivedAt": None,
+                "retailPrice": 800,
+                "wholesalePrice": 500,
+                "originalWholesalePrice": 500,
+                "availableQuantity": self.available,
+                "reservedQuantity": self.reserved,
+                "stockQuantity": self.stock,
+                "isAlwaysInStock": self.always_in_stock,
+            },
+            "relationships": {
+                "product": {"data": {"type": "product", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.sku))}}
+            },
+        }
+
+
+class AnkorstoreEmulator(EmulatedPlatform):
+    """One brand's Ankorstore account."""
+
+    auth_paths = frozenset({TOKEN})
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        faults: FaultPlan | None = None,
+        rate_limit_per_minute: int = 600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(faults)
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.rate_limit = rate_limit_per_minute
+        self.clock = clock
+        self.tokens: dict[str, float] = {}
+        self.variants: dict[str, Variant] = {}  # by id
+        self._window: list[float] = []
+        self.shipped: dict[str, int] = {}
+
+    # --- state primitives -------------------------------------------------------------------
+
+    def variant(self, sku: str) -> Variant | None:
+        """The variant with this SKU."""
+        return next((v for v in self.variants.values() if v.sku == sku), None)
+
+    def quantity(self, code: str) -> int | None:
+        """Available quantity (what stocksync keeps in step)."""
+        found = self.variant(code)
+        return None if found is None or found.always_in_stock else found.available
+
+    def set_quantity(self, code: str, quantity: int) -> None:
+        """Set the available quantity by hand (reservations stay)."""
+        with self.lock:
+            found = self.variant(code)
+            if found is None:
+                found = Variant(str(uuid.uuid5(uuid.NAMESPACE_OID, f"variant:{code}")), code, 0)
+                self.variants[found.id] = found
+            found.stock = quantity + found.reserved
+
+    def codes(self) -> list[str]:
+        """Every variant's SKU."""
+        return [v.sku for v in self.variants.values() if not v.always_in_stock]
+
+    def sell(self, code: str, units: int = 1) -> bool:
+        """A retailer orders: the units are reserved (available down, reserved up)."""
+        with self.lock:
+            found = self.variant(code)
+            if found is None or found.always_in_stock or found.available < units:
+                return False
+            found.reserved += units
+            self.sold[code] += units
+            return True
+
+    def ship(self, code: str, units: int = 1) -> bool:
+        """An order ships: its reservation is released (stock and reserved both down)."""
+        with self.lock:
+            found = self.variant(code)
+            if found is None or found.reserved < units:
+                return False
+            found.reserved -= units
+            found.stock -= units
+            self.shipped[code] = self.shipped.get(code, 0) + units
+            return True
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now."""
+        with self.lock:
+            self.tokens = {token: 0.0 for token in self.tokens}
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def changes_stock(self, request: EmuRequest) -> bool:
+        """Stock writes: the operations endpoint and the per-variant stock PATCH."""
+        return request.method in ("POST", "PATCH") and request.path != TOKEN
+
+    def route(self, request: EmuRequest) -> EmuResponse:
+        """Dispatch a request that passed fault injection."""
+        if request.path == TOKEN and request.method == "POST":
+            return self._token(request)
+        if not (request.path.startswith(VARIANTS) or request.path == OPERATIONS):
+            return _errors(404, "Not Found", f"no route for {request.path}")
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if self.tokens.get(token, 0.0) <= self.clock():
+            return _errors(401, "Unauthorized", "Unauthenticated.")
+        limited = self._rate_limited()
+        if limited is not None:
+            return limited
+        response = self._api(request)
+        response.headers.update(self._rate_headers())
+        return response
+
+    def _api(self, request: EmuRequest) -> EmuResponse:
+        if JSON_API not in request.headers.get("accept", ""):
+            return _errors(406, "Not Acceptable", f"Accept must be {JSON_API}")
+        if request.method != "GET" and not request.headers.get("content-type", "").startswith(JSON_API):
+            return _errors(415, "Unsupported Media Type", f"Content-Type must be {JSON_API}")
+        if request.method == "GET" and request.path == VARIANTS:
+            return self._list(request)
+        if request.method == "POST" and request.path == OPERATIONS:
+            return self._operations(request)
+        parts = request.path.removeprefix(VARIANTS + "/").split("/")
+        if request.method == "PATCH" and len(parts) == 2 and parts[1] == "stock":
+            return self._patch_stock(request, parts[0])
+        return _errors(404, "Not Found", f"no route for {request.method} {request.path}")
+
+    def _token(self, request: EmuRequest) -> EmuResponse:
+        form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
+        if form.get("grant_type") != "client_credentials" or (form.get("client_id"), form.get("client_secret")) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            return EmuResponse(401, {"error": "invalid_client", "error_description": "Client authentication failed"})
+        token = "eyJ0" + secrets.token_hex(24)
+        self.tokens[token] = self.clock() + 3600
+        return EmuResponse(200, {"token_type": "Bearer", "expires_in": 3600, "access_token": token})
+
+    def _rate_limited(self) -> EmuResponse | None:
+        now = self.clock()
+        self._window = [t for t in self._window if t > now - 60]
+        if len(self._window) >= self.rate_limit:
+            reset = int(self._window[0] + 60) + 1
+            headers = {
+                "Retry-After": str(max(1, int(reset - now))),
+                "X-RateLimit-Reset": str(reset),
+                "X-RateLimit-Limit": str(self.rate_limit),
+                "X-RateLimit-Remaining": "0",
+            }
+            return EmuResponse(429, {"errors": [{"status": "429", "title": "Too Many Requests"}]}, headers)
+        self._window.append(now)
+        return None
+
+    def _rate_headers(self) -> dict[str, str]:
+        remaining = max(0, self.rate_limit - len(self._window))
+        headers = {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(remaining)}
+        if remaining == 0:
+            headers["X-RateLimit-Reset"] = str(int(self._window[0] + 60) + 1)
+        return headers
+
+    def _list(self, request: EmuRequest) -> EmuResponse:
+        query = request.query
+        chosen = sorted(self.variants.values(), key=lambda v: v.id)
+        if "filter[sku]" in query:
+            skus = {s for value in query["filter[sku]"] for s in value.split(",") if s}
+            chosen = [v for v in chosen if v.sku in skus]
+        if "filter[id][]" in query:
+            ids = set(query["filter[id][]"])
+            chosen = [v for v in chosen if v.id in ids]
+        limit_text = (query.get("page[limit]") or ["15"])[0]
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 50:
+            return _errors(400, "Bad Request", "page[limit] must be between 1 and 50", "page[limit]")
+        limit = int(limit_text)
+        afters = query.get("page[after]")
+        after = afters[0] if afters else None
+        if after is not None:
+            chosen = [v for v in chosen if v.id > after]
+        page, more = chosen[:limit], len(chosen) > limit
+        meta = {
+            "page": {
+                "from": page[0].id if page else None,
+                "to": page[-1].id if page else None,
+                "hasMore": more,
+                "perPage": limit,
+            }
+        }
+        links: dict[str, str] = {}
+        if more:
+            others = [(k, v) for k, vs in query.items() if k not in ("page[after]",) for v in vs]
+            encoded = "&".join(f"{k}={v}" for k, v in [*others, ("page[after]", page[-1].id)])
+            links["next"] = f"https://www.ankorstore.com{VARIANTS}?{encoded}"
+        body = {"meta": meta, "jsonapi": {"version": "1.0"}, "links": links, "data": [v.resource() for v in page]}
+        return EmuResponse(200, body, {"Content-Type": JSON_API})
+
+    def _patch_stock(self, request: EmuRequest, variant_id: str) -> EmuResponse:
+        try:
+            data = request.json().get("data")
+        except (ValueError, AttributeError):
+            return _errors(400, "Bad Request", "malformed JSON")
+        problem = self._invalid(data, "/data")
+        if problem is not None:
+            return problem
+        if data["id"] != variant_id:
+            return _errors(409, "Conflict", "data.id does not match the URL", "/data/id")
+        self._apply(data)
+        return EmuResponse(
+            200,
+            {"data": self.variants[variant_id].resource(), "jsonapi": {"version": "1.0"}},
+            {"Content-Type": JSON_API},
+        )
+
+    def _operations(self, request: EmuRequest) -> EmuResponse:
+        try:
+            operations = request.json().get("atomic:operations")
+        except (ValueError, AttributeError):
+            return _errors(400, "Bad Request", "malformed JSON")
+        if not isinstance(operations, list) or not 1 <= len(operations) <= 50:
+            return _errors(422, "Unprocessable Entity", "1 to 50 operations", "/atomic:operations")
+        for index, operation in enumerate(operations):  # validate all first: the request is atomic
+            if not isinstance(operation, dict) or operation.get("op") != "update":
+                return _errors(422, "Unprocessable Entity", "op must be update", f"/atomic:operations/{index}/op")
+            problem = self._invalid(operation.get("data"), f"/atomic:operations/{index}/data")
+            if problem is not None:
+                return problem
+        results = []
+        for operation in operations:
+            self._apply(operation["data"])
+            results.append({"data": self.variants[operation["data"]["id"]].resource("product-variants")})
+        return EmuResponse(200, {"atomic:results": results}, {"Content-Type": JSON_API})
+
+    def _invalid(self, data: Any, pointer: str) -> EmuResponse | None:
+        if not isinstance(data, dict) or data.get("type") != "product-variants":
+            return _errors(422, "Unprocessable Entity", "type must be product-variants", f"{pointer}/type")
+        if data.get("id") not in self.variants:
+            return _errors(404, "Not Found", f"product variant {data.get('id')} not found", f"{pointer}/id")
+        attributes = data.get("attributes")
+        if not isinstance(attributes, dict):
+            return _errors(422, "Unprocessable Entity", "attributes are required", f"{pointer}/attributes")
+        if "stockQuantity" in attributes:
+            quantity = attributes["stockQuantity"]
+            if not is_int(quantity) or quantity < 0:
+                return _errors(
+                    422,
+                    "Unprocessable Entity",
+                    "stockQuantity must be an integer >= 0",
+                    f"{pointer}/attributes/stockQuantity",
+                )
+            if quantity < self.variants[data["id"]].reserved:
+                return _errors(
+                    422,
+                    "Unprocessable Entity",
+                    "stockQuantity below the reserved quantity",
+                    f"{pointer}/attributes/stockQuantity",
+                )
+        elif not isinstance(attributes.get("isAlwaysInStock"), bool):
+            return _errors(
+                422, "Unprocessable Entity", "stockQuantity or isAlwaysInStock is required", f"{pointer}/attributes"
+            )
+        return None
+
+    def _apply(self, data: dict[str, Any]) -> None:
+        variant = self.variants[data["id"]]
+        attributes = data["attributes"]
+        if "stockQuantity" in attributes:
+            before = variant.available
+            variant.stock, variant.always_in_stock = attributes["stockQuantity"], False
+            self.applied.append((variant.sku, variant.available - before))
+        else:
+            variant.always_in_stock = attributes["isAlwaysInStock"]

@@ -1,0 +1,107 @@
+"""Pure functions between Ankorstore's JSON:API payloads and domain values.
+
+A variant's `stockQuantity` is `availableQuantity + reservedQuantity`; open orders hold the
+reservations. stocksync keeps `availableQuantity` in step, and writes `stockQuantity`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sync.errors import RetriableError
+from sync.platforms.http import is_int
+
+VARIANT_TYPES = ("productVariant", "product-variants")
+
+
+class AnkorstoreShapeError(RetriableError):
+    """An Ankorstore answer that does not follow JSON:API or the document's shape."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The stock of one product variant."""
+
+    id: str
+    sku: str
+    available: int
+    reserved: int
+    always_in_stock: bool
+
+
+def variant(resource: Any) -> Variant | str:
+    """A Variant from a resource object, or why it cannot be used."""
+    if not isinstance(resource, dict) or resource.get("type") not in VARIANT_TYPES:
+        return "not a product variant"
+    attributes = resource.get("attributes")
+    if not isinstance(attributes, dict) or not isinstance(resource.get("id"), str):
+        return "variant without id or attributes"
+    available, reserved = attributes.get("availableQuantity"), attributes.get("reservedQuantity")
+    if not is_int(available) or not is_int(reserved):
+        return f"availableQuantity {available!r} / reservedQuantity {reserved!r} are not integers"
+    return Variant(
+        resource["id"], str(attributes.get("sku")), available, reserved, attributes.get("isAlwaysInStock") is True
+    )
+
+
+def page(payload: Any) -> tuple[list[Any], str | None]:
+    """A list page's resources, and the next page's URL when `meta.page.hasMore`."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise AnkorstoreShapeError("ankorstore: answer has no `data` array")
+    meta: dict[str, Any] = payload["meta"] if isinstance(payload.get("meta"), dict) else {}
+    pages: dict[str, Any] = meta["page"] if isinstance(meta.get("page"), dict) else {}
+    links: dict[str, Any] = payload["links"] if isinstance(payload.get("links"), dict) else {}
+    following = links.get("next") if pages.get("hasMore") is True else None
+    return payload["data"], following if isinstance(following, str) and following else None
+
+
+@dataclass
+class VariantRead:
+    """Variants found by SKU, and the SKUs whose variant could not be used (with why)."""
+
+    variants: dict[str, Variant]
+    skipped: dict[str, str]
+
+
+def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
+    """Variants of the wanted SKUs; always-in-stock ones are reported and left alone."""
+    found = VariantRead({}, {})
+    for resource in resources:
+        parsed = variant(resource)
+        sku = resource.get("attributes", {}).get("sku") if isinstance(resource, dict) else None
+        if not isinstance(sku, str) or sku not in wanted:
+            continue
+        if isinstance(parsed, str):
+            found.skipped[sku] = parsed
+        elif parsed.always_in_stock:
+            found.skipped[sku] = "isAlwaysInStock: Ankorstore tracks no stock for it; left alone"
+        elif sku in found.variants:
+            found.skipped[sku] = "several variants share this SKU"
+        else:
+            found.variants[sku] = parsed
+    for sku in found.skipped:
+        found.variants.pop(sku, None)
+    return found
+
+
+def set_stock_operations(targets: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """`/api/v1/operations` body setting `stockQuantity` for (variant id, stockQuantity) pairs."""
+    return {
+        "atomic:operations": [
+            {"op": "update", "data": {"type": "product-variants", "id": vid, "attributes": {"stockQuantity": qty}}}
+            for vid, qty in targets
+        ]
+    }
+
+
+def operation_results(payload: Any) -> dict[str, Variant]:
+    """Variant id -> its stock as the operations answer reports it (empty when it says nothing)."""
+    results = payload.get("atomic:results") if isinstance(payload, dict) else None
+    found: dict[str, Variant] = {}
+    for result in results if isinstance(results, list) else []:
+        parsed = variant(result.get("data")) if isinstance(result, dict) else "no data"
+        if isinstance(parsed, Variant):
+            found[parsed.id] = parsed
+    return found
