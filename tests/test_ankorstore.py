@@ -1,0 +1,133 @@
+"""Ankorstore's own hard parts: absolute stock made safe, JSON:API validated against the platform's
+OpenAPI file, cursor pages, always-in-stock variants, rate limits and token expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+import sync.platforms.ankorstore.adapter as adapter_module
+from sync.emulation.wire import EmuRequest
+from sync.platforms import PLATFORMS, AccountSettings, build_adapter
+from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
+from sync.platforms.base import Adapter, Change, Outcome
+from tests.fakes import Fleet, fleet
+from tests.openapi_check import Checked, validate_traffic
+
+
+@pytest.fixture
+def ankorstore() -> Iterator[tuple[Fleet, AnkorstoreEmulator, Checked]]:
+    with fleet(("ank", "ankorstore")) as running:
+        emulator: AnkorstoreEmulator = running.platforms["ank"]  # type: ignore[assignment]
+        checked = validate_traffic(emulator)
+        yield running, emulator, checked
+
+
+def settings_of(running: Fleet) -> AccountSettings:
+    return PLATFORMS["ankorstore"].settings.model_validate(running.entries[0])
+
+
+async def _closing(adapter: Adapter, work):  # type: ignore[no-untyped-def]
+    try:
+        return await work(adapter)
+    finally:
+        await adapter.aclose()
+
+
+def test_reads_follow_cursor_pages_and_every_request_and_answer_fits_the_spec(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, emulator, checked = ankorstore
+    codes = [f"sku-{i:03d}" for i in range(50)]
+    for i, code in enumerate(codes):
+        emulator.set_quantity(code, i)
+    monkeypatch.setattr(adapter_module, "PAGE_LIMIT", 20)  # 50 SKUs -> pages of 20, 20 and 10
+    result = asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.read(codes)))
+    assert {c: o.quantity for c, o in result.observed.items()} == {c: i for i, c in enumerate(codes)}
+    assert emulator.api_calls() == 3
+    assert checked.requests == 3 and checked.responses == 3
+
+
+def test_a_sale_between_the_read_and_the_push_is_kept_and_reservations_stay(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked],
+) -> None:
+    running, emulator, checked = ankorstore
+    emulator.set_quantity("mug", 10)
+    assert emulator.sell("mug", 2)  # an open order holds 2: available 8, reserved 2, stock 10
+
+    async def scenario(adapter: Adapter) -> Outcome:
+        seen = (await adapter.read(["mug"])).observed["mug"]  # available 8
+        emulator.sell("mug", 1)  # a retailer orders one more before our push: available 7
+        result = (await adapter.push([Change("mug", seen.ref, +4)]))[0]  # the engine wants 8 -> 12
+        return result.outcome
+
+    assert asyncio.run(_closing(build_adapter(settings_of(running)), scenario)) is Outcome.CONFIRMED
+    variant = emulator.variant("mug")
+    assert variant is not None
+    assert (variant.available, variant.reserved, variant.stock) == (11, 3, 14)  # the order's unit is kept
+    assert checked.requests >= 3 and checked.responses == checked.requests
+
+
+def test_always_in_stock_variants_are_reported_and_left_alone(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked],
+) -> None:
+    running, emulator, _ = ankorstore
+    emulator.set_quantity("mug", 5)
+    emulator.set_quantity("poster", 5)
+    variant = emulator.variant("poster")
+    assert variant is not None
+    variant.always_in_stock = True
+    result = asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.read(["mug", "poster"])))
+    assert set(result.observed) == {"mug"}
+    assert "isAlwaysInStock" in result.skipped["poster"]
+    pushed = asyncio.run(
+        _closing(build_adapter(settings_of(running)), lambda a: a.push([Change("poster", variant.id, -5)]))
+    )
+    assert pushed[0].outcome is Outcome.FAILED and emulator.applied == []
+
+
+def test_a_429_with_retry_after_is_waited_out(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:
+    running, emulator, _ = ankorstore
+    now = [1_000_000.0]
+    emulator.clock = lambda: now[0]
+    emulator.rate_limit = 2
+    emulator.set_quantity("mug", 5)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    async def three_reads(adapter: Adapter) -> int:
+        for _ in range(3):
+            seen = await adapter.read(["mug"])
+        return seen.observed["mug"].quantity
+
+    assert asyncio.run(_closing(build_adapter(settings_of(running), sleep=sleep), three_reads)) == 5
+    assert slept and slept[-1] >= 1  # it waited what Retry-After said, then read again
+
+
+def test_an_expired_token_mid_run_is_renewed_once(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:
+    running, emulator, _ = ankorstore
+    emulator.set_quantity("mug", 5)
+
+    async def scenario(adapter: Adapter) -> Outcome:
+        seen = (await adapter.read(["mug"])).observed["mug"]
+        emulator.expire_tokens()
+        return (await adapter.push([Change("mug", seen.ref, -2)]))[0].outcome
+
+    assert asyncio.run(_closing(build_adapter(settings_of(running)), scenario)) is Outcome.CONFIRMED
+    assert emulator.quantity("mug") == 3
+    assert emulator.calls["POST /oauth/token"] == 2
+
+
+def test_the_emulator_refuses_what_ankorstore_refuses(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:
+    _, emulator, _ = ankorstore
+    emulator.tokens["t"] = 1e12
+    plain = EmuRequest.build("GET", "/api/v1/product-variants?filter[sku]=a", {"Authorization": "Bearer t"}, b"")
+    assert emulator.route(plain).status == 406
+    headers = {"Authorization": "Bearer t", "Accept": "application/vnd.api+json", "Content-Type": "application/json"}
+    body = b'{"atomic:operations": []}'
+    assert emulator.route(EmuRequest.build("POST", "/api/v1/operations", headers, body)).status == 415
