@@ -73,7 +73,7 @@ def free_port() -> int:
 
 def test_the_demo_converges_and_ends_by_itself(tmp_path: Path) -> None:
     demo = (ROOT / "config" / "demo.toml").read_text()
-    for port in ("18701", "18702", "18703"):
+    for port in ("18701", "18702", "18703", "18704", "18705"):
         demo = demo.replace(port, str(free_port()))
     config = tmp_path / "demo.toml"
     config.write_text(demo)
