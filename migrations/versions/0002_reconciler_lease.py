@@ -1,4 +1,4 @@
-"""reconciler lease, and which reconciler ran each cycle
+"""reconciler lease, which reconciler ran each cycle, and what a push really moved
 
 Revision ID: 0002
 Revises: 0001
@@ -28,9 +28,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('cycles', schema=None) as batch_op:
         batch_op.add_column(sa.Column('holder', sa.String(length=200), nullable=True))
+    with op.batch_alter_table('pushes', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('applied_delta', sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('pushes', schema=None) as batch_op:
+        batch_op.drop_column('applied_delta')
     with op.batch_alter_table('cycles', schema=None) as batch_op:
         batch_op.drop_column('holder')
     op.drop_table('leases')

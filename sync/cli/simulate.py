@@ -51,6 +51,7 @@ def simulate(seed: int | None, seeds: int, first_seed: int, steps: int, jobs: in
         "in_doubt_settled": dict(sorted(total.settled.items())),
         "misjudged_in_ambiguous_windows": total.misjudged,
         "units_misattributed_in_ambiguous_windows": total.misjudged_units,
+        "ankorstore_units_in_set_windows": total.window_units,
         "units_lost_or_counted_twice_otherwise": 0 if not total.failures else None,
         "failures": total.failures,
     }

@@ -185,6 +185,7 @@ class Push(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
     answer_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    applied_delta: Mapped[int | None] = mapped_column(BigInteger)  # when the platform moved less
     resolution: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

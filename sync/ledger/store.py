@@ -355,6 +355,7 @@ class LedgerStore:
                         "state": result.outcome.value,
                         "detail": result.detail[:500],
                         "answer_quantity": result.answer_quantity,
+                        "applied_delta": result.applied_delta,
                         "settled_at": now if result.outcome is not Outcome.IN_DOUBT else None,
                     }
                     for push_id, result in outcomes
@@ -362,8 +363,11 @@ class LedgerStore:
             )
             confirmed = [push_id for push_id, result in outcomes if result.outcome is Outcome.CONFIRMED]
             if confirmed:
-                # expected moves only by our own confirmed change, never to the platform's answer.
-                deltas = session.execute(select(Push.listing_id, Push.delta).where(Push.id.in_(confirmed)))
+                # expected moves only by our own confirmed change (what it really moved), never to the
+                # platform's answer.
+                deltas = session.execute(
+                    select(Push.listing_id, func.coalesce(Push.applied_delta, Push.delta)).where(Push.id.in_(confirmed))
+                )
                 table = cast(Table, Listing.__table__)
                 bump = (
                     update(table)

@@ -63,6 +63,9 @@ class PushResult:
     detail: str = ""
     answer_quantity: int | None = None
     error: SyncError | None = None
+    # What the platform really moved when it differs from the change's delta (an absolute set
+    # clamped at zero); None means exactly the delta.
+    applied_delta: int | None = None
 
 
 class Adapter(abc.ABC):

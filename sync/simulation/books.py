@@ -79,7 +79,15 @@ def read_ledger(session: Session) -> LedgerView:
     pushes = [
         PushRow(account, code, delta, state, started, settled, resolution)
         for account, code, delta, state, started, settled, resolution in session.execute(
-            select(Account.name, Sku.code, Push.delta, Push.state, Cycle.started_at, Push.settled_at, Push.resolution)
+            select(
+                Account.name,
+                Sku.code,
+                func.coalesce(Push.applied_delta, Push.delta),  # what the platform really moved
+                Push.state,
+                Cycle.started_at,
+                Push.settled_at,
+                Push.resolution,
+            )
             .join(Listing, Push.listing_id == Listing.id)
             .join(Account, Listing.account_id == Account.id)
             .join(Sku, Listing.sku_id == Sku.id)

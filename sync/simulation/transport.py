@@ -4,6 +4,7 @@ and external events at every boundary, and a record of every change that reached
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from enum import Enum
 
 import httpx
@@ -34,6 +35,10 @@ class SimTransport(httpx.AsyncBaseTransport):
         self.fault_rate = fault_rate
         self.timeout = timeout
         self.faults: Counter[str] = Counter()
+        # For absolute-set platforms: when each variant was read fresh, and the windows from that
+        # read to its set, as (sku, start, end). Only there can a set overwrite an outside change.
+        self._read_at: dict[str, datetime] = {}
+        self.set_windows: list[tuple[str, datetime, datetime]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer one request, or fail it the way a network and a platform fail."""
@@ -41,6 +46,7 @@ class SimTransport(httpx.AsyncBaseTransport):
         emu = EmuRequest.build(
             request.method, request.url.raw_path.decode("ascii"), dict(request.headers.items()), request.read()
         )
+        self._note_fresh_read(emu)
         fault = self._draw()
         if fault is SimFault.LOST_REQUEST:
             self.world.clock.advance(self.timeout)
@@ -50,6 +56,7 @@ class SimTransport(httpx.AsyncBaseTransport):
         if fault is SimFault.SERVER_ERROR:
             return httpx.Response(500, json={"message": "Internal Server Error"})
         answer = self.platform.handle(emu)
+        self._note_set(emu)
         self.world.boundary()  # something may happen between the change and its answer
         if fault is SimFault.LOST_RESPONSE:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
@@ -62,6 +69,25 @@ class SimTransport(httpx.AsyncBaseTransport):
                 raise httpx.ReadTimeout("answer too slow", request=request)
         payload, content_type = answer.encoded()
         return httpx.Response(answer.status, content=payload, headers={"Content-Type": content_type, **answer.headers})
+
+    def _note_fresh_read(self, emu: EmuRequest) -> None:
+        if emu.method == "GET":
+            for variant_id in emu.query.get("filter[id][]", []):
+                self._read_at[variant_id] = self.world.clock.now
+
+    def _note_set(self, emu: EmuRequest) -> None:
+        if emu.method != "POST" or "operations" not in emu.path:
+            return
+        try:
+            operations = emu.json()["atomic:operations"]
+        except (ValueError, KeyError, TypeError):
+            return
+        variants = getattr(self.platform, "variants", {})
+        for operation in operations:
+            variant_id = operation.get("data", {}).get("id")
+            start = self._read_at.pop(variant_id, None)
+            if start is not None and variant_id in variants:
+                self.set_windows.append((variants[variant_id].sku, start, self.world.clock.now))
 
     def _draw(self) -> SimFault | None:
         if self.fault_rate <= 0 or self.world.rng.random() >= self.fault_rate:

@@ -14,7 +14,8 @@ from sync.platforms import PLATFORMS, AccountSettings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
-# One account per shape that matters: two Oakra (one with a buffer), one Graas (with a cap).
+# Every platform, and the shapes that matter: two Oakra (one with a buffer), Graas with a cap, OTO,
+# and Ankorstore (absolute sets) with a buffer.
 ACCOUNTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("oakra-a", "oakra", {"app_key": "sim-oakra-a", "location_id": "warehouse-1"}),
     ("oakra-b", "oakra", {"app_key": "sim-oakra-b", "location_id": "warehouse-2", "buffer": 1}),
@@ -23,7 +24,10 @@ ACCOUNTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
         "graas",
         {"account_number": "sim-acct", "app_key": "sim-graas", "warehouse_id": "MyStock-1", "max_quantity": 12},
     ),
+    ("oto-d", "oto", {"refresh_token": "sim-oto-refresh", "location_code": "DMW"}),
+    ("ankorstore-e", "ankorstore", {"client_id": "sim-client", "client_secret": "sim-secret", "buffer": 1}),
 )
+ABSOLUTE = frozenset({"ankorstore"})  # platforms written with absolute sets
 
 
 class VirtualClock:
@@ -79,6 +83,8 @@ class World:
             )
             self.settings[name] = settings
             emulator = spec.emulator(settings)
+            if hasattr(emulator, "clock"):  # token expiry and rate limits run on virtual time
+                emulator.clock = lambda: self.clock.now.timestamp()
             for sku in self.skus:
                 emulator.set_quantity(sku, self.rng.randint(0, 20))
             self.platforms[name] = emulator
@@ -98,16 +104,24 @@ class World:
         roll = self.rng.random()
         if roll < 0.7:
             units = min(current, self.rng.randint(1, 3))
-            if units == 0:
+            if units == 0 or not platform.sell(sku, units):  # Ankorstore: a reservation
                 return
-            kind, delta = "sale", -units
-        elif roll < 0.9:
+            self._record(account, sku, -units, "sale")
+            return
+        if roll < 0.8 and hasattr(platform, "ship"):
+            if platform.ship(sku, 1):  # a shipment releases a reservation: available stays
+                self._record(account, sku, 0, "shipment")
+            return
+        if roll < 0.9:
             kind, delta = "return", self.rng.randint(1, 2)
         else:
             kind, delta = "hand_edit", self.rng.randint(0, 25) - current
             if delta == 0:
                 return
         platform.set_quantity(sku, current + delta)
+        self._record(account, sku, delta, kind)
+
+    def _record(self, account: str, sku: str, delta: int, kind: str) -> None:
         self.events.append(Event(self.clock.now, account, sku, delta, kind))
         self.event_kinds[kind] += 1
 

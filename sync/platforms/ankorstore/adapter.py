@@ -115,12 +115,15 @@ def _outcome(change: Change, before: mapping.Variant, after: mapping.Variant | N
     read-back. A value other than the one set means something moved in the window: the next read
     books it as an external change, nothing here overwrites it."""
     meant = max(0, before.available + change.delta)
-    detail = ""
+    detail, applied = "", None
     if meant != before.available + change.delta:
+        # Never below zero: the set moved less than asked, and the ledger must know by how much.
+        applied = meant - before.available
         detail = f"clamped at 0: only {before.available} available at the fresh read"
     if after is not None and after.available != meant:
         detail = f"read back {after.available}, set {meant}: booked as an external change next read"
-    return PushResult(change, Outcome.CONFIRMED, detail, answer_quantity=after.available if after else None)
+    answer = after.available if after else None
+    return PushResult(change, Outcome.CONFIRMED, detail, answer_quantity=answer, applied_delta=applied)
 
 
 def _same_host_path(url: str) -> tuple[str, None]:
