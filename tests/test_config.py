@@ -34,13 +34,16 @@ def test_the_example_documents_every_key_and_loads(tmp_path: Path) -> None:
     secret = tmp_path / "graas_app_key"
     secret.write_text("from-a-file\n")
     text = (ROOT / "config" / "example.toml").read_text().replace("/run/secrets/graas_app_key", str(secret))
-    config = load_config(write(tmp_path, text), environ={
+    config = load_config(
+        write(tmp_path, text),
+        environ={
             "OAKRA_APP_KEY": "k1",
             "GRAAS_ACCOUNT_NUMBER": "n1",
             "OTO_REFRESH_TOKEN": "r1",
             "ANKORSTORE_CLIENT_ID": "c1",
             "ANKORSTORE_CLIENT_SECRET": "s1",
-        })
+        },
+    )
     graas = config.account("graas-sg")
     assert graas.app_key.get_secret_value() == "from-a-file"  # type: ignore[attr-defined]
     assert graas.code_for("shirt-blue-m") == "SHIRT-BLUE-M"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sync.bootstrap import Wiring, open_ledger
 from sync.config import Config
@@ -90,7 +90,14 @@ def sell_after_reads(platform: EmulatedPlatform, seed: int) -> Callable[[EmuRequ
 
 
 def run_daemon_with_sales(
-    config: Config, running: Fleet, *, seed: int, seconds: float, rate: float, faults: dict[Fault, float] | None = None
+    config: Config,
+    running: Fleet,
+    *,
+    seed: int,
+    seconds: float,
+    rate: float,
+    faults: dict[Fault, float] | None = None,
+    ship_share: float = 0.0,
 ) -> Run:
     """Start the daemon, sell for `seconds` (with `faults`), then clear faults and wait until a
     cycle finds nothing to do."""
@@ -121,7 +128,7 @@ def run_daemon_with_sales(
                 platform.faults.inject(fault)  # every kind at least once on every platform,
                 platform.faults.inject(fault, writes_only=True)  # on a read and on a write
             platform.after_request = sell_after_reads(platform, seed + index)
-        sales = SalesDriver(list(running.platforms.values()), rate, seed=seed).start()
+        sales = SalesDriver(list(running.platforms.values()), rate, seed=seed, ship_share=ship_share).start()
         time.sleep(seconds)
         sales.stop()
         result.sales = sales.sales
@@ -137,7 +144,14 @@ def run_daemon_with_sales(
     with ledger.store.sessions() as session:
         views = {view.sku: view for view in sku_views(session)}
         pushes = session.execute(
-            select(Account.name, Listing.code, Push.delta, Push.state, Push.target, Push.answer_quantity)
+            select(
+                Account.name,
+                Listing.code,
+                func.coalesce(Push.applied_delta, Push.delta),  # what the platform really moved
+                Push.state,
+                Push.target,
+                Push.answer_quantity,
+            )
             .join(Listing, Push.listing_id == Listing.id)
             .join(Account, Listing.account_id == Account.id)
         ).all()
@@ -213,3 +227,31 @@ def test_converges_through_429s_and_5xx_without_sending_a_change_twice(db_url: s
         }
         assert view.pool - result.truth[sku] == sum(drift.values()), (sku, drift)
         assert all((name, sku) in in_doubt_listings for name, d in drift.items() if d), (sku, drift)
+
+
+FOUR_PLATFORMS = (
+    ("oakra-a", "oakra"),
+    ("graas-b", "graas", {"max_quantity": 15}),
+    ("oto-c", "oto"),
+    ("ankorstore-d", "ankorstore", {"buffer": 2}),
+)
+
+
+def test_four_platforms_converge_and_only_ankorstores_set_window_can_move_a_unit(db_url: str) -> None:
+    with fleet(*FOUR_PLATFORMS) as running:
+        config = running.config(db_url, SKUS, sync={"interval_seconds": 0.2})
+        result = run_daemon_with_sales(config, running, seed=5, seconds=5, rate=12, ship_share=0.3)
+    assert result.sales > 20
+    # Relative platforms: every change applied exactly as the ledger counts it.
+    for name in ("oakra-a", "graas-b", "oto-c"):
+        assert result.applied[name] == result.ledger_applied(name), name
+    # Ankorstore takes absolute sets: a shipment landing between the fresh read and the set is the
+    # one thing that can move a unit. The ledger differs from the truth by exactly that, no more.
+    window = Counter[str]()
+    for code, delta in result.applied["ankorstore-d"].elements():
+        window[code] += delta
+    for code, delta in result.ledger_applied("ankorstore-d").elements():
+        window[code] -= delta
+    for sku, view in result.views.items():
+        assert view.pool - result.truth[sku] == window[sku], sku
+    print(f"ankorstore set window: {sum(abs(v) for v in window.values())} units over {result.sales} sales")
