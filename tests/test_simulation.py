@@ -3,8 +3,12 @@ deliberately broken engines."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from click.testing import CliRunner
+
+from sync.cli import cli
 from sync.crashpoints import POINTS
 from sync.simulation.run import SimOptions, SimulationFailure, run_seed
 from sync.simulation.sweep import sweep
@@ -41,3 +45,11 @@ def test_the_simulator_catches_a_broken_engine(broken: type) -> None:
             break
     assert caught, f"{broken.__name__} went unnoticed for 30 seeds"
     assert "replay: stocksync simulate --seed" in str(caught[0])
+
+
+def test_the_simulate_command_replays_a_seed_and_reports_figures() -> None:
+    result = CliRunner().invoke(cli, ["simulate", "--seed", "3", "--steps", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["seeds"] == 1 and figures["passed"] == 1 and figures["steps"] == 10
+    assert figures["failures"] == [] and figures["units_lost_or_counted_twice_otherwise"] == 0
