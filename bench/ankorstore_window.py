@@ -31,7 +31,7 @@ from sync.logs import configure_logging
 from sync.platforms import PLATFORMS
 from sync.scheduler import run_daemon
 
-SKUS = [f"sku-{i:02d}" for i in range(20)]
+SKUS = [f"sku-{i:03d}" for i in range(100)]
 ACCOUNTS = [
     {"name": "oakra", "platform": "oakra", "app_key": "bench-oakra", "location_id": "warehouse-1"},
     {"name": "ankorstore", "platform": "ankorstore", "client_id": "bench", "client_secret": "bench-secret"},
@@ -55,7 +55,14 @@ def run(rate: float, seconds: float, latency: float, seed: int) -> dict[str, flo
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(create_db_engine(url))
         config = Config.model_validate(
-            {"database": {"url": url}, "accounts": entries, "skus": tuple(SKUS), "sync": {"interval_seconds": 0.5}}
+            {
+                "database": {"url": url},
+                "accounts": entries,
+                "skus": tuple(SKUS),
+                # Hot sales on a small catalogue drop most listings every half second: that is
+                # trade here, not an outage, so the safety stop stays out of the way.
+                "sync": {"interval_seconds": 0.5, "safety_max_drop_share": 1.0},
+            }
         )
         ledger = open_ledger(config)
         wiring, quiet = Wiring(), Counter[str]()
