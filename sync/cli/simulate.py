@@ -37,6 +37,8 @@ def simulate(seed: int | None, seeds: int, first_seed: int, steps: int, jobs: in
             nonlocal last
             if bar is not None:
                 bar.update(done - last)
+            elif done % 500 == 0 and len(chosen) > 500:  # off a terminal: a line now and then
+                click.echo(f"simulate: {done}/{len(chosen)} seeds", err=True)
             last = done
 
         total = sweep(chosen, options, jobs=1 if seed is not None else jobs, progress=advance)
