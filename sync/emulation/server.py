@@ -62,14 +62,16 @@ def _handler_for(app: App) -> type[BaseHTTPRequestHandler]:
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
             payload, content_type = response.encoded()
-            self.send_response(response.status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in response.headers.items():
-                if name.lower() != "content-type":
-                    self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            # The client may be gone (a killed daemon, a timeout): its answer is simply lost.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(response.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in response.headers.items():
+                    if name.lower() != "content-type":
+                        self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
