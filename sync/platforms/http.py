@@ -275,11 +275,17 @@ class HttpAdapter(Adapter, Generic[S]):
             sleep=sleep or asyncio.sleep,
             rng=rng,
         )
+        self.http.auth = self.token_auth(settings)
 
     @staticmethod
     @abc.abstractmethod
     def auth_headers(settings: S) -> dict[str, str]:
         """The headers every request of this account carries (credentials included)."""
+
+    @staticmethod
+    def token_auth(settings: S) -> TokenAuth | None:
+        """Short-lived bearer tokens, for platforms that use them; None means static headers only."""
+        return None
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

@@ -6,12 +6,9 @@ fresh read and the set (docs/ankorstore.md measures it)."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from sync.errors import SkippableError
 from sync.platforms.ankorstore import mapping
@@ -19,7 +16,7 @@ from sync.platforms.ankorstore.auth import AnkorstoreTokens
 from sync.platforms.ankorstore.settings import AnkorstoreSettings
 from sync.platforms.base import Change, Observed, Outcome, PushResult, ReadResult
 from sync.platforms.batching import push_in_batches, read_in_batches
-from sync.platforms.http import HttpAdapter, Sleep, json_body
+from sync.platforms.http import HttpAdapter, json_body
 
 JSON_API = "application/vnd.api+json"
 VARIANTS = "/api/v1/product-variants"
@@ -32,17 +29,10 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
 
     platform = "ankorstore"
 
-    def __init__(
-        self,
-        settings: AnkorstoreSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        super().__init__(settings, transport=transport, sleep=sleep, rng=rng)
-        self.tokens = AnkorstoreTokens(settings.client_id, settings.client_secret.get_secret_value())
-        self.http.auth = self.tokens
+    @staticmethod
+    def token_auth(settings: AnkorstoreSettings) -> AnkorstoreTokens:
+        """OAuth2 client-credentials tokens."""
+        return AnkorstoreTokens(settings.client_id, settings.client_secret.get_secret_value())
 
     @staticmethod
     def auth_headers(settings: AnkorstoreSettings) -> dict[str, str]:

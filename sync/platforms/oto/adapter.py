@@ -5,15 +5,12 @@ limit. OTO offers no idempotency key: an adjust whose answer was lost is in doub
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Sequence
-
-import httpx
 
 from sync.errors import FatalError, InDoubtError, SyncError
 from sync.platforms.base import Change, Outcome, PushResult, ReadResult
 from sync.platforms.batching import read_in_batches
-from sync.platforms.http import HttpAdapter, Sleep, json_body
+from sync.platforms.http import HttpAdapter, json_body
 from sync.platforms.oto import mapping
 from sync.platforms.oto.auth import OtoTokens
 from sync.platforms.oto.settings import OtoSettings
@@ -27,17 +24,10 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
 
     platform = "oto"
 
-    def __init__(
-        self,
-        settings: OtoSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        super().__init__(settings, transport=transport, sleep=sleep, rng=rng)
-        self.tokens = OtoTokens(settings.refresh_token.get_secret_value())
-        self.http.auth = self.tokens
+    @staticmethod
+    def token_auth(settings: OtoSettings) -> OtoTokens:
+        """Access tokens traded for the refresh token."""
+        return OtoTokens(settings.refresh_token.get_secret_value())
 
     @staticmethod
     def auth_headers(settings: OtoSettings) -> dict[str, str]:
