@@ -61,10 +61,11 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
         )
         while not stop.is_set():
             await asyncio.sleep(0.05)
-        scheduler.shutdown(wait=False)
         log.info("daemon.stopping", waiting_for_cycle=busy.locked())
-        async with busy:  # the cycle in hand finishes its batch and records it
-            pass
+        async with busy:
+            # The cycle in hand has finished its batch and recorded it. Only then shut the
+            # scheduler down: its asyncio executor cancels the jobs still running.
+            scheduler.shutdown(wait=False)
     log.info("daemon.stopped")
     return 0
 

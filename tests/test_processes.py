@@ -62,7 +62,11 @@ def test_the_daemon_finishes_its_cycle_and_exits_0_on_sigterm(tmp_path: Path, db
             daemon.kill()
     assert daemon.returncode == 0, output
     assert "daemon.stopped" in output
-    assert_ledger_consistent(db_url)
+    try:
+        assert_ledger_consistent(db_url)
+    except AssertionError:
+        print(output[-4000:])
+        raise
 
 
 def free_port() -> int:
