@@ -24,11 +24,6 @@ class Fault(str, Enum):
     LOST_RESPONSE = "lost_response"
     BAD_SHAPE = "bad_shape"
 
-    @property
-    def applies(self) -> bool:
-        """True when the request takes effect before the fault shows."""
-        return self in (Fault.SERVER_ERROR_AFTER, Fault.LOST_RESPONSE, Fault.BAD_SHAPE)
-
 
 @dataclass
 class FaultPlan:

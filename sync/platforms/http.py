@@ -78,7 +78,6 @@ class PlatformHTTP:
         self.platform = platform
         self.auth: TokenAuth | None = None
         self._pause_until = 0.0
-        self.rate_limit_waits = 0
         self._rng = rng or random.Random()
         self._secrets = [s for s in secrets if s]
         self.account = account
@@ -93,7 +92,6 @@ class PlatformHTTP:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._sleep = sleep
-        self.calls = 0
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -166,7 +164,6 @@ class PlatformHTTP:
             headers = {**(headers or {}), **await self.auth.headers(self)}
         async with self._limit:
             await self._respect_rate_limit()
-            self.calls += 1
             try:
                 response = await self._client.request(
                     method, path, params=params, json=json, data=data, headers=headers
@@ -193,7 +190,6 @@ class PlatformHTTP:
     async def _respect_rate_limit(self) -> None:
         wait = self._pause_until - time.time()
         if wait > 0:
-            self.rate_limit_waits += 1
             log.info("http.rate_limit_wait", platform=self.platform, account=self.account, wait=round(wait, 3))
             await self._sleep(min(wait, MAX_RETRY_AFTER))
 

@@ -21,7 +21,6 @@ class BearerTokens(abc.ABC):
         self._access: str | None = None
         self._renew_at = 0.0
         self._lock = asyncio.Lock()
-        self.fetched = 0
 
     async def headers(self, http: PlatformHTTP) -> dict[str, str]:
         """`Authorization: Bearer ...`, fetching a token when there is none or it is about to expire."""
@@ -31,7 +30,6 @@ class BearerTokens(abc.ABC):
                 self._access = token
                 # Renew early: 5 minutes before expiry, or at 90% of a shorter lifetime.
                 self._renew_at = self._clock() + lifetime - min(RENEW_EARLY, lifetime * 0.1)
-                self.fetched += 1
             return {"Authorization": f"Bearer {self._access}"}
 
     def invalidate(self) -> None:
