@@ -54,6 +54,18 @@ class SyncSettings(_Section):
     safety_max_drop_share: float = Field(default=0.5, gt=0, le=1)
 
 
+class OrderSettings(_Section):
+    """`[orders]`: how often order feeds are read (each new order triggers an immediate reconcile
+    of its SKUs), how far back the first read goes, and when a listing counts as drifting."""
+
+    poll_seconds: float = Field(default=2.0, gt=0)
+    lookback_minutes: float = Field(default=1440.0, ge=0)
+    max_pages_per_poll: int = Field(default=50, ge=1)
+    drift_threshold: int = Field(default=3, ge=1)
+    drift_window_minutes: float = Field(default=60.0, gt=0)
+    drift_grace_seconds: float = Field(default=120.0, ge=0)
+
+
 class BootstrapSettings(_Section):
     """`[bootstrap]`: where a SKU's first pool comes from: `min` over its listings, or one account."""
 
@@ -79,6 +91,7 @@ class Config(_Section):
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    orders: OrderSettings = Field(default_factory=OrderSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -22,6 +22,8 @@ class ProcessDeath(BaseException):  # noqa: N818 - it is not an error the progra
 
 # In the order a push meets them.
 POINTS = ("before_plan_commit", "after_plan_commit", "after_mark_sent", "after_send", "after_outcomes")
+# In the order an order feed page and an order cancel meet them.
+ORDER_POINTS = ("before_feed_commit", "after_feed_page", "after_cancel_marked")
 ENV_VAR = "STOCKSYNC_CRASH_AT"
 
 
@@ -35,8 +37,8 @@ def crash_hook_from_env(environ: dict[str, str] | None = None) -> CrashHook:
     if not spec:
         return no_crash
     point, _, nth = spec.partition(":")
-    if point not in POINTS:
-        raise ValueError(f"{ENV_VAR}: unknown crash point {point!r}; one of {', '.join(POINTS)}")
+    if point not in POINTS + ORDER_POINTS:
+        raise ValueError(f"{ENV_VAR}: unknown crash point {point!r}; one of {', '.join(POINTS + ORDER_POINTS)}")
     wanted = int(nth or 1)
     seen: Counter[str] = Counter()
 

@@ -3,13 +3,18 @@
 For each batch of SKUs: observe every account concurrently, plan, commit the plan (movements,
 listings, and the pushes as an outbox) in one transaction, mark the pushes sent, send them, then
 record each outcome. A listing whose push went in doubt is read again at once and, when the read
-settles it, reconciled once more in a short verify round.
+settles it, reconciled once more in a short verify round. After each batch, new movements are
+attributed to orders and pools below zero are handed to the oversell policy.
+
+Between batches (and on its own, from the daemon's order job) the engine reads the order feeds;
+the SKUs of new orders are reconciled at once, ahead of the rest of the sweep: the fast path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +27,10 @@ from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
 from sync.errors import SyncError
 from sync.ledger.lease import ReconcileLease
+from sync.ledger.models import MovementKind
+from sync.ledger.orders import Drift, OrderStore
 from sync.ledger.store import BatchState, CycleCounts, LedgerStore
+from sync.order_flow import FeedReport, OrderFlow, OversellReport
 from sync.planner import AccountRules, ListingKey, Plan, PlanInput, PlannedMovement, PlannedPush, plan
 from sync.platforms.base import Adapter, Change, Observed, Outcome, PushResult, ReadResult, chunked
 from sync.safety import SafetyLimits, refuse_reason
@@ -79,6 +87,10 @@ class CycleReport:
     settled: int = 0
     stopped: bool = False
     skus_done: int = 0
+    feeds: FeedReport = field(default_factory=FeedReport)
+    fast_skus: int = 0
+    oversells: list[OversellReport] = field(default_factory=list)
+    drifting: list[Drift] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -117,6 +129,8 @@ class Engine:
         self._codes = {a.name: {sku: a.code_for(sku) for sku in config.skus} for a in config.accounts}
         self._account_ids: dict[str, int] = {}
         self.safety = SafetyLimits(config.sync.safety_min_listings, config.sync.safety_max_drop_share)
+        self.flow = OrderFlow(config, OrderStore(store.sessions), adapters, clock, crash)
+        self._next_poll = 0.0  # time.monotonic() at which the order feeds are due again
 
     async def run_cycle(
         self, trigger: str = "manual", *, dry_run: bool = False, progress: Progress | None = None
@@ -137,10 +151,59 @@ class Engine:
         self.lease.release()
         return report
 
-    async def _cycle(self, trigger: str, *, dry_run: bool, progress: Progress | None) -> CycleReport:
+    async def run_orders(self) -> CycleReport | None:
+        """Read the order feeds now; when orders arrived, reconcile just their SKUs in a cycle of
+        their own and return it (None when nothing was new).
+
+        Raises LeaseBusy at once when another reconciler holds the ledger: it reads the feeds itself."""
+        if not self.flow.feed_accounts:
+            return None
+        await asyncio.to_thread(self.lease.acquire, 0.0, cancel=self.stop)
+        try:
+            if not self._account_ids:
+                self._account_ids = self.store.ensure_accounts((a.name, a.platform) for a in self.config.accounts)
+            feeds = FeedReport()
+            skus = await self._poll_feeds(feeds)
+            report = None
+            if skus:
+                report = await self._cycle("orders", dry_run=False, progress=None, only_skus=sorted(skus))
+                report.feeds = feeds
+                report.fast_skus = len(skus)
+        except ProcessDeath:
+            raise
+        except BaseException:
+            self.lease.release()
+            raise
+        self.lease.release()
+        return report
+
+    async def _poll_feeds(self, feeds: FeedReport) -> set[str]:
+        self._next_poll = time.monotonic() + self.config.orders.poll_seconds
+        return await self.flow.poll(self._account_ids, feeds, self._before_feed_commit)
+
+    def _before_feed_commit(self, session: Session) -> None:
+        """Inside a feed page's transaction: fence on the lease, then the crash point."""
+        self.lease.extend(session)
+        self.crash("before_feed_commit")
+
+    async def _fast_path(self, report: CycleReport) -> None:
+        """When the feeds are due: read them, and reconcile the SKUs of new orders right away."""
+        if not self.flow.feed_accounts or time.monotonic() < self._next_poll:
+            return
+        skus = await self._poll_feeds(report.feeds)
+        if not skus:
+            return
+        report.fast_skus += len(skus)
+        log.info("orders.fast_path", skus=len(skus), cycle=report.cycle_id)
+        for batch in chunked(sorted(skus), self.config.sync.batch_size):
+            await self._reconcile(batch, report, verify=False)
+
+    async def _cycle(
+        self, trigger: str, *, dry_run: bool, progress: Progress | None, only_skus: Sequence[str] | None = None
+    ) -> CycleReport:
         report = CycleReport(trigger=trigger, dry_run=dry_run)
         report.accounts = {a.name: AccountRun(a.name, a.platform) for a in self.config.accounts}
-        skus = list(self.config.skus)
+        skus = list(self.config.skus) if only_skus is None else list(only_skus)
         if not dry_run:
             # Under the lease: pushes left open are from a reconciler that died, never a live one.
             opened = self.store.open_cycle(
@@ -150,6 +213,7 @@ class Engine:
                 log.warning("outbox.recovered", cancelled=opened.cancelled, in_doubt=opened.doubted)
             self._account_ids = opened.account_ids
             report.cycle_id = opened.cycle_id
+            self.flow.recover()
         log.info("cycle.start", cycle=report.cycle_id, trigger=trigger, skus=len(skus), dry_run=dry_run)
         error: str | None = None
         try:
@@ -159,6 +223,7 @@ class Engine:
                     break
                 if not dry_run:
                     self.lease.renew()
+                    await self._fast_path(report)
                 await self._reconcile(batch, report, verify=False)
                 report.skus_done += len(batch)
                 if progress:
@@ -170,6 +235,16 @@ class Engine:
             log.exception("cycle.crashed", cycle=report.cycle_id)
             self._finish_unless_dry(report, error)
             raise
+        if only_skus is None and not dry_run and not report.stopped:
+            report.drifting = self.flow.drifting()
+            for drift in report.drifting:
+                log.warning(
+                    "listing.drifting",
+                    account=drift.account,
+                    sku=drift.sku,
+                    unexplained_movements=drift.movements,
+                    units=drift.units,
+                )
         self._finish_unless_dry(report, None)
         return report
 
@@ -210,6 +285,10 @@ class Engine:
             failed=counts.pushes_failed,
             in_doubt=counts.pushes_in_doubt,
             accounts_failed=failed,
+            new_orders=report.feeds.new_orders,
+            fast_skus=report.fast_skus,
+            oversells=len(report.oversells),
+            drifting=len(report.drifting),
         )
 
     async def _reconcile(
@@ -245,12 +324,22 @@ class Engine:
         self._log_plan(the_plan, report)
         if report.dry_run:
             report.pushes.extend(PushReport(p) for p in the_plan.pushes)
+            if not verify:
+                report.oversells += await self.flow.oversells(the_plan.pools, state.sku_ids, dry_run=True)
             return
         push_ids = self.store.apply_plan(
             report.cycle_id or 0, the_plan, state, observed, self._account_ids, self.clock(), self._before_commit
         )
         self.crash("after_plan_commit")
         in_doubt = await self._send(the_plan.pushes, push_ids, state, report)
+        if not verify:
+            external = {
+                (self._account_ids[m.account], state.sku_ids[m.sku])
+                for m in the_plan.movements
+                if m.kind is MovementKind.EXTERNAL and m.account is not None
+            }
+            report.feeds.attributed_units += self.flow.attribute(external)
+            report.oversells += await self.flow.oversells(the_plan.pools, state.sku_ids, dry_run=False)
         if in_doubt and not verify:
             # Read the doubtful listings again at once: the shorter the gap, the likelier the
             # listing was quiet, which is the evidence that settles the push.

@@ -1,4 +1,6 @@
-"""The daemon: APScheduler 3.x runs the full sweep on an interval, one cycle at a time.
+"""The daemon: APScheduler 3.x runs the full sweep on an interval, one cycle at a time, and reads
+the order feeds every few seconds in between (a new order's SKUs are reconciled at once). While a
+sweep runs, the sweep itself reads the feeds between its batches, so the two never overlap.
 
 SIGTERM or SIGINT only sets a flag: the batch in hand finishes and is recorded, no new cycle
 starts, and the process exits 0.
@@ -42,7 +44,22 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
                     return
                 await _one_cycle(engine, on_cycle)
 
+        async def orders() -> None:
+            if busy.locked() or stop.is_set():
+                return  # the sweep in hand reads the feeds between its batches
+            async with busy:
+                await _orders(engine, on_cycle)
+
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+        if engine.flow.feed_accounts:
+            scheduler.add_job(
+                orders,
+                "interval",
+                seconds=config.orders.poll_seconds,
+                id="orders",
+                max_instances=1,
+                coalesce=True,
+            )
         scheduler.add_job(
             sweep,
             "interval",
@@ -58,6 +75,8 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
             accounts=len(config.accounts),
             skus=len(config.skus),
             interval=config.sync.interval_seconds,
+            order_feeds=engine.flow.feed_accounts,
+            order_poll=config.orders.poll_seconds,
         )
         while not stop.is_set():
             await asyncio.sleep(0.05)
@@ -82,6 +101,18 @@ async def _one_cycle(engine: Engine, on_cycle: OnCycle | None) -> None:
         log.exception("daemon.cycle_failed")
         return
     if on_cycle is not None:
+        on_cycle(report)
+
+
+async def _orders(engine: Engine, on_cycle: OnCycle | None) -> None:
+    try:
+        report = await engine.run_orders()
+    except LeaseBusy:
+        return  # another reconciler works on the ledger and reads the feeds itself
+    except Exception:
+        log.exception("daemon.orders_failed")
+        return
+    if report is not None and on_cycle is not None:
         on_cycle(report)
 
 

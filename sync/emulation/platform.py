@@ -1,5 +1,5 @@
 """The part every emulated platform shares: a lock around its state, fault injection around its
-routes, a sales ledger for checking results, and call counts."""
+routes, a sales ledger for checking results, call counts, and the orders its customers place."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from sync.emulation.faults import Fault, FaultPlan
+from sync.emulation.orders import EmuOrder, OrderBook
 from sync.emulation.wire import EmuRequest, EmuResponse, LostResponse
 
 
@@ -27,6 +28,10 @@ class EmulatedPlatform(abc.ABC):
         # Called after each answered request, outside the lock: lets a test land a sale exactly
         # between stocksync's read and its push.
         self.after_request: Callable[[EmuRequest], None] | None = None
+        # Wall-clock time for order timestamps (tests may move it).
+        self.wall: Callable[[], float] = time.time
+        self.book = OrderBook(lambda: self.wall(), self.order_id)
+        self.cancelled_by_api: list[str] = []  # order ids cancelled through the API, in order
 
     def handle(self, request: EmuRequest) -> EmuResponse:
         """Answer one request with faults applied around the route."""
@@ -75,15 +80,52 @@ class EmulatedPlatform(abc.ABC):
     def codes(self) -> list[str]:
         """Every code the platform lists."""
 
-    def sell(self, code: str, units: int = 1) -> bool:
-        """A customer buys `units` if the platform shows them; True when the sale happened."""
+    # The platform's words for an order's status.
+    new_status = "new"
+    cancelled_status = "cancelled"
+    cancellable: frozenset[str] = frozenset({"new"})
+
+    def order_id(self, seq: int) -> str:
+        """The platform's id for the `seq`-th order."""
+        return str(100000000 + seq)
+
+    def sell(self, code: str, units: int = 1) -> EmuOrder | None:
+        """A customer buys `units` if the platform shows them: the stock drops and an order is
+        placed. Returns the order, or None when the units were not there."""
         with self.lock:
             current = self.quantity(code)
             if current is None or current < units:
-                return False
-            self.set_quantity(code, current - units)
+                return None
+            self.take(code, units)
             self.sold[code] += units
+            return self.book.place(code, units, self.new_status)
+
+    def take(self, code: str, units: int) -> None:
+        """What a sale does to stock: the listing shows `units` fewer."""
+        current = self.quantity(code) or 0
+        self.set_quantity(code, current - units)
+
+    def give_back(self, code: str, units: int) -> None:
+        """What a cancellation does to stock: the units show again."""
+        self.set_quantity(code, (self.quantity(code) or 0) + units)
+
+    def cancel(self, order_id: str) -> bool:
+        """Cancel an order that is still cancellable, giving its units back; False otherwise."""
+        with self.lock:
+            order = self.book.orders.get(order_id)
+            if order is None or order.status not in self.cancellable:
+                return False
+            for line in order.lines:
+                self.give_back(line.code, line.quantity)
+            order.move_to(self.cancelled_status, self.wall())
             return True
+
+    def cancel_through_api(self, order_id: str) -> bool:
+        """`cancel`, recorded as done by a client (what tests count)."""
+        done = self.cancel(order_id)
+        if done:
+            self.cancelled_by_api.append(order_id)
+        return done
 
     # Paths that only fetch credentials (a token endpoint): not counted as API calls.
     auth_paths: frozenset[str] = frozenset()

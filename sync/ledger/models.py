@@ -167,6 +167,8 @@ class Movement(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     flagged: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Units of |quantity| that order lines explain (see Attribution); the rest is unexplained.
+    explained: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Push(Base):
@@ -203,3 +205,113 @@ class Lease(Base):
     token: Mapped[int] = mapped_column(BigInteger)
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OrderFeed(Base):
+    """Where an account's order feed stopped: advanced only in the transaction booking a page."""
+
+    __tablename__ = "order_feeds"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    cursor: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Order(Base):
+    """An order as an account's feed reported it, stored once per (account, order)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("account_id", "external_id"), Index("ix_orders_placed_at", "placed_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(64))  # the platform's word
+    state: Mapped[str] = mapped_column(String(16))  # OrderState: what it means for stock
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    handle: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what a cancel call needs
+
+
+class OrderLine(Base):
+    """One line of an order, stored once per (order, line)."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (UniqueConstraint("order_id", "line_id"), Index("ix_order_lines_sku_id", "sku_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    line_id: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str] = mapped_column(String(200))
+    sku_id: Mapped[int | None] = mapped_column(ForeignKey("skus.id"))  # None: not in the catalogue
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    # Units of the sale (a drop) and of its cancellation or return (a rise) already linked to movements.
+    sale_explained: Mapped[int] = mapped_column(BigInteger, default=0)
+    return_explained: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class OrderEvent(Base):
+    """A status an order was seen in: its history, one row per change."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Attribution(Base):
+    """Units of a movement explained by an order line (signed like the movement)."""
+
+    __tablename__ = "attributions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    movement_id: Mapped[int] = mapped_column(ForeignKey("movements.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+
+
+class Oversell(Base):
+    """A pool below zero: open while it lasts; the orders acted on for it hang off it."""
+
+    __tablename__ = "oversells"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"), index=True)
+    shortfall: Mapped[int] = mapped_column(BigInteger)  # the deepest the pool went below zero
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OrderAction(Base):
+    """What the daemon did about an order it could not fill: an alert or a cancel (an outbox row,
+    written before the cancel is sent). At most one of each kind per order, ever."""
+
+    __tablename__ = "order_actions"
+    __table_args__ = (
+        UniqueConstraint("order_id", "kind"),
+        CheckConstraint("kind IN ('alert', 'cancel')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    oversell_id: Mapped[int] = mapped_column(ForeignKey("oversells.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # ActionState
+    units: Mapped[int] = mapped_column(BigInteger)  # of the oversold SKU this order covers
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ActionState(str, Enum):
+    """An order action's life: planned -> sent -> done | failed | in_doubt; an alert is done at once."""
+
+    PLANNED = "planned"
+    SENT = "sent"
+    DONE = "done"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"

@@ -95,6 +95,11 @@ class LedgerStore:
             session.execute(update(Cycle).where(Cycle.id == cycle_id).values(finished_at=now, **counts.__dict__))
             return changed
 
+    def ensure_accounts(self, accounts: Iterable[tuple[str, str]]) -> dict[str, int]:
+        """Make sure every configured account has a row; return their ids by name."""
+        with self.sessions.begin() as session:
+            return self._sync_accounts(session, accounts)
+
     @staticmethod
     def _sync_accounts(session: Session, accounts: Iterable[tuple[str, str]]) -> dict[str, int]:
         existing = {a.name: a for a in session.scalars(select(Account))}

@@ -3,7 +3,7 @@ credentials and location."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -25,6 +25,8 @@ class AccountSettings(BaseModel):
     timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     concurrency: int = Field(default=4, ge=1, le=64)
     batch_size: int | None = Field(default=None, ge=1, le=1000)
+    # What to do with this account's orders that an oversell leaves unfillable.
+    oversell_policy: Literal["alert", "cancel"] = "alert"
 
     @field_validator("base_url")
     @classmethod

@@ -7,8 +7,9 @@ errors of `sync.errors`. It never raises a third-party exception.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import TypeVar
 
@@ -68,10 +69,62 @@ class PushResult:
     applied_delta: int | None = None
 
 
+class OrderState(str, Enum):
+    """What an order means for stock, whatever the platform calls its status."""
+
+    OPEN = "open"  # the units left the listing; the order can still be cancelled
+    FULFILLED = "fulfilled"  # shipped or further: the units are gone for good
+    CANCELLED = "cancelled"  # cancelled or rejected: the units went back to the listing
+    RETURNED = "returned"  # returned by the buyer
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One line of an order: the platform code sold and how many units."""
+
+    line_id: str
+    code: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """An order as a feed reported it. `handle` holds what the platform needs to cancel it."""
+
+    order_id: str
+    status: str
+    state: OrderState
+    placed_at: datetime
+    lines: tuple[OrderLine, ...]
+    handle: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of a feed: its orders, the cursor to store once they are booked, and whether the
+    feed has more to read right now."""
+
+    orders: list[OrderRecord]
+    cursor: str
+    more: bool
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What became of a request to cancel (or reject) an order; `retry` marks a failure that
+    certainly reached nothing (safe to send again later)."""
+
+    outcome: Outcome
+    detail: str = ""
+    retry: bool = False
+
+
 class Adapter(abc.ABC):
     """One account on one platform."""
 
     platform: str = ""
+    # Whether the platform documents an order list this adapter reads (Oakra does not).
+    has_order_feed: bool = False
 
     @abc.abstractmethod
     async def read(self, codes: Sequence[str]) -> ReadResult:
@@ -83,6 +136,16 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     async def push(self, changes: Sequence[Change]) -> list[PushResult]:
         """Send relative changes; one result per change, in order. Never raises for one bad change."""
+
+    async def read_orders(self, cursor: str | None, now: datetime, since: datetime) -> OrderPage:
+        """Read the next page of the order feed after `cursor` (None: start at `since`).
+
+        Raises a `SyncError` when the feed cannot be read."""
+        raise NotImplementedError(f"{self.platform} has no order feed")
+
+    async def cancel_order(self, order: OrderRecord) -> CancelResult:
+        """Cancel or reject an order that cannot be filled, with the platform's out-of-stock reason."""
+        raise NotImplementedError(f"{self.platform} cannot cancel orders")
 
     @abc.abstractmethod
     async def aclose(self) -> None:

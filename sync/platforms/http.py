@@ -29,9 +29,10 @@ from sync.errors import (
     RateLimitedError,
     RejectedError,
     RetriableError,
+    SyncError,
 )
 from sync.platforms.account import AccountSettings
-from sync.platforms.base import Adapter
+from sync.platforms.base import Adapter, CancelResult, Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -239,6 +240,23 @@ def json_body(response: httpx.Response, where: str) -> Any:
         return response.json()
     except ValueError as err:
         raise RetriableError(f"{where}: answer is not JSON") from err
+
+
+async def cancel_outcome(call: Callable[[], Awaitable[str | None]]) -> CancelResult:
+    """Run a cancel call that returns None when the platform confirmed it, or the platform's reason
+    for refusing it; translate what it raises into the outcome the engine records."""
+    try:
+        refusal = await call()
+    except InDoubtError as err:
+        return CancelResult(Outcome.IN_DOUBT, err.message)
+    except RetriableError as err:
+        # Raised for a write only when nothing was sent (refused, rate-limited): safe to resend.
+        return CancelResult(Outcome.FAILED, err.message, retry=True)
+    except SyncError as err:
+        return CancelResult(Outcome.FAILED, err.message)
+    if refusal is not None:
+        return CancelResult(Outcome.FAILED, refusal)
+    return CancelResult(Outcome.CONFIRMED)
 
 
 def is_int(value: object) -> TypeGuard[int]:

@@ -7,20 +7,32 @@ fresh read and the set (docs/ankorstore.md measures it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sync.errors import SkippableError
-from sync.platforms.ankorstore import mapping
+from sync.errors import RejectedError, SkippableError
+from sync.platforms.ankorstore import mapping, orders
 from sync.platforms.ankorstore.auth import AnkorstoreTokens
 from sync.platforms.ankorstore.settings import AnkorstoreSettings
-from sync.platforms.base import Change, Observed, Outcome, PushResult, ReadResult
+from sync.platforms.base import (
+    CancelResult,
+    Change,
+    Observed,
+    OrderPage,
+    OrderRecord,
+    Outcome,
+    PushResult,
+    ReadResult,
+)
 from sync.platforms.batching import push_in_batches, read_in_batches
-from sync.platforms.http import HttpAdapter, json_body
+from sync.platforms.feeds import ScanCursor
+from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
 
 JSON_API = "application/vnd.api+json"
 VARIANTS = "/api/v1/product-variants"
 OPERATIONS = "/api/v1/operations"
+ORDERS = "/api/v1/orders"
 PAGE_LIMIT = 50
 
 
@@ -28,6 +40,7 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
     """One Ankorstore brand account."""
 
     platform = "ankorstore"
+    has_order_feed = True
 
     @staticmethod
     def token_auth(settings: AnkorstoreSettings) -> AnkorstoreTokens:
@@ -63,6 +76,34 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
             resources.extend(data)
             path, query = _same_host_path(following) if following else (None, None)
         return resources
+
+    async def read_orders(self, cursor: str | None, now: datetime, since: datetime) -> OrderPage:
+        """One page of the orders list (newest first), down to the previous scan's mark."""
+        scan = ScanCursor.parse(cursor, since)
+        params: list[tuple[str, Any]] = [("include", "orderItems.productVariant"), ("page[limit]", PAGE_LIMIT)]
+        if scan.position is not None:
+            params.append(("page[after]", scan.position))
+        response = await self.http.request("GET", ORDERS, params=params, write=False)
+        payload = json_body(response, f"ankorstore {self.settings.name}: GET {ORDERS}")
+        found = orders.parse_orders(payload)
+        _, following = mapping.page(payload)
+        last = payload["data"][-1].get("id") if payload["data"] and isinstance(payload["data"][-1], dict) else None
+        after, more = scan.after_page([o.placed_at for o in found], str(last) if following and last else None)
+        return OrderPage(found, after.dump(), more)
+
+    async def cancel_order(self, order: OrderRecord) -> CancelResult:
+        """Reject the order (`brand-rejects`, `PRODUCT_OUT_OF_STOCK`): possible while it awaits
+        the brand's decision (`ankor_confirmed`)."""
+        path = f"{ORDERS}/{order.order_id}/-actions/transition"
+
+        async def call() -> str | None:
+            try:
+                await self.http.request("POST", path, json=orders.reject_body(), write=True)
+            except RejectedError as err:
+                return err.message  # 400/422: the order cannot be rejected (any more)
+            return None
+
+        return await cancel_outcome(call)
 
     # --- pushes -----------------------------------------------------------------------------
 

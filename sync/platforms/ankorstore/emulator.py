@@ -2,8 +2,10 @@
 client credentials, JSON:API media types (406/415), product variants with available, reserved and
 total stock read by `filter[sku]`/`filter[id][]` in cursor pages, absolute stock set per variant
 (`PATCH .../stock`) or 50 at a time (`/api/v1/operations`, atomic), and rate limits with
-`X-RateLimit-*` headers. A sale reserves stock (available down, reserved up); a shipment releases
-it (stock and reserved both down)."""
+`X-RateLimit-*` headers. A sale places an order and reserves stock (available down, reserved up);
+a shipment releases it (stock and reserved both down); a rejection (`brand-rejects` through the
+order transition endpoint) releases it too. Orders are listed newest first in cursor pages, with
+`include=orderItems.productVariant`."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from sync.emulation.faults import FaultPlan
+from sync.emulation.orders import EmuOrder
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.http import is_int
@@ -24,7 +28,36 @@ JSON_API = "application/vnd.api+json"
 TOKEN = "/oauth/token"
 VARIANTS = "/api/v1/product-variants"
 OPERATIONS = "/api/v1/operations"
+ORDERS = "/api/v1/orders"
+TRANSITION = "/-actions/transition"
 STAMP = "2024-01-03T11:22:02.000000Z"
+
+
+REJECT_TYPES = frozenset(
+    {
+        "BRAND_ALREADY_HAS_CUSTOMER_IN_THE_AREA",
+        "BRAND_CANNOT_DELIVER_TO_THE_AREA",
+        "BRAND_HAS_EXCLUSIVE_DISTRIBUTOR_IN_THE_REGION",
+        "BUYER_NOT_A_RETAILER",
+        "ORDER_ITEMS_PRICES_INCORRECT",
+        "PAYMENT_ISSUES_WITH_RETAILER",
+        "PREPARATION_TIME_TOO_HIGH",
+        "PRODUCT_OUT_OF_STOCK",
+        "PURCHASE_NOT_FOR_RESALE",
+        "RETAILER_AGREED_TO_DO_CHANGES_TO_ORDER",
+        "RETAILER_NOT_GOOD_FIT_FOR_BRAND",
+        "RETAILER_VAT_NUMBER_MISSING",
+        "OTHER",
+    }
+)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _line_uuid(line_id: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"order-item:{line_id}"))
 
 
 def _errors(status: int, title: str, detail: str, pointer: str | None = None) -> EmuResponse:
@@ -123,25 +156,42 @@ class AnkorstoreEmulator(EmulatedPlatform):
         """Every variant's SKU."""
         return [v.sku for v in self.variants.values() if not v.always_in_stock]
 
-    def sell(self, code: str, units: int = 1) -> bool:
+    new_status = "ankor_confirmed"
+    cancelled_status = "cancelled"
+    cancellable = frozenset({"ankor_confirmed"})
+    open_statuses = ("ankor_confirmed", "brand_confirmed")
+
+    def order_id(self, seq: int) -> str:
+        """Orders are identified by uuid, in the order they were placed (so cursor pages sort)."""
+        return str(uuid.UUID(int=(0x1EC << 116) | seq))
+
+    def take(self, code: str, units: int) -> None:
         """A retailer orders: the units are reserved (available down, reserved up)."""
-        with self.lock:
-            found = self.variant(code)
-            if found is None or found.always_in_stock or found.available < units:
-                return False
-            found.reserved += units
-            self.sold[code] += units
-            return True
+        found = self.variant(code)
+        assert found is not None
+        found.reserved += units
+
+    def give_back(self, code: str, units: int) -> None:
+        """A rejected or cancelled order releases its reservation."""
+        found = self.variant(code)
+        if found is not None:
+            found.reserved -= units
 
     def ship(self, code: str, units: int = 1) -> bool:
-        """An order ships: its reservation is released (stock and reserved both down)."""
+        """The oldest open order for `code` ships: its reservation is released (stock and reserved
+        both down). `units` is ignored: an order ships whole."""
         with self.lock:
+            order = self.book.oldest(code, self.open_statuses)
             found = self.variant(code)
-            if found is None or found.reserved < units:
+            if order is None or found is None:
                 return False
-            found.reserved -= units
-            found.stock -= units
-            self.shipped[code] = self.shipped.get(code, 0) + units
+            for line in order.lines:
+                variant = self.variant(line.code)
+                if variant is not None:
+                    variant.reserved -= line.quantity
+                    variant.stock -= line.quantity
+                    self.shipped[line.code] = self.shipped.get(line.code, 0) + line.quantity
+            order.move_to("shipped", self.wall())
             return True
 
     def expire_tokens(self) -> None:
@@ -159,7 +209,7 @@ class AnkorstoreEmulator(EmulatedPlatform):
         """Dispatch a request that passed fault injection."""
         if request.path == TOKEN and request.method == "POST":
             return self._token(request)
-        if not (request.path.startswith(VARIANTS) or request.path == OPERATIONS):
+        if not request.path.startswith((VARIANTS, OPERATIONS, ORDERS)):
             return _errors(404, "Not Found", f"no route for {request.path}")
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         if self.tokens.get(token, 0.0) <= self.clock():
@@ -180,6 +230,10 @@ class AnkorstoreEmulator(EmulatedPlatform):
             return self._list(request)
         if request.method == "POST" and request.path == OPERATIONS:
             return self._operations(request)
+        if request.method == "GET" and request.path == ORDERS:
+            return self._orders(request)
+        if request.method == "POST" and request.path.startswith(ORDERS + "/") and request.path.endswith(TRANSITION):
+            return self._transition(request, request.path.removeprefix(ORDERS + "/").removesuffix(TRANSITION))
         parts = request.path.removeprefix(VARIANTS + "/").split("/")
         if request.method == "PATCH" and len(parts) == 2 and parts[1] == "stock":
             return self._patch_stock(request, parts[0])
@@ -251,6 +305,99 @@ class AnkorstoreEmulator(EmulatedPlatform):
             links["next"] = f"https://www.ankorstore.com{VARIANTS}?{encoded}"
         body = {"meta": meta, "jsonapi": {"version": "1.0"}, "links": links, "data": [v.resource() for v in page]}
         return EmuResponse(200, body, {"Content-Type": JSON_API})
+
+    def _orders(self, request: EmuRequest) -> EmuResponse:
+        query = request.query
+        limit_text = (query.get("page[limit]") or ["15"])[0]
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 50:
+            return _errors(400, "Bad Request", "page[limit] must be between 1 and 50", "page[limit]")
+        limit = int(limit_text)
+        chosen = self.book.by_newest(lambda o: o.placed)
+        if "filter[status]" in query:
+            chosen = [o for o in chosen if o.status == query["filter[status]"][0]]
+        afters = query.get("page[after]")
+        after = afters[0] if afters else None
+        if after is not None:
+            position = next((i for i, o in enumerate(chosen) if o.order_id == after), None)
+            if position is None:
+                return _errors(400, "Bad Request", f"unknown cursor {after}", "page[after]")
+            chosen = chosen[position + 1 :]
+        page, more = chosen[:limit], len(chosen) > limit
+        include = (query.get("include") or [""])[0].split(",")
+        body: dict[str, Any] = {
+            "meta": {
+                "page": {
+                    "from": page[0].order_id if page else None,
+                    "to": page[-1].order_id if page else None,
+                    "hasMore": more,
+                    "perPage": limit,
+                }
+            },
+            "jsonapi": {"version": "1.0"},
+            "links": {},
+            "data": [self._order(o) for o in page],
+        }
+        if more:
+            body["links"]["next"] = (
+                f"https://www.ankorstore.com{ORDERS}?page[limit]={limit}&page[after]={page[-1].order_id}"
+            )
+        if "orderItems.productVariant" in include or "orderItems" in include:
+            body["included"] = self._included(page, with_variants="orderItems.productVariant" in include)
+        return EmuResponse(200, body, {"Content-Type": JSON_API})
+
+    def _order(self, order: EmuOrder) -> dict[str, Any]:
+        return {
+            "type": "orders",
+            "id": order.order_id,
+            "attributes": {
+                "status": order.status,
+                "reference": 3000000 + order.seq,
+                "submittedAt": _iso(order.placed),
+                "createdAt": _iso(order.placed),
+                "updatedAt": _iso(order.modified),
+            },
+            "relationships": {
+                "orderItems": {
+                    "data": [{"type": "order-items", "id": _line_uuid(line.line_id)} for line in order.lines]
+                }
+            },
+        }
+
+    def _included(self, orders: list[EmuOrder], *, with_variants: bool) -> list[dict[str, Any]]:
+        included: list[dict[str, Any]] = []
+        variants: dict[str, Variant] = {}
+        for order in orders:
+            for line in order.lines:
+                variant = self.variant(line.code)
+                item: dict[str, Any] = {
+                    "type": "order-items",
+                    "id": _line_uuid(line.line_id),
+                    "attributes": {"quantity": line.quantity, "multipliedQuantity": line.quantity},
+                }
+                if variant is not None:
+                    item["relationships"] = {"productVariant": {"data": {"type": "productVariant", "id": variant.id}}}
+                    variants[variant.id] = variant
+                included.append(item)
+        if with_variants:
+            included.extend(v.resource() for v in variants.values())
+        return included
+
+    def _transition(self, request: EmuRequest, order_id: str) -> EmuResponse:
+        try:
+            data = request.json().get("data")
+        except (ValueError, AttributeError):
+            return _errors(400, "Bad Request", "malformed JSON")
+        order = self.book.orders.get(order_id)
+        if order is None:
+            return _errors(404, "Not Found", f"order {order_id} not found")
+        if not isinstance(data, dict) or data.get("type") != "brand-rejects":
+            return _errors(422, "Unprocessable Entity", "only brand-rejects is emulated", "/data/type")
+        reason = (data.get("attributes") or {}).get("rejectType")
+        if reason not in REJECT_TYPES:
+            return _errors(422, "Unprocessable Entity", "rejectType is invalid", "/data/attributes/rejectType")
+        if not self.cancel_through_api(order_id):
+            return _errors(422, "Unprocessable Entity", f"an order in {order.status} cannot be rejected")
+        return EmuResponse(200, {"data": self._order(order), "jsonapi": {"version": "1.0"}}, {"Content-Type": JSON_API})
 
     def _patch_stock(self, request: EmuRequest, variant_id: str) -> EmuResponse:
         try:

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sync.platforms.base import Change, Outcome, PushResult, ReadResult
+from sync.errors import InDoubtError
+from sync.platforms.base import CancelResult, Change, OrderPage, OrderRecord, Outcome, PushResult, ReadResult
 from sync.platforms.batching import push_in_batches, read_in_batches
-from sync.platforms.graas import mapping
+from sync.platforms.feeds import WindowCursor
+from sync.platforms.graas import mapping, orders
 from sync.platforms.graas.settings import GraasSettings
-from sync.platforms.http import HttpAdapter, json_body
+from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
 
 DIFF_LIST = "/v1/productMaster/quantityDiffList"
+ORDERS = "/v1/orders"
+ORDER_PAGE_SIZE = 200
 
 
 class GraasAdapter(HttpAdapter[GraasSettings]):
     """One Graas seller account at one warehouse."""
 
     platform = "graas"
+    has_order_feed = True
 
     @staticmethod
     def auth_headers(settings: GraasSettings) -> dict[str, str]:
@@ -58,3 +64,30 @@ class GraasAdapter(HttpAdapter[GraasSettings]):
             # Graas reports per SKU: a failure here was not applied, the rest of the batch was.
             return PushResult(change, Outcome.FAILED, f"httpCode {answer.http_code}: {answer.message}")
         return PushResult(change, Outcome.CONFIRMED, answer_quantity=answer.quantity)
+
+    async def read_orders(self, cursor: str | None, now: datetime, since: datetime) -> OrderPage:
+        """One page of the orders updated in the cursor's time window."""
+        window = WindowCursor.parse(cursor, since)
+        before = window.before if window.before is not None else int(now.timestamp())
+        params = {
+            "updatedAfter": window.after,
+            "updatedBefore": before,
+            "pageNumber": window.page,
+            "pageSize": ORDER_PAGE_SIZE,
+        }
+        response = await self.http.request("GET", ORDERS, params=params, write=False)
+        found, pages = orders.parse_orders(json_body(response, f"graas {self.settings.name}: GET {ORDERS}"))
+        after, more = window.after_page(before, pages)
+        return OrderPage(found, after.dump(), more)
+
+    async def cancel_order(self, order: OrderRecord) -> CancelResult:
+        """`PUT /v1/orders` with `CANCELLED` and `OUT_OF_STOCK`."""
+
+        async def call() -> str | None:
+            response = await self.http.request("PUT", ORDERS, json=orders.cancel_body(order), write=True)
+            try:
+                return orders.cancel_refusal(response.json(), order.order_id)
+            except (ValueError, mapping.GraasShapeError) as err:
+                raise InDoubtError(f"graas {self.settings.name}: cancel answer unreadable: {err}") from err
+
+        return await cancel_outcome(call)

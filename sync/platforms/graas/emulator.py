@@ -1,22 +1,30 @@
 """A Graas emulator that follows `platform-docs/graas.txt`: product masters with quantities per
 warehouse, bulk absolute (`quantitiesList`) and relative (`quantityDiffList`) updates answering
-`result[]` per SKU with `httpCode`, and `accountNumber` + `appKey` headers."""
+`result[]` per SKU with `httpCode`, orders listed by `updatedAfter`/`updatedBefore` in pages and
+cancelled through `PUT /v1/orders`, and `accountNumber` + `appKey` headers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from sync.emulation.faults import FaultPlan
+from sync.emulation.orders import EmuOrder
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.http import is_int
 
 DIFF_LIST = "/v1/productMaster/quantityDiffList"
 QUANTITIES_LIST = "/v1/productMaster/quantitiesList"
+ORDERS = "/v1/orders"
+SITE = {"name": "lazada", "nickNameID": "lazada-1"}
 
 
 class GraasEmulator(EmulatedPlatform):
     """One Graas seller account; `warehouses` are the warehouse IDs linked to it."""
+
+    new_status = "INITIATED"
+    cancelled_status = "CANCELLED"
+    cancellable = frozenset({"INITIATED", "ACCEPTED", "PROCESSING"})
 
     def __init__(
         self,
@@ -70,7 +78,49 @@ class GraasEmulator(EmulatedPlatform):
             return self._bulk(request, "quantityDiffs", "quantityDiff", relative=True)
         if request.method == "PUT" and request.path == QUANTITIES_LIST:
             return self._bulk(request, "quantities", "quantity", relative=False)
+        if request.method == "GET" and request.path == ORDERS:
+            return self._orders(request)
+        if request.method == "PUT" and request.path == ORDERS:
+            return self._update_orders(request)
         return EmuResponse(404, {"errorMessage": "Record Not Found"})
+
+    def _orders(self, request: EmuRequest) -> EmuResponse:
+        query = {k: v[0] for k, v in request.query.items()}
+        after, before = query.get("updatedAfter", ""), query.get("updatedBefore", "")
+        if not (after.isdigit() and before.isdigit()):
+            return EmuResponse(400, {"errorMessage": "Time Range is mandatory"})
+        page = int(query["pageNumber"]) if query.get("pageNumber", "").isdigit() else 1
+        size = int(query["pageSize"]) if query.get("pageSize", "").isdigit() else 200
+        if not 1 <= size <= 200 or page < 1:
+            return EmuResponse(400, {"errorMessage": "pageSize must be 1 to 200 and pageNumber at least 1"})
+        chosen = [o for o in self.book.orders.values() if int(after) <= int(o.modified) <= int(before)]
+        chosen.sort(key=lambda o: (int(o.modified), o.seq))
+        pages = max(1, -(-len(chosen) // size))
+        rows = chosen[(page - 1) * size : page * size]
+        return EmuResponse(
+            200, {"numberOfPages": pages, "numberOfRecords": len(chosen), "history": [_order(o) for o in rows]}
+        )
+
+    def _update_orders(self, request: EmuRequest) -> EmuResponse:
+        try:
+            data = request.json()["data"]
+        except (ValueError, KeyError, TypeError):
+            return EmuResponse(400, {"errorMessage": "data is missing"})
+        if not isinstance(data, list):
+            return EmuResponse(400, {"errorMessage": "data is missing"})
+        return EmuResponse(200, {"result": [self._update_order(item) for item in data]})
+
+    def _update_order(self, item: Any) -> dict[str, Any]:
+        if not isinstance(item, dict) or item.get("orderStatus") != "CANCELLED":
+            return {"errorMessage": "only cancellation is emulated", "response": item, "httpCode": 400}
+        order = self.book.orders.get(str(item.get("orderID")))
+        if order is None:
+            return {"errorMessage": "Record Not Found", "response": item, "httpCode": 404}
+        reason = (item.get("cancelDetails") or {}).get("cancelReason")
+        if reason != "OUT_OF_STOCK" or not self.cancel_through_api(order.order_id):
+            message = "cancelReason is required" if reason is None else f"order is {order.status}"
+            return {"errorMessage": message, "response": item, "httpCode": 400}
+        return {"response": {**item, "orderStatus": "CANCELLED"}, "httpCode": 202}
 
     def _bulk(self, request: EmuRequest, list_key: str, value_key: str, *, relative: bool) -> EmuResponse:
         try:
@@ -107,6 +157,24 @@ class GraasEmulator(EmulatedPlatform):
                 self.applied.append((sku, row[value_key]))
             updated.append({"warehouseID": warehouse, "quantity": product[warehouse]})
         return {"sellerSKU": sku, "status": "success", "updatedQuantity": updated, "httpCode": 200}
+
+
+def _order(order: EmuOrder) -> dict[str, Any]:
+    """An order as `GET /v1/orders` lists it (the fields stock needs, and a few more)."""
+    return {
+        "site": SITE,
+        "orderID": order.order_id,
+        "orderNumber": order.order_id,
+        "orderItems": [
+            {"orderItemID": line.line_id, "SKU": line.code, "quantity": line.quantity, "orderType": "Delivery"}
+            for line in order.lines
+        ],
+        "orderStatus": order.status,
+        "orderStatuses": sorted(set(order.history)),
+        "timeCreated": int(order.placed),
+        "timeLastUpdated": int(order.modified),
+        "timeOrderCreated": int(order.placed),
+    }
 
 
 def _failure(sku: str, code: int, message: str) -> dict[str, Any]:

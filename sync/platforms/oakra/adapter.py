@@ -1,18 +1,21 @@
-"""Oakra adapter: batched reads by repeated `sku` parameters, batched `change/` arrays."""
+"""Oakra adapter: batched reads by repeated `sku` parameters, batched `change/` arrays, and
+`sales/cancel/`. Oakra documents no list of sales, so it has no order feed: its sales reach the
+pool through stock reads alone, and stocksync never learns a sale id to cancel on its own."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sync.errors import SkippableError
-from sync.platforms.base import Change, Outcome, PushResult, ReadResult
+from sync.errors import InDoubtError, RejectedError, SkippableError
+from sync.platforms.base import CancelResult, Change, OrderRecord, Outcome, PushResult, ReadResult
 from sync.platforms.batching import push_in_batches, read_in_batches
-from sync.platforms.http import HttpAdapter, json_body
+from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
 from sync.platforms.oakra import mapping
 from sync.platforms.oakra.settings import OakraSettings
 
 RECORDS = "/stock/stock-records/"
 CHANGE = "/stock/stock-records/change/"
+CANCEL = "/sales/cancel/"
 
 
 class OakraAdapter(HttpAdapter[OakraSettings]):
@@ -51,6 +54,24 @@ class OakraAdapter(HttpAdapter[OakraSettings]):
         except ValueError:
             quantities = {}
         return [PushResult(c, Outcome.CONFIRMED, answer_quantity=quantities.get(c.ref)) for c in changes]
+
+    async def cancel_order(self, order: OrderRecord) -> CancelResult:
+        """`sales/cancel/` with `out_of_stock`; Oakra cancels the sale on its channel too."""
+
+        async def call() -> str | None:
+            body = {"sale_id": order.order_id, "cancel_reason": "out_of_stock"}
+            try:
+                response = await self.http.request("POST", CANCEL, json=body, write=True)
+            except RejectedError as err:
+                return err.message
+            try:
+                answer = response.json()
+            except ValueError as err:
+                raise InDoubtError(f"oakra {self.settings.name}: cancel answer is not JSON") from err
+            status = answer.get("status") if isinstance(answer, dict) else None
+            return None if status in ("canceled", "cancelled") else f"sale status after cancel: {status!r}"
+
+        return await cancel_outcome(call)
 
 
 def _unsendable(change: Change) -> PushResult:

@@ -1,6 +1,7 @@
 """An Oakra emulator that follows `platform-docs/oakra.txt`: stock records per location, read by
-repeated `sku`, changed relatively (`change/`) or absolutely (`update/`), bearer app key plus
-`X-OAKRA-API-VERSION: v1` on every call."""
+repeated `sku`, changed relatively (`change/`) or absolutely (`update/`), sales cancelled with
+`sales/cancel/` (Oakra documents no sales list), bearer app key plus `X-OAKRA-API-VERSION: v1` on
+every call."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.http import is_int
 
 PREFIX = "/api/v1"
+CANCEL_REASONS = frozenset({"out_of_stock", "customer_request", "other"})
 
 
 @dataclass
@@ -31,6 +33,10 @@ class StockRecord:
 
 class OakraEmulator(EmulatedPlatform):
     """Oakra's stock API for one app key; `wrapped=True` answers reads as `{"stock_records": [...]}`."""
+
+    new_status = "pending"
+    cancelled_status = "canceled"
+    cancellable = frozenset({"pending"})
 
     def __init__(
         self,
@@ -87,7 +93,23 @@ class OakraEmulator(EmulatedPlatform):
             return self._write(request, "quantity_change", relative=True)
         if request.method == "POST" and path == "/stock/stock-records/update/":
             return self._write(request, "quantity", relative=False)
+        if request.method == "POST" and path == "/sales/cancel/":
+            return self._cancel(request)
         return EmuResponse(404, {"detail": "Not found."})
+
+    def _cancel(self, request: EmuRequest) -> EmuResponse:
+        try:
+            body = request.json()
+        except ValueError:
+            return EmuResponse(400, {"detail": "JSON parse error."})
+        if not isinstance(body, dict) or body.get("cancel_reason") not in CANCEL_REASONS:
+            return EmuResponse(400, {"cancel_reason": [f"Must be one of {', '.join(sorted(CANCEL_REASONS))}."]})
+        sale = self.book.orders.get(str(body.get("sale_id")))
+        if sale is None:
+            return EmuResponse(404, {"detail": "Not found."})
+        if not self.cancel_through_api(sale.order_id):
+            return EmuResponse(400, {"detail": f"Sale is {sale.status} and cannot be cancelled."})
+        return EmuResponse(200, {"id": sale.seq, "sale_id": sale.order_id, "status": sale.status})
 
     def _list(self, request: EmuRequest) -> EmuResponse:
         skus = request.query.get("sku") or []

@@ -6,23 +6,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from sync.errors import FatalError, InDoubtError, SyncError
-from sync.platforms.base import Change, Outcome, PushResult, ReadResult
+from sync.errors import FatalError, InDoubtError, RejectedError, SyncError
+from sync.platforms.base import CancelResult, Change, OrderPage, OrderRecord, Outcome, PushResult, ReadResult
 from sync.platforms.batching import read_in_batches
-from sync.platforms.http import HttpAdapter, json_body
-from sync.platforms.oto import mapping
+from sync.platforms.feeds import ScanCursor
+from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
+from sync.platforms.oto import mapping, orders
 from sync.platforms.oto.auth import OtoTokens
 from sync.platforms.oto.settings import OtoSettings
 
 STOCK = "/rest/v2/checkInventoryStock"
 UPDATE = "/rest/v2/updateStockQuantity"
+ORDERS = "/rest/v2/orders"
+CANCEL = "/rest/v2/cancelOrder"
+ORDER_PAGE_SIZE = 100
 
 
 class OtoAdapter(HttpAdapter[OtoSettings]):
     """One OTO account at one inventory location."""
 
     platform = "oto"
+    has_order_feed = True
 
     @staticmethod
     def token_auth(settings: OtoSettings) -> OtoTokens:
@@ -66,3 +72,37 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
         if not isinstance(payload, dict) or payload.get("success") is not True:
             return PushResult(change, Outcome.IN_DOUBT, "HTTP 200 without `success: true`")
         return PushResult(change, Outcome.CONFIRMED)
+
+    async def read_orders(self, cursor: str | None, now: datetime, since: datetime) -> OrderPage:
+        """One page of the orders list, newest change first, down to the previous scan's mark."""
+        scan = ScanCursor.parse(cursor, since)
+        page = int(scan.position or 1)
+        # Orders placed up to a day before the mark can still change; the list filters by date.
+        first = (datetime.fromisoformat(scan.mark) - timedelta(days=1)).date()
+        params = {
+            "minDate": first.isoformat(),
+            "maxDate": (now + timedelta(days=1)).date().isoformat(),
+            "perPage": ORDER_PAGE_SIZE,
+            "page": page,
+        }
+        response = await self.http.request("GET", ORDERS, params=params, write=False)
+        found, pages = orders.parse_orders(
+            json_body(response, f"oto {self.settings.name}: GET {ORDERS}"), self.settings.location_code
+        )
+        after, more = scan.after_page([modified for _, modified in found], str(page + 1) if page < pages else None)
+        return OrderPage([order for order, _ in found], after.dump(), more)
+
+    async def cancel_order(self, order: OrderRecord) -> CancelResult:
+        """`cancelOrder` by `orderId`."""
+
+        async def call() -> str | None:
+            try:
+                response = await self.http.request("POST", CANCEL, json={"orderId": order.order_id}, write=True)
+            except RejectedError as err:
+                return err.message  # a 400 with OTO's reason: nothing was cancelled
+            try:
+                return orders.cancel_refusal(response.json())
+            except (ValueError, mapping.OtoShapeError) as err:
+                raise InDoubtError(f"oto {self.settings.name}: cancel answer unreadable: {err}") from err
+
+        return await cancel_outcome(call)

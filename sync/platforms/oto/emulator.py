@@ -1,15 +1,19 @@
 """An OTO emulator following `platform-docs/oto.txt` and the third-party OpenAPI file: refresh
 tokens for short-lived bearer tokens (`expires_in` as a string), stock per SKU and location read
-with `checkInventoryStock`, and `updateStockQuantity` with `adjust` or `set`, one SKU per call."""
+with `checkInventoryStock`, `updateStockQuantity` with `adjust` or `set`, one SKU per call, the
+`orders` list (`minDate`/`maxDate` required, `perPage` at most 100, newest change first) and
+`cancelOrder`."""
 
 from __future__ import annotations
 
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sync.emulation.faults import FaultPlan
+from sync.emulation.orders import EmuOrder
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.oto.mapping import quantity
@@ -17,6 +21,14 @@ from sync.platforms.oto.mapping import quantity
 REFRESH = "/rest/v2/refreshToken"
 STOCK = "/rest/v2/checkInventoryStock"
 UPDATE = "/rest/v2/updateStockQuantity"
+ORDERS = "/rest/v2/orders"
+CANCEL = "/rest/v2/cancelOrder"
+ROUTES = (REFRESH, STOCK, UPDATE, ORDERS, CANCEL)
+
+
+def _stamp(epoch: float) -> str:
+    """OTO's date format: `YYYY-MM-DD HH:MM:SS` (UTC here)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _error(status: int, code: str, message: str) -> EmuResponse:
@@ -27,6 +39,13 @@ class OtoEmulator(EmulatedPlatform):
     """One OTO account with inventory at one or more locations."""
 
     auth_paths = frozenset({REFRESH})
+    new_status = "new"
+    cancelled_status = "canceled"
+    cancellable = frozenset({"new", "assignedToWarehouse"})
+
+    def order_id(self, seq: int) -> str:
+        """OTO order ids as the examples spell them."""
+        return f"OID-{seq}"
 
     def __init__(
         self,
@@ -70,12 +89,12 @@ class OtoEmulator(EmulatedPlatform):
     # --- HTTP -------------------------------------------------------------------------------
 
     def changes_stock(self, request: EmuRequest) -> bool:
-        """Only updateStockQuantity changes stock."""
-        return request.path == UPDATE
+        """updateStockQuantity changes stock, and so does a cancelled order."""
+        return request.path in (UPDATE, CANCEL)
 
     def route(self, request: EmuRequest) -> EmuResponse:
         """Dispatch a request that passed fault injection."""
-        if request.path not in (REFRESH, STOCK, UPDATE):
+        if request.path not in ROUTES:
             return EmuResponse(404, {"message": "Not Found"})
         if request.method == "POST" and request.path == REFRESH:
             return self._refresh(request)
@@ -88,7 +107,66 @@ class OtoEmulator(EmulatedPlatform):
             return self._check_stock(request)
         if request.method == "POST" and request.path == UPDATE:
             return self._update(request)
+        if request.method == "GET" and request.path == ORDERS:
+            return self._orders(request)
+        if request.method == "POST" and request.path == CANCEL:
+            return self._cancel(request)
         return EmuResponse(404, {"message": "Not Found"})
+
+    def _orders(self, request: EmuRequest) -> EmuResponse:
+        query = {k: v[0] for k, v in request.query.items()}
+        try:
+            first = date.fromisoformat(query["minDate"])
+            last = date.fromisoformat(query["maxDate"])
+        except (KeyError, ValueError):
+            return _error(400, "OTO1107", "minDate or maxDate is missing or invalid")
+        per_page = int(query.get("perPage", "10")) if query.get("perPage", "10").isdigit() else 0
+        page = int(query.get("page", "1")) if query.get("page", "1").isdigit() else 0
+        if not 1 <= per_page <= 100 or page < 1:
+            return _error(400, "OTO1108", "perPage must be 1 to 100 and page at least 1")
+        chosen = [
+            o
+            for o in self.book.by_newest(lambda o: o.modified)
+            if first <= datetime.fromtimestamp(o.placed, UTC).date() <= last
+        ]
+        total_pages = max(1, -(-len(chosen) // per_page))
+        rows = chosen[(page - 1) * per_page : page * per_page]
+        return EmuResponse(
+            200,
+            {
+                "success": True,
+                "perPage": per_page,
+                "currentPage": page,
+                "totalPage": total_pages,
+                "totalCount": len(chosen),
+                "orders": [self._order(o) for o in rows],
+            },
+        )
+
+    def _order(self, order: EmuOrder) -> dict[str, Any]:
+        return {
+            "orderId": order.order_id,
+            "id": str(30000000 + order.seq),
+            "status": order.status,
+            "pickupLocationCode": self.location_code,
+            "orderDate": _stamp(order.placed),
+            "modifiedDate": _stamp(order.modified),
+            "items": [{"sku": line.code, "quantity": line.quantity, "name": line.code} for line in order.lines],
+        }
+
+    def _cancel(self, request: EmuRequest) -> EmuResponse:
+        try:
+            body = request.json()
+        except ValueError:
+            return _error(400, "OTO1000", "Malformed JSON")
+        order_id = body.get("orderId") if isinstance(body, dict) else None
+        order = self.book.orders.get(str(order_id))
+        if order is None:
+            return _error(400, "OTO1009", f"Order {order_id} not found")
+        if not self.cancel_through_api(order.order_id):
+            # Refusals arrive with HTTP 200, as OTO does for some errors.
+            return _error(200, "OTO1133", f"Order status {order.status} is not allowed for cancel")
+        return EmuResponse(200, {"success": True})
 
     def _refresh(self, request: EmuRequest) -> EmuResponse:
         self.token_requests += 1

@@ -1,0 +1,236 @@
+"""The engine's order side: read the feeds, book them, attribute movements, and act on oversells.
+
+The engine calls it around its stock cycle, always under the reconcile lease:
+- `poll` reads every feed from its stored cursor to its end and returns the SKUs that new orders
+  (and cancellations) touched, for the engine to reconcile at once: the fast path;
+- `attribute` links new movements to order lines;
+- `oversells` compares each pool to zero after a batch, picks the newest orders that cannot be
+  filled, and alerts or cancels them by each account's policy, never cancelling an order twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.orm import Session
+
+from sync.config import Config
+from sync.crashpoints import CrashHook
+from sync.errors import SyncError
+from sync.ledger.models import ActionState
+from sync.ledger.orders import Drift, OrderStore, PlannedAction
+from sync.orders.oversell import orders_to_act_on
+from sync.platforms.base import Adapter, Outcome
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class OrderAct:
+    """One order an oversell falls on, and what was (or, in a dry run, would be) done."""
+
+    account: str
+    order: str
+    units: int
+    kind: str
+    outcome: str
+
+
+@dataclass
+class OversellReport:
+    """A SKU whose pool went below zero in this cycle."""
+
+    sku: str
+    shortfall: int
+    acts: list[OrderAct] = field(default_factory=list)
+
+
+@dataclass
+class FeedReport:
+    """What the order feeds brought in a cycle."""
+
+    pages: int = 0
+    new_orders: int = 0
+    status_changes: int = 0
+    attributed_units: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class OrderFlow:
+    """Feeds, attribution and oversells for one configuration's accounts."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: OrderStore,
+        adapters: Mapping[str, Adapter],
+        clock: Clock,
+        crash: CrashHook,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.adapters = adapters
+        self.clock = clock
+        self.crash = crash
+        self.feed_accounts = [a.name for a in config.accounts if adapters[a.name].has_order_feed]
+        self._sku_of = {a.name: {a.code_for(sku): sku for sku in config.skus} for a in config.accounts}
+        self._catalogue = set(config.skus)
+        self._policy = {a.name: a.oversell_policy for a in config.accounts}
+        self._feed_broken: set[str] = set()
+
+    # --- feeds ----------------------------------------------------------------------------------
+
+    async def poll(
+        self, account_ids: Mapping[str, int], report: FeedReport, before_commit: Callable[[Session], None]
+    ) -> set[str]:
+        """Read every feed to its end (or the page limit); return the catalogue SKUs to reconcile now."""
+        results = await asyncio.gather(
+            *(self._poll_one(name, account_ids[name], report, before_commit) for name in self.feed_accounts)
+        )
+        return set().union(*results) if results else set()
+
+    async def _poll_one(
+        self, name: str, account_id: int, report: FeedReport, before_commit: Callable[[Session], None]
+    ) -> set[str]:
+        touched: set[str] = set()
+        listings: set[tuple[int, int]] = set()
+        settings = self.config.orders
+        try:
+            for _ in range(settings.max_pages_per_poll):
+                now = self.clock()
+                cursor = await asyncio.to_thread(self.store.cursor, account_id)
+                since = now - timedelta(minutes=settings.lookback_minutes)
+                page = await self.adapters[name].read_orders(cursor, now, since)
+                booked = await asyncio.to_thread(
+                    self.store.book_page, account_id, page, self._sku_of[name], self.clock(), before_commit
+                )
+                self.crash("after_feed_page")
+                report.pages += 1
+                report.new_orders += booked.new_orders
+                report.status_changes += booked.status_changes
+                touched |= booked.new_skus | booked.returned_skus
+                listings |= booked.listings
+                if not page.more:
+                    break
+        except SyncError as err:
+            report.failed[name] = err.message
+            if name not in self._feed_broken:
+                self._feed_broken.add(name)
+                log.warning("orders.feed_failed", account=name, kind=err.kind.value, error=err.message)
+        else:
+            if name in self._feed_broken:
+                self._feed_broken.discard(name)
+                log.info("orders.feed_recovered", account=name)
+        if listings:
+            report.attributed_units += await asyncio.to_thread(self.store.attribute, listings, self.clock())
+        return touched & self._catalogue
+
+    def attribute(self, listings: Collection[tuple[int, int]]) -> int:
+        """Link the new movements of these listings (account id, SKU id) to order lines."""
+        return self.store.attribute(listings, self.clock()) if self.feed_accounts and listings else 0
+
+    # --- oversells ------------------------------------------------------------------------------
+
+    async def oversells(
+        self, pools: Mapping[str, int], sku_ids: Mapping[str, int], *, dry_run: bool
+    ) -> list[OversellReport]:
+        """Close the oversells of pools back at zero; for pools below zero, act on the newest
+        orders not yet covered. A dry run only reports what it would do."""
+        ids = {sku: sku_ids[sku] for sku in pools if sku in sku_ids}
+        opened = self.store.open_oversells(ids.values())
+        if not dry_run:
+            self.store.close_oversells([ids[s] for s in ids if pools[s] >= 0 and ids[s] in opened], self.clock())
+        reports: list[OversellReport] = []
+        to_send: list[PlannedAction] = []
+        for sku, sku_id in ids.items():
+            shortfall = -pools[sku]
+            if shortfall <= 0:
+                continue
+            existing = opened.get(sku_id)
+            chosen = orders_to_act_on(
+                shortfall,
+                existing.covered if existing else 0,
+                self.store.candidates(sku_id, existing.acted if existing else ()),
+            )
+            if existing is not None and not chosen and shortfall <= existing.shortfall:
+                to_send += [] if dry_run else self.store.pending_cancels([existing.id])
+                continue  # known, and covered as far as orders allow
+            report = OversellReport(sku, shortfall)
+            reports.append(report)
+            plan = [(c, self._policy.get(c.account, "alert")) for c in chosen]
+            if dry_run:
+                report.acts = [OrderAct(c.account, c.external_id, c.units, kind, "planned") for c, kind in plan]
+                continue
+            written = self.store.record_oversell(sku_id, sku, shortfall, existing, plan, self.clock())
+            report.acts = [OrderAct(a.account, a.order.order_id, a.units, a.kind, "alerted") for a in written]
+            log.error(
+                "oversell.detected",
+                sku=sku,
+                shortfall=shortfall,
+                orders=[f"{a.account}:{a.order.order_id}({a.kind})" for a in written],
+                unmatched=max(0, shortfall - (existing.covered if existing else 0) - sum(a.units for a in written)),
+            )
+            to_send += [a for a in written if a.kind == "cancel"]
+            if existing is not None:
+                to_send += self.store.pending_cancels([existing.id])
+        if to_send:
+            outcomes = await self._cancel(to_send)
+            by_order = {(a.account, a.order.order_id): outcome for a, outcome in zip(to_send, outcomes, strict=True)}
+            for report in reports:
+                for act in report.acts:
+                    act.outcome = by_order.get((act.account, act.order), act.outcome)
+        return reports
+
+    async def _cancel(self, actions: Sequence[PlannedAction]) -> list[str]:
+        """Send planned cancels (marked sent first, so a crash leaves them in doubt, never resent)."""
+        unique = list({a.action_id: a for a in actions}.values())
+        self.store.mark_actions([a.action_id for a in unique], ActionState.SENT, self.clock())
+        self.crash("after_cancel_marked")
+        results = await asyncio.gather(*(self.adapters[a.account].cancel_order(a.order) for a in unique))
+        outcome_of: dict[int, str] = {}
+        for action, result in zip(unique, results, strict=True):
+            if result.outcome is Outcome.CONFIRMED:
+                state = ActionState.DONE
+            elif result.outcome is Outcome.IN_DOUBT:
+                state = ActionState.IN_DOUBT
+            else:
+                state = ActionState.PLANNED if result.retry else ActionState.FAILED
+            self.store.mark_actions([action.action_id], state, self.clock(), result.detail)
+            outcome_of[action.action_id] = "cancelled" if state is ActionState.DONE else state.value
+            event = "order.cancelled" if state is ActionState.DONE else "order.cancel_failed"
+            (log.warning if state is ActionState.DONE else log.error)(
+                event,
+                account=action.account,
+                order=action.order.order_id,
+                sku=action.sku,
+                units=action.units,
+                state=state.value,
+                detail=result.detail,
+            )
+        return [outcome_of[a.action_id] for a in actions]
+
+    def recover(self) -> int:
+        """Cancels a dead reconciler marked sent have an unknown outcome: in doubt, never resent."""
+        doubted = self.store.recover_actions()
+        if doubted:
+            log.warning("orders.cancels_in_doubt", count=doubted)
+        return doubted
+
+    # --- drift ----------------------------------------------------------------------------------
+
+    def drifting(self) -> list[Drift]:
+        """Listings whose changes keep going unexplained by any order."""
+        settings = self.config.orders
+        return self.store.drifting(
+            self.feed_accounts,
+            self.clock(),
+            timedelta(minutes=settings.drift_window_minutes),
+            timedelta(seconds=settings.drift_grace_seconds),
+            settings.drift_threshold,
+        )

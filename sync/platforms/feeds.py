@@ -1,0 +1,98 @@
+"""Order feed cursors: the two ways the platforms let a client read orders incrementally.
+
+A cursor is an opaque string to the engine, stored in the ledger and advanced only in the
+transaction that books the page it follows, so a crash mid-feed re-reads a page (booking is
+idempotent) and never skips one.
+
+- `WindowCursor` (Graas): a time window `[after, before]` read page by page; the next window starts
+  a little before the last one ended, because an order updated in the very second a window closes
+  may be indexed a moment later.
+- `ScanCursor` (OTO, Ankorstore): the list comes newest first with no "updated since" filter; each
+  scan reads from the top down to the newest order of the previous complete scan (the mark).
+  Orders added on top while a scan runs push older ones down, so resuming a scan re-reads some
+  orders but never skips one; they are seen again in the next scan from the top.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sync.errors import FatalError
+
+WINDOW_OVERLAP = timedelta(seconds=30)
+
+
+def _load(cursor: str, kind: str) -> dict[str, object]:
+    try:
+        value = json.loads(cursor)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or value.get("kind") != kind:
+        raise FatalError(f"stored order feed cursor {cursor!r} is not a {kind} cursor")
+    return value
+
+
+@dataclass(frozen=True)
+class WindowCursor:
+    """Read orders updated in `[after, before]`, page `page` next; `before` None: up to now."""
+
+    after: int
+    before: int | None
+    page: int
+
+    @classmethod
+    def parse(cls, cursor: str | None, since: datetime) -> WindowCursor:
+        """The stored cursor, or the first window starting at `since`."""
+        if cursor is None:
+            return cls(int(since.timestamp()), None, 1)
+        raw = _load(cursor, "window")
+        return cls(
+            int(str(raw["after"])), None if raw["before"] is None else int(str(raw["before"])), int(str(raw["page"]))
+        )
+
+    def dump(self) -> str:
+        """The cursor as stored."""
+        return json.dumps({"kind": "window", **asdict(self)})
+
+    def after_page(self, before: int, pages: int) -> tuple[WindowCursor, bool]:
+        """The cursor after this page of a window ending at `before` with `pages` pages, and
+        whether the window has more pages."""
+        if self.page < pages:
+            return WindowCursor(self.after, before, self.page + 1), True
+        return WindowCursor(before - int(WINDOW_OVERLAP.total_seconds()), None, 1), False
+
+
+@dataclass(frozen=True)
+class ScanCursor:
+    """A newest-first scan: `mark` is where the last complete scan began (ISO time), `top` where
+    this one began, `position` where it resumes (a page number or the last order id read)."""
+
+    mark: str
+    top: str | None
+    position: str | None
+
+    @classmethod
+    def parse(cls, cursor: str | None, since: datetime) -> ScanCursor:
+        """The stored cursor, or a first scan reaching back to `since`."""
+        if cursor is None:
+            return cls(since.isoformat(), None, None)
+        raw = _load(cursor, "scan")
+        top, position = raw.get("top"), raw.get("position")
+        return cls(str(raw["mark"]), None if top is None else str(top), None if position is None else str(position))
+
+    def dump(self) -> str:
+        """The cursor as stored."""
+        return json.dumps({"kind": "scan", **asdict(self)})
+
+    def after_page(self, times: Sequence[datetime], next_position: str | None) -> tuple[ScanCursor, bool]:
+        """The cursor after a page whose orders carry `times` (newest first), and whether the scan
+        goes on. It ends at the last page or at the first order older than the mark."""
+        mark = datetime.fromisoformat(self.mark)
+        top = self.top or (max(times).isoformat() if times else None)
+        done = next_position is None or not times or min(times) < mark
+        if done:
+            return ScanCursor(top or self.mark, None, None), False
+        return ScanCursor(self.mark, top, next_position), True

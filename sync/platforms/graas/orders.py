@@ -1,0 +1,90 @@
+"""Pure functions between Graas order payloads (`GET /v1/orders`, `PUT /v1/orders`) and domain
+values. Order items name the product by `SKU`, which we take to be the seller SKU the stock
+endpoints use (`sellerSKU`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sync.platforms.base import OrderLine, OrderRecord, OrderState
+from sync.platforms.graas.mapping import GraasShapeError
+from sync.platforms.http import is_int
+
+STATES = {
+    "INITIATED": OrderState.OPEN,
+    "ACCEPTED": OrderState.OPEN,
+    "PROCESSING": OrderState.OPEN,
+    "CANCEL_PENDING": OrderState.OPEN,
+    "CANCEL_REQUESTED": OrderState.OPEN,
+    "DISPATCHED": OrderState.FULFILLED,
+    "DELIVERED": OrderState.FULFILLED,
+    "DELIVERY_FAILED": OrderState.FULFILLED,
+    "RETURN_REQUESTED": OrderState.FULFILLED,
+    "RETURN_SHIPPED": OrderState.FULFILLED,
+    "RETURN_REJECTED": OrderState.FULFILLED,
+    "CANCELLED": OrderState.CANCELLED,
+    "RETURNED": OrderState.RETURNED,
+}
+
+
+def parse_orders(body: Any) -> tuple[list[OrderRecord], int]:
+    """The orders of one page and the number of pages; raises GraasShapeError on another shape."""
+    if not isinstance(body, dict) or not isinstance(body.get("history"), list):
+        raise GraasShapeError("graas: GET /v1/orders answer has no history[]")
+    pages = body.get("numberOfPages")
+    if not is_int(pages):
+        raise GraasShapeError("graas: GET /v1/orders answer has no numberOfPages")
+    return [order for item in body["history"] if (order := _order(item)) is not None], pages
+
+
+def _order(item: Any) -> OrderRecord | None:
+    if not isinstance(item, dict) or not isinstance(item.get("orderID"), str):
+        return None
+    status = item.get("orderStatus")
+    placed = item.get("timeOrderCreated", item.get("timeCreated"))
+    if status not in STATES or not is_int(placed):
+        return None
+    lines = tuple(
+        OrderLine(str(line["orderItemID"]), line["SKU"], line["quantity"])
+        for line in item.get("orderItems") or []
+        if isinstance(line, dict)
+        and isinstance(line.get("SKU"), str)
+        and is_int(line.get("quantity"))
+        and line.get("orderItemID") is not None
+    )
+    site: dict[str, Any] = item["site"] if isinstance(item.get("site"), dict) else {}
+    handle = {"site_name": str(site.get("name", "")), "site_nick_name_id": str(site.get("nickNameID", ""))}
+    return OrderRecord(item["orderID"], status, STATES[status], datetime.fromtimestamp(placed, UTC), lines, handle)
+
+
+def cancel_body(order: OrderRecord) -> dict[str, Any]:
+    """The body of `PUT /v1/orders` cancelling one order as out of stock."""
+    return {
+        "data": [
+            {
+                "orderID": order.order_id,
+                "orderStatus": "CANCELLED",
+                "site": {
+                    "name": order.handle.get("site_name", ""),
+                    "nickNameID": order.handle.get("site_nick_name_id", ""),
+                },
+                "needToUpdateOrder": True,
+                "cancelDetails": {"cancelReason": "OUT_OF_STOCK"},
+            }
+        ]
+    }
+
+
+def cancel_refusal(body: Any, order_id: str) -> str | None:
+    """None when Graas accepted the cancel (httpCode 2xx), else its reason; raises
+    GraasShapeError when the answer says neither."""
+    results = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        raise GraasShapeError("graas: PUT /v1/orders answer has no result[]")
+    for result in results:
+        response = result.get("response") if isinstance(result, dict) else None
+        if isinstance(response, dict) and str(response.get("orderID")) == order_id and is_int(result.get("httpCode")):
+            code = result["httpCode"]
+            return None if 200 <= code < 300 else f"httpCode {code}: {result.get('errorMessage', '')}".strip()
+    raise GraasShapeError(f"graas: PUT /v1/orders answer does not mention order {order_id}")
