@@ -4,9 +4,9 @@ A cursor is an opaque string to the engine, stored in the ledger and advanced on
 transaction that books the page it follows, so a crash mid-feed re-reads a page (booking is
 idempotent) and never skips one.
 
-- `WindowCursor` (Graas): a time window `[after, before]` read page by page; the next window starts
-  a little before the last one ended, because an order updated in the very second a window closes
-  may be indexed a moment later.
+- `WindowCursor` (Graas): a time window `[after, before]` read page by page (downwards, see
+  `after_page`); the next window starts a little before the last one ended, because an order
+  updated in the very second a window closes may be indexed a moment later.
 - `ScanCursor` (OTO, Ankorstore): the list comes newest first with no "updated since" filter; each
   scan reads from the top down to the newest order of the previous complete scan (the mark).
   Orders added on top while a scan runs push older ones down, so resuming a scan re-reads some
@@ -37,32 +37,48 @@ def _load(cursor: str, kind: str) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class WindowCursor:
-    """Read orders updated in `[after, before]`, page `page` next; `before` None: up to now."""
+    """Read orders updated in `[after, before]` (`before` None: up to now). `page` None probes page
+    1; a number is the next page of a descent from the last page to the first."""
 
     after: int
     before: int | None
-    page: int
+    page: int | None
 
     @classmethod
     def parse(cls, cursor: str | None, since: datetime) -> WindowCursor:
         """The stored cursor, or the first window starting at `since`."""
         if cursor is None:
-            return cls(int(since.timestamp()), None, 1)
+            return cls(int(since.timestamp()), None, None)
         raw = _load(cursor, "window")
+        before, page = raw.get("before"), raw.get("page")
         return cls(
-            int(str(raw["after"])), None if raw["before"] is None else int(str(raw["before"])), int(str(raw["page"]))
+            int(str(raw["after"])),
+            None if before is None else int(str(before)),
+            None if page is None else int(str(page)),
         )
+
+    @property
+    def page_to_read(self) -> int:
+        """The page number to ask for."""
+        return self.page or 1
 
     def dump(self) -> str:
         """The cursor as stored."""
         return json.dumps({"kind": "window", **asdict(self)})
 
     def after_page(self, before: int, pages: int) -> tuple[WindowCursor, bool]:
-        """The cursor after this page of a window ending at `before` with `pages` pages, and
-        whether the window has more pages."""
-        if self.page < pages:
-            return WindowCursor(self.after, before, self.page + 1), True
-        return WindowCursor(before - int(WINDOW_OVERLAP.total_seconds()), None, 1), False
+        """The cursor after reading a page of the window ending at `before`, which has `pages`
+        pages, and whether the window has more to read.
+
+        A window of several pages is read from its last page down to its first. An order updated
+        while we page leaves the window (it moves to the next one) and the orders behind it move up
+        one place: reading downwards, those are pages still to read, so none is skipped. The probe
+        of page 1 that told us the page count is read again at the end."""
+        if self.page is None and pages > 1:
+            return WindowCursor(self.after, before, pages), True
+        if self.page is not None and self.page > 1:
+            return WindowCursor(self.after, before, self.page - 1), True
+        return WindowCursor(before - int(WINDOW_OVERLAP.total_seconds()), None, None), False
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ class GraasAdapter(HttpAdapter[GraasSettings]):
         params = {
             "updatedAfter": window.after,
             "updatedBefore": before,
-            "pageNumber": window.page,
+            "pageNumber": window.page_to_read,
             "pageSize": ORDER_PAGE_SIZE,
         }
         response = await self.http.request("GET", ORDERS, params=params, write=False)

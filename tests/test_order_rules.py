@@ -1,0 +1,100 @@
+"""The pure order rules: attribution matching, which orders an oversell falls on, feed cursors."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync.orders.attribution import Explainer, Link, Unexplained, match
+from sync.orders.oversell import Candidate, orders_to_act_on
+from sync.platforms.feeds import ScanCursor, WindowCursor
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_drops_match_sales_and_rises_match_cancellations_oldest_first() -> None:
+    movements = [Unexplained(1, -3, at(10)), Unexplained(2, -1, at(20)), Unexplained(3, 2, at(30))]
+    lines = [Explainer(10, -2, at(5)), Explainer(11, -2, at(6)), Explainer(12, 2, at(25)), Explainer(13, -5, at(40))]
+    assert match(movements, lines) == [
+        Link(1, 10, -2),
+        Link(1, 11, -1),
+        Link(2, 11, -1),
+        Link(3, 12, 2),
+    ]
+
+
+def test_nothing_to_explain_with_no_order() -> None:
+    assert match([Unexplained(1, -3, at(0))], []) == []
+
+
+@given(
+    st.lists(st.integers(-5, 5).filter(bool), max_size=8),
+    st.lists(st.integers(-5, 5).filter(bool), max_size=8),
+)
+def test_matching_never_explains_more_than_either_side_holds(moves: list[int], lines: list[int]) -> None:
+    movements = [Unexplained(i, q, at(i)) for i, q in enumerate(moves)]
+    explainers = [Explainer(100 + i, q, at(i)) for i, q in enumerate(lines)]
+    links = match(movements, explainers)
+    per_movement, per_line = Counter[int](), Counter[int]()
+    for link in links:
+        movement = movements[link.movement_id]
+        line = explainers[link.line_id - 100]
+        assert link.units * movement.units > 0 and link.units * line.units > 0  # same direction
+        per_movement[link.movement_id] += abs(link.units)
+        per_line[link.line_id] += abs(link.units)
+    assert all(per_movement[m.movement_id] <= abs(m.units) for m in movements)
+    assert all(per_line[e.line_id] <= abs(e.units) for e in explainers)
+    for sign in (-1, 1):  # greedy: one side is used up
+        moved = sum(abs(m.units) for m in movements if m.units * sign > 0)
+        held = sum(abs(e.units) for e in explainers if e.units * sign > 0)
+        linked = sum(abs(k.units) for k in links if k.units * sign > 0)
+        assert linked == min(moved, held)
+
+
+def test_an_oversell_falls_on_the_newest_orders_until_the_shortfall_is_covered() -> None:
+    orders = [
+        Candidate(1, "gra", "A", 1, at(0)),
+        Candidate(2, "oto", "B", 2, at(10)),
+        Candidate(3, "ank", "C", 1, at(20)),
+    ]
+    assert [c.order_id for c in orders_to_act_on(1, 0, orders)] == [3]
+    assert [c.order_id for c in orders_to_act_on(2, 0, orders)] == [3, 2]
+    assert [c.order_id for c in orders_to_act_on(3, 1, orders)] == [3, 2]  # one unit already covered
+    assert orders_to_act_on(2, 2, orders) == []
+    assert [c.order_id for c in orders_to_act_on(9, 0, orders)] == [3, 2, 1]  # all there is
+
+
+def test_orders_placed_in_the_same_second_are_chosen_deterministically() -> None:
+    tied = [Candidate(1, "gra", "100000001", 1, at(0)), Candidate(2, "oto", "OID-1", 1, at(0))]
+    assert orders_to_act_on(1, 0, tied) == orders_to_act_on(1, 0, list(reversed(tied)))
+
+
+def test_a_window_of_several_pages_is_read_downwards_then_moves_on_with_an_overlap() -> None:
+    first = WindowCursor.parse(None, T0)
+    assert (first.after, first.before, first.page_to_read) == (int(T0.timestamp()), None, 1)
+    end = int(T0.timestamp()) + 100
+    cursor, more = first.after_page(end, 3)
+    pages = [cursor.page_to_read]
+    while more:
+        cursor, more = WindowCursor.parse(cursor.dump(), T0).after_page(end, 3)
+        pages.append(cursor.page_to_read)
+    assert pages[:3] == [3, 2, 1]
+    assert (cursor.after, cursor.before, cursor.page) == (end - 30, None, None)
+
+
+def test_a_scan_stops_at_the_previous_mark_and_the_next_starts_from_its_top() -> None:
+    first = ScanCursor.parse(None, at(0))
+    cursor, more = first.after_page([at(50), at(40)], "2")
+    assert more and cursor.position == "2"
+    cursor, more = ScanCursor.parse(cursor.dump(), at(0)).after_page([at(30), at(-5)], "3")
+    assert not more and cursor.mark == at(50).isoformat() and cursor.position is None
+    # The next scan ends on the first page holding an order older than that mark.
+    _, more = cursor.after_page([at(70), at(49)], "2")
+    assert not more

@@ -1,0 +1,343 @@
+"""Orders end to end against loopback emulators: the fast path, attribution, oversells under both
+policies, drift, and a feed cursor that survives a crash mid-feed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import select
+from structlog.testing import capture_logs
+
+from sync.bootstrap import Wiring, open_ledger, running_engine
+from sync.config import Config
+from sync.crashpoints import ProcessDeath, no_crash
+from sync.emulation.faults import Fault
+from sync.engine import CycleReport, Engine
+from sync.ledger.lease import ReconcileLease
+from sync.ledger.models import (
+    Attribution,
+    Movement,
+    Order,
+    OrderAction,
+    OrderEvent,
+    OrderLine,
+    Oversell,
+)
+from sync.ledger.snapshot import skus as sku_views
+from tests.fakes import Fleet, fleet
+
+T = TypeVar("T")
+
+
+def in_engine(
+    config: Config,
+    act: Callable[[Engine], Awaitable[T]],
+    *,
+    crash: Callable[[str], None] = no_crash,
+    holder: str = "p1",
+    at: datetime | None = None,
+) -> T:
+    """Run `act` with an engine on the configured ledger, as one process named `holder` (its
+    clock set to `at` when given)."""
+    ledger = open_ledger(config)
+
+    def lease(store: Any, clock: Any) -> ReconcileLease:
+        # Earlier "processes" of the test are dead: their lease is taken over at once.
+        return ReconcileLease(store.sessions, clock, holder=holder, is_dead=lambda other: other != holder)
+
+    async def go() -> T:
+        shift = (at - datetime.now(UTC)) if at is not None else timedelta(0)
+        wiring = Wiring(crash=crash, lease=lease, clock=lambda: datetime.now(UTC) + shift)
+        async with running_engine(config, ledger, wiring) as engine:
+            return await act(engine)
+
+    try:
+        return asyncio.run(go())
+    finally:
+        ledger.close()
+
+
+def cycle(config: Config, **kwargs: Any) -> CycleReport:
+    """One full reconcile cycle."""
+    return in_engine(config, lambda engine: engine.run_cycle("manual"), **kwargs)
+
+
+def rows(config: Config, model: Any) -> list[Any]:
+    """Every row of a ledger table."""
+    ledger = open_ledger(config)
+    try:
+        with ledger.store.sessions() as session:
+            return list(session.scalars(select(model)))
+    finally:
+        ledger.close()
+
+
+def pools(config: Config) -> dict[str, int]:
+    ledger = open_ledger(config)
+    try:
+        with ledger.store.sessions() as session:
+            return {view.sku: view.pool for view in sku_views(session)}
+    finally:
+        ledger.close()
+
+
+def stock(running: Fleet, sku: str) -> dict[str, int | None]:
+    return {name: p.quantity(sku) for name, p in running.platforms.items()}
+
+
+# --- the fast path ------------------------------------------------------------------------------
+
+
+def test_a_new_order_reconciles_its_skus_at_once_without_a_sweep(db_url: str) -> None:
+    skus = [f"sku-{i}" for i in range(30)]
+    with fleet(("gra", "graas"), ("oto", "oto"), ("ank", "ankorstore"), ("oak", "oakra")) as running:
+        for platform in running.platforms.values():
+            for sku in skus:
+                platform.set_quantity(sku, 9)
+        config = running.config(db_url, skus)
+        cycle(config)
+        running.platforms["gra"].sell("sku-7", 2)
+        running.platforms["ank"].sell("sku-8", 1)
+        for platform in running.platforms.values():
+            platform.calls.clear()
+        report = in_engine(config, lambda engine: engine.run_orders())
+        assert report is not None and report.trigger == "orders"
+        assert report.fast_skus == 2 and report.feeds.new_orders == 2
+        assert stock(running, "sku-7") == {"gra": 7, "oto": 7, "ank": 7, "oak": 7}
+        assert stock(running, "sku-8") == {"gra": 8, "oto": 8, "ank": 8, "oak": 8}
+        # Just those SKUs were read: one read call per account, not the whole catalogue.
+        assert running.platforms["oak"].calls["GET /api/v1/stock/stock-records/"] == 1
+        # Nothing new: a poll reads the feeds and opens no cycle.
+        assert in_engine(config, lambda engine: engine.run_orders()) is None
+
+
+def test_the_daemon_carries_a_sale_to_every_platform_within_seconds(db_url: str) -> None:
+    from sync.scheduler import run_daemon
+
+    skus = [f"sku-{i}" for i in range(20)]
+    with fleet(("gra", "graas"), ("oto", "oto"), ("oak", "oakra")) as running:
+        for platform in running.platforms.values():
+            for sku in skus:
+                platform.set_quantity(sku, 5)
+        config = running.config(db_url, skus, sync={"interval_seconds": 3600}, orders={"poll_seconds": 0.3})
+        cycle(config)
+        wiring = Wiring()
+        cycles: list[CycleReport] = []
+
+        def on_cycle(report: CycleReport) -> None:
+            cycles.append(report)
+
+        import threading
+
+        daemon = threading.Thread(
+            target=run_daemon, args=(config, open_ledger(config), wiring), kwargs={"on_cycle": on_cycle}
+        )
+        daemon.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not any(c.trigger == "scheduled" for c in cycles) and time.monotonic() < deadline:
+                time.sleep(0.05)  # the first sweep runs at start
+            sold_at = time.monotonic()
+            running.platforms["oto"].sell("sku-3", 1)
+            while stock(running, "sku-3") != {"gra": 4, "oto": 4, "oak": 4} and time.monotonic() < deadline:
+                time.sleep(0.05)
+            seen_after = time.monotonic() - sold_at
+        finally:
+            wiring.stop.set()
+            daemon.join(timeout=30)
+        assert stock(running, "sku-3") == {"gra": 4, "oto": 4, "oak": 4}
+        assert seen_after < 5  # the sweep interval is an hour: only the fast path could do it
+        assert any(c.trigger == "orders" for c in cycles)
+
+
+# --- attribution and drift ----------------------------------------------------------------------
+
+
+def test_movements_are_attributed_to_orders_and_the_rest_marked_unexplained(any_db_url: str) -> None:
+    db_url = any_db_url
+    with fleet(("gra", "graas"), ("oak", "oakra")) as running:
+        for platform in running.platforms.values():
+            platform.set_quantity("mug", 20)
+        config = running.config(db_url, ["mug"], orders={"drift_grace_seconds": 0, "drift_threshold": 3})
+        cycle(config)
+        sale = running.platforms["gra"].sell("mug", 2)
+        running.platforms["oak"].sell("mug", 1)  # Oakra has no feed: nothing can explain it
+        assert sale is not None
+        cycle(config)
+        movements = {m.quantity: m for m in rows(config, Movement) if m.kind == "external"}
+        assert movements[-2].explained == 2 and movements[-1].explained == 0
+        (link,) = rows(config, Attribution)
+        assert (link.movement_id, link.quantity) == (movements[-2].id, -2)
+        (line,) = rows(config, OrderLine)
+        (order,) = rows(config, Order)
+        assert (order.external_id, line.code, line.quantity, line.sale_explained) == (sale.order_id, "mug", 2, 2)
+
+        # A cancellation puts the units back: the rise is explained by it, and the status recorded.
+        assert running.platforms["gra"].cancel(sale.order_id)
+        cycle(config)
+        rise = next(m for m in rows(config, Movement) if m.kind == "external" and m.quantity == 2)
+        assert rise.explained == 2
+        assert [e.status for e in rows(config, OrderEvent)] == ["INITIATED", "CANCELLED"]
+
+        # Hand edits on Graas that no order explains: after three, the listing is drifting.
+        drifting = []
+        for _ in range(3):
+            running.platforms["gra"].set_quantity("mug", (running.platforms["gra"].quantity("mug") or 0) - 1)
+            drifting = cycle(config).drifting
+        assert [(d.account, d.sku, d.movements) for d in drifting] == [("gra", "mug", 3)]
+
+
+# --- oversells ----------------------------------------------------------------------------------
+
+
+def _last_unit_sold_twice(running: Fleet, config: Config) -> tuple[str, str]:
+    """Pool 1; Graas and OTO both sell it in the same second. Returns both order ids."""
+    for platform in running.platforms.values():
+        platform.set_quantity("lamp", 1)
+    cycle(config)
+    same_second = time.time()
+    for platform in running.platforms.values():
+        platform.wall = lambda: same_second
+    first, second = running.platforms["gra"].sell("lamp", 1), running.platforms["oto"].sell("lamp", 1)
+    assert first is not None and second is not None
+    return first.order_id, second.order_id
+
+
+@pytest.mark.parametrize("policy", ["cancel", "alert"])
+def test_two_platforms_sell_the_last_unit_in_the_same_second(any_db_url: str, policy: str) -> None:
+    db_url = any_db_url
+    accounts = [
+        ("gra", "graas", {"oversell_policy": policy}),
+        ("oto", "oto", {"oversell_policy": policy}),
+        ("oak", "oakra"),
+    ]
+    with fleet(*accounts) as running:
+        config = running.config(db_url, ["lamp"])
+        gra_order, oto_order = _last_unit_sold_twice(running, config)
+        with capture_logs() as logs:
+            report = cycle(config)
+        (oversell,) = report.oversells
+        assert oversell.shortfall == 1
+        (act,) = oversell.acts  # one unit short: one order, the newest (ties: the larger id)
+        assert (act.account, act.order) == ("oto", oto_order)
+        assert any(e["event"] == "oversell.detected" and e["sku"] == "lamp" for e in logs)
+        cycle(config)  # the cancel (if any) put the unit back on OTO: the pool is whole again
+        cycle(config)
+        cancels = {name: p.cancelled_by_api for name, p in running.platforms.items()}
+        calls = Counter(
+            key
+            for p in running.platforms.values()
+            for key in p.calls
+            if key in ("PUT /v1/orders", "POST /rest/v2/cancelOrder")
+        )
+        actions = rows(config, OrderAction)
+        (episode,) = rows(config, Oversell)
+        if policy == "cancel":
+            assert act.kind == "cancel" and act.outcome == "cancelled"
+            assert cancels == {"gra": [], "oto": [oto_order], "oak": []}
+            assert calls == Counter({"POST /rest/v2/cancelOrder": 1})
+            assert [(a.kind, a.state) for a in actions] == [("cancel", "done")]
+            assert pools(config) == {"lamp": 0}
+            assert episode.closed_at is not None
+        else:
+            assert act.kind == "alert"
+            assert cancels == {"gra": [], "oto": [], "oak": []} and not calls
+            assert [(a.kind, a.state) for a in actions] == [("alert", "done")]
+            assert pools(config) == {"lamp": -1}  # stays short until the seller acts
+            assert episode.closed_at is None
+        assert stock(running, "lamp") == {"gra": 0, "oto": 0, "oak": 0}
+        assert gra_order not in cancels["gra"]
+
+
+def test_an_oversell_in_a_dry_run_is_reported_and_nothing_is_written_or_sent(db_url: str) -> None:
+    accounts = [("gra", "graas", {"oversell_policy": "cancel"}), ("oto", "oto", {"oversell_policy": "cancel"})]
+    with fleet(*accounts) as running:
+        config = running.config(db_url, ["lamp"])
+        _, oto_order = _last_unit_sold_twice(running, config)
+        in_engine(config, lambda engine: engine.run_cycle("manual", dry_run=True))
+        # Dry runs book no orders: put them in the ledger the way a poll would, then dry-run again.
+        in_engine(config, lambda engine: _poll_only(engine))
+        report = in_engine(config, lambda engine: engine.run_cycle("manual", dry_run=True))
+        (oversell,) = report.oversells
+        assert [(a.account, a.order, a.kind, a.outcome) for a in oversell.acts] == [
+            ("oto", oto_order, "cancel", "planned")
+        ]
+        assert rows(config, OrderAction) == [] and rows(config, Oversell) == []
+        assert all(p.cancelled_by_api == [] for p in running.platforms.values())
+
+
+async def _poll_only(engine: Engine) -> None:
+    from sync.order_flow import FeedReport
+
+    engine._account_ids = engine.store.ensure_accounts((a.name, a.platform) for a in engine.config.accounts)
+    await engine.flow.poll(engine._account_ids, FeedReport(), lambda _session: None)
+
+
+def test_the_same_order_is_never_cancelled_twice(db_url: str) -> None:
+    accounts = [("gra", "graas", {"oversell_policy": "cancel"}), ("oto", "oto", {"oversell_policy": "cancel"})]
+    with fleet(*accounts) as running:
+        config = running.config(db_url, ["lamp"])
+        _, oto_order = _last_unit_sold_twice(running, config)
+        # The cancel's answer is lost: the order may or may not be cancelled. It is never resent.
+        running.platforms["oto"].faults.inject(Fault.LOST_RESPONSE, writes_only=True)
+        report = cycle(config)
+        assert [a.outcome for a in report.oversells[0].acts] in (["in_doubt"], ["cancelled"])
+        for _ in range(3):
+            cycle(config)
+        assert running.platforms["oto"].calls["POST /rest/v2/cancelOrder"] == 1
+        assert [a.state for a in rows(config, OrderAction)] == ["done"]  # the feed showed it cancelled
+
+
+# --- a crash mid-feed ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["graas", "oto", "ankorstore"])
+@pytest.mark.parametrize("point", ["before_feed_commit", "after_feed_page"])
+@pytest.mark.parametrize("passage", [1, 2, 3])
+def test_a_crash_mid_feed_neither_skips_nor_double_books_an_order(
+    db_url: str, platform: str, point: str, passage: int
+) -> None:
+    with fleet(("feed", platform), ("oak", "oakra")) as running:
+        for emulator in running.platforms.values():
+            emulator.set_quantity("mug", 10_000)
+        config = running.config(db_url, ["mug"])
+        cycle(config, holder="p0")
+        # 450 orders over the next 450 seconds (several pages on every feed), read 10 minutes
+        # later: the crash is mid-feed, far from the window overlap that would hide a skipped page.
+        feed = running.platforms["feed"]
+        clock = [time.time() + 1]
+        feed.wall = lambda: clock[0]
+        placed = []
+        for i in range(450):
+            order = feed.sell("mug", 1 + i % 3)
+            assert order is not None
+            placed.append(order.order_id)
+            clock[0] += 1
+        later = Wiring().clock() + timedelta(minutes=10)
+        passed = Counter[str]()
+
+        def crash(name: str) -> None:
+            if name == point:
+                passed[name] += 1
+                if passed[name] == passage:
+                    raise ProcessDeath(name)
+
+        with pytest.raises(ProcessDeath):
+            in_engine(config, lambda engine: engine.run_cycle("scheduled"), crash=crash, holder="p1", at=later)
+        in_engine(config, lambda engine: engine.run_cycle("scheduled"), holder="p2", at=later)  # restarted
+        in_engine(config, lambda engine: engine.run_cycle("scheduled"), holder="p3", at=later)
+
+        orders = rows(config, Order)
+        assert sorted(o.external_id for o in orders) == sorted(placed)  # each exactly once
+        assert len(rows(config, OrderLine)) == 450
+        assert len(rows(config, OrderEvent)) == 450  # one status each: nothing recorded twice
+        # Every sold unit is in the pool exactly once, explained by exactly its order.
+        sold = sum(feed.sold.values())
+        assert pools(config) == {"mug": 10_000 - sold}
+        assert sum(-link.quantity for link in rows(config, Attribution)) == sold
