@@ -4,6 +4,7 @@ policies, drift, and a feed cursor that survives a crash mid-feed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -341,3 +342,54 @@ def test_a_crash_mid_feed_neither_skips_nor_double_books_an_order(
         sold = sum(feed.sold.values())
         assert pools(config) == {"mug": 10_000 - sold}
         assert sum(-link.quantity for link in rows(config, Attribution)) == sold
+
+
+# --- what an operator sees ----------------------------------------------------------------------
+
+
+def test_explain_and_status_show_orders_oversells_and_what_nothing_explains(tmp_path: Any, db_url: str) -> None:
+    from tests.test_cli import invoke
+
+    accounts = [
+        ("gra", "graas", {"oversell_policy": "cancel"}),
+        ("oto", "oto", {"oversell_policy": "alert"}),
+        ("oak", "oakra"),
+    ]
+    with fleet(*accounts) as running:
+        config_path = tmp_path / "stocksync.toml"
+        config_path.write_text(running.toml(db_url, ["lamp"]))
+        config_path.chmod(0o600)
+        for platform in running.platforms.values():
+            platform.set_quantity("lamp", 2)
+        assert invoke("reconcile", "--config", config_path).exit_code == 0
+        same_second = time.time()
+        for platform in running.platforms.values():
+            platform.wall = lambda: same_second
+        gra = running.platforms["gra"].sell("lamp", 2)
+        oto = running.platforms["oto"].sell("lamp", 1)
+        running.platforms["oak"].sell("lamp", 1)
+        assert gra is not None and oto is not None
+        reconcile = invoke("reconcile", "--config", config_path)
+        # pool 2 - 2 - 1 - 1 = -2: the newest orders first; OTO's is newer (ties go to the larger id),
+        # then Graas's; OTO alerts, Graas cancels.
+        assert "OVERSOLD lamp: 2 unit(s) short" in reconcile.output
+        assert f"alert oto:{oto.order_id} (1) alerted" in reconcile.output
+        assert f"cancel gra:{gra.order_id} (2) cancelled" in reconcile.output
+
+        explained = invoke("explain", "lamp", "--config", config_path).output
+        assert f"order {gra.order_id} (-2, INITIATED)" in explained
+        assert f"order {oto.order_id} (-1, new)" in explained
+        assert "oakra has no order feed" in explained
+        assert "oversell: 2 unit(s) short" in explained
+        data = json.loads(invoke("explain", "lamp", "--config", config_path, "--json").output)
+        (oak_move,) = [m for m in data["movements"] if m["source"] == "oak" and m["kind"] == "external"]
+        assert oak_move["orders"] == [] and oak_move["explained"] == 0
+
+        status = json.loads(invoke("status", "--config", config_path, "--json").output)
+        assert status["order_actions"] == {"alert.done": 1, "cancel.done": 1}
+        # Graas's cancelled order gave its 2 units back, and the same cycle read them: pool 0, closed.
+        assert status["open_oversells"] == []
+        assert "closed" in explained
+        assert {f["account"] for f in status["feeds"]} == {"gra", "oto"}
+        text = invoke("status", "--config", config_path).output
+        assert "open oversells: none" in text and "order actions: alert.done 1, cancel.done 1" in text

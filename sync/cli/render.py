@@ -51,6 +51,18 @@ def report_json(report: CycleReport) -> dict[str, Any]:
         ],
         "waiting": [{"sku": sku, "account": account, "reason": reason} for sku, account, reason in report.waiting],
         "in_doubt_settled": report.settled,
+        "orders": {
+            "pages": report.feeds.pages,
+            "new_orders": report.feeds.new_orders,
+            "status_changes": report.feeds.status_changes,
+            "attributed_units": report.feeds.attributed_units,
+            "feeds_failed": report.feeds.failed,
+            "fast_path_skus": report.fast_skus,
+        },
+        "oversells": [
+            {"sku": o.sku, "shortfall": o.shortfall, "orders": [a.__dict__ for a in o.acts]} for o in report.oversells
+        ],
+        "drifting": [d.__dict__ for d in report.drifting],
     }
 
 
@@ -80,4 +92,16 @@ def report_text(report: CycleReport) -> str:
         )
     for sku, account, reason in report.waiting:
         lines.append(f"waiting: {sku}{' on ' + account if account else ''}: {reason}")
+    feeds = report.feeds
+    if feeds.pages or feeds.failed:
+        failed = "".join(f"; {name} FAILED: {error}" for name, error in feeds.failed.items())
+        lines.append(
+            f"orders: {feeds.new_orders} new, {feeds.status_changes} status changes, {feeds.attributed_units} units "
+            f"attributed, {report.fast_skus} SKUs reconciled at once{failed}"
+        )
+    for o in report.oversells:
+        acts = "; ".join(f"{a.kind} {a.account}:{a.order} ({a.units}) {a.outcome}" for a in o.acts) or "no open order"
+        lines.append(f"OVERSOLD {o.sku}: {o.shortfall} unit(s) short: {acts}")
+    for d in report.drifting:
+        lines.append(f"DRIFTING {d.account} {d.sku}: {d.movements} changes ({d.units} units) no order explains")
     return "\n".join(lines)

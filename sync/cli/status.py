@@ -1,15 +1,21 @@
-"""`stocksync status`: account health, the last cycle, and per SKU the pool and its listings."""
+"""`stocksync status`: account health, the last cycle, per SKU the pool and its listings, and the
+order side: feeds, open oversells, order actions and drifting listings."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
+from sync.bootstrap import Ledger
 from sync.cli.common import config_option, ledger_for, load
-from sync.ledger import snapshot
+from sync.config import Config
+from sync.ledger import order_views, snapshot
 from sync.ledger.models import Account, Cycle
+from sync.ledger.orders import Drift, OrderStore
+from sync.platforms import PLATFORMS
 
 
 @click.command()
@@ -18,15 +24,23 @@ from sync.ledger.models import Account, Cycle
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="At most this many SKUs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """Show each account's health, the last cycle, and per SKU the pool and each listing."""
+    """Show each account's health, the last cycle, per SKU the pool and each listing, in-doubt
+    pushes, order feeds, open oversells (and the orders alerted or cancelled for them), order
+    actions, and listings drifting with no order to explain their changes."""
     config = load(config_path)
     with ledger_for(config) as ledger, ledger.store.sessions() as session:
         accounts = snapshot.accounts(session)
         cycle = snapshot.last_cycle(session)
         skus = snapshot.skus(session, list(only) or None, limit)
         doubts = snapshot.in_doubt_counts(session)
+        orders = {
+            "feeds": order_views.feeds(session),
+            "open_oversells": order_views.oversells(session),
+            "order_actions": order_views.action_counts(session),
+            "drifting": [drift.__dict__ for drift in _drifting(config, ledger)],
+        }
         if as_json:
-            data = _json(accounts, cycle, skus) | {"in_doubt_pushes": doubts}
+            data = _json(accounts, cycle, skus) | {"in_doubt_pushes": doubts} | orders
             click.echo(json.dumps(data, indent=2, default=snapshot.as_json))
         else:
             click.echo(_text(accounts, cycle, skus))
@@ -35,6 +49,46 @@ def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -
                 f"{doubts['evidence_applied']} applied / {doubts['evidence_not_applied']} not applied, "
                 f"by the timeout rule {doubts['rule_applied']} applied / {doubts['rule_not_applied']} not applied"
             )
+            click.echo(_orders_text(orders))
+
+
+def _drifting(config: Config, ledger: Ledger) -> list[Drift]:
+    feed_accounts = [a.name for a in config.accounts if PLATFORMS[a.platform].has_order_feed]
+    settings = config.orders
+    return OrderStore(ledger.store.sessions).drifting(
+        feed_accounts,
+        datetime.now(UTC),
+        timedelta(minutes=settings.drift_window_minutes),
+        timedelta(seconds=settings.drift_grace_seconds),
+        settings.drift_threshold,
+    )
+
+
+def _orders_text(orders: dict[str, Any]) -> str:
+    lines = []
+    feeds = ", ".join(
+        f"{f['account']} ({f['orders']} orders, last page {f['last_page_at']:%Y-%m-%d %H:%M:%S})"
+        for f in orders["feeds"]
+    )
+    lines.append(f"order feeds: {feeds or 'none read yet'}")
+    actions = ", ".join(f"{k} {v}" for k, v in sorted(orders["order_actions"].items()))
+    lines.append(f"order actions: {actions or 'none'}")
+    if not orders["open_oversells"]:
+        lines.append("open oversells: none")
+    for o in orders["open_oversells"]:
+        acted = (
+            "; ".join(f"{a['kind']} {a['account']}:{a['order']} {a['state']}" for a in o["actions"]) or "no order found"
+        )
+        lines.append(
+            f"OVERSOLD {o['sku']}: {o['shortfall']} unit(s) short since {o['opened_at']:%Y-%m-%d %H:%M:%S}: {acted}"
+        )
+    if not orders["drifting"]:
+        lines.append("drifting listings: none")
+    for d in orders["drifting"]:
+        lines.append(
+            f"DRIFTING {d['account']} {d['sku']}: {d['movements']} changes ({d['units']} units) no order explains"
+        )
+    return "\n".join(lines)
 
 
 def _json(accounts: list[Account], cycle: Cycle | None, skus: list[snapshot.SkuView]) -> dict[str, Any]:

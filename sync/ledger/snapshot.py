@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sync.ledger import order_views
 from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku
 
 
@@ -102,6 +103,8 @@ class Explanation:
     movements: list[dict[str, Any]]
     listings: list[dict[str, Any]]
     pushes: list[dict[str, Any]]
+    orders: list[dict[str, Any]]
+    oversells: list[dict[str, Any]]
 
 
 def explain(session: Session, sku: str) -> Explanation | None:
@@ -122,9 +125,13 @@ def explain(session: Session, sku: str) -> Explanation | None:
             "source": listing_names.get(m.listing_id) if m.listing_id else None,
             "note": m.note,
             "flagged": m.flagged,
+            "explained": m.explained,
         }
         for m in session.scalars(select(Movement).where(Movement.sku_id == sku_id).order_by(Movement.id))
     ]
+    explained_by = order_views.movement_orders(session, [m["id"] for m in movements])
+    for m in movements:
+        m["orders"] = explained_by.get(m["id"], [])
     listings = [
         {
             "account": name,
@@ -159,4 +166,7 @@ def explain(session: Session, sku: str) -> Explanation | None:
         for p in session.scalars(select(Push).where(Push.listing_id.in_(listing_names)).order_by(Push.id))
     ]
     pool = sum(int(m["quantity"]) for m in movements)
-    return Explanation(sku, pool, movements, listings, pushes)
+    orders = order_views.sku_orders(session, sku_id)
+    return Explanation(
+        sku, pool, movements, listings, pushes, orders, order_views.oversells(session, open_only=False, sku_id=sku_id)
+    )

@@ -21,3 +21,8 @@ class PlatformSpec:
     adapter: Callable[..., Adapter]
     emulator: Callable[[Any], EmulatedPlatform]
     emulator_base_path: str
+
+    @property
+    def has_order_feed(self) -> bool:
+        """Whether the platform documents an order list the adapter reads."""
+        return bool(getattr(self.adapter, "has_order_feed", False))
