@@ -104,12 +104,12 @@ class OrderFlow:
         try:
             for _ in range(settings.max_pages_per_poll):
                 now = self.clock()
-                cursor = await asyncio.to_thread(self.store.cursor, account_id)
+                # Ledger calls stay on the loop's thread, like the engine's: one connection at a
+                # time (SQLite), and a run that replays exactly (the simulator).
+                cursor = self.store.cursor(account_id)
                 since = now - timedelta(minutes=settings.lookback_minutes)
                 page = await self.adapters[name].read_orders(cursor, now, since)
-                booked = await asyncio.to_thread(
-                    self.store.book_page, account_id, page, self._sku_of[name], self.clock(), before_commit
-                )
+                booked = self.store.book_page(account_id, page, self._sku_of[name], self.clock(), before_commit)
                 self.crash("after_feed_page")
                 report.pages += 1
                 report.new_orders += booked.new_orders
@@ -128,7 +128,7 @@ class OrderFlow:
                 self._feed_broken.discard(name)
                 log.info("orders.feed_recovered", account=name)
         if listings:
-            report.attributed_units += await asyncio.to_thread(self.store.attribute, listings, self.clock())
+            report.attributed_units += self.store.attribute(listings, self.clock())
         return touched & self._catalogue
 
     def attribute(self, listings: Collection[tuple[int, int]]) -> int:

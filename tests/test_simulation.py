@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from sync.cli import cli
-from sync.crashpoints import POINTS
+from sync.crashpoints import ORDER_POINTS, POINTS
 from sync.simulation.run import SimOptions, SimulationFailure, run_seed
 from sync.simulation.sweep import sweep
 from sync.simulation.transport import SimFault
@@ -30,7 +30,9 @@ def test_ci_sweep_every_fault_on_passes() -> None:
     assert result.failures == []
     assert result.seeds == 200 and result.steps == 200 * 100
     assert set(result.faults) == {fault.value for fault in SimFault}
-    assert set(result.crashes) == set(POINTS)
+    # every push crash point; the feed ones too (the cancel one needs a cancel policy: not simulated)
+    assert set(POINTS) | {"before_feed_commit", "after_feed_page"} == set(result.crashes)
+    assert set(result.crashes) <= set(POINTS + ORDER_POINTS)
     assert result.in_doubt > 0 and result.settled
 
 
