@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform as host
 import random
 import statistics
@@ -166,7 +167,7 @@ def _figures(
                 "p99_s": round(percentile(waits, 0.99), 2),
             }
     return {
-        "machine": f"{host.system()} {host.machine()}, Python {host.python_version()}",
+        "machine": f"{host.system()} {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}",
         "skus": skus,
         "accounts": [a["platform"] for a in ACCOUNTS],
         "seconds": seconds,

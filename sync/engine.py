@@ -236,15 +236,7 @@ class Engine:
             self._finish_unless_dry(report, error)
             raise
         if only_skus is None and not dry_run and not report.stopped:
-            report.drifting = self.flow.drifting()
-            for drift in report.drifting:
-                log.warning(
-                    "listing.drifting",
-                    account=drift.account,
-                    sku=drift.sku,
-                    unexplained_movements=drift.movements,
-                    units=drift.units,
-                )
+            report.drifting = self.flow.drifting(alert=True)
         self._finish_unless_dry(report, None)
         return report
 

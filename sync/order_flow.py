@@ -224,13 +224,27 @@ class OrderFlow:
 
     # --- drift ----------------------------------------------------------------------------------
 
-    def drifting(self) -> list[Drift]:
-        """Listings whose changes keep going unexplained by any order."""
-        settings = self.config.orders
-        return self.store.drifting(
-            self.feed_accounts,
-            self.clock(),
-            timedelta(minutes=settings.drift_window_minutes),
-            timedelta(seconds=settings.drift_grace_seconds),
-            settings.drift_threshold,
-        )
+    def drifting(self, *, alert: bool = False) -> list[Drift]:
+        """Listings whose changes keep going unexplained by any order; `alert` logs each one."""
+        found = find_drift(self.store, self.config, self.feed_accounts, self.clock())
+        for drift in found if alert else ():
+            log.warning(
+                "listing.drifting",
+                account=drift.account,
+                sku=drift.sku,
+                unexplained_movements=drift.movements,
+                units=drift.units,
+            )
+        return found
+
+
+def find_drift(store: OrderStore, config: Config, feed_accounts: Collection[str], now: datetime) -> list[Drift]:
+    """Listings on accounts with a feed drifting by the `[orders]` drift settings, as of `now`."""
+    settings = config.orders
+    return store.drifting(
+        feed_accounts,
+        now,
+        timedelta(minutes=settings.drift_window_minutes),
+        timedelta(seconds=settings.drift_grace_seconds),
+        settings.drift_threshold,
+    )

@@ -49,6 +49,8 @@ def test_the_example_documents_every_key_and_loads(tmp_path: Path) -> None:
     assert graas.code_for("shirt-blue-m") == "SHIRT-BLUE-M"
     assert config.skus == ("shirt-blue-m", "shirt-green-m")
     assert config.warnings == ()
+    assert graas.oversell_policy == "cancel" and config.account("oakra-th").oversell_policy == "alert"
+    assert config.orders.poll_seconds == 2
 
 
 def test_the_demo_config_loads() -> None:
@@ -94,6 +96,11 @@ def test_catalog_file_csv_and_lines(tmp_path: Path) -> None:
             ('name = "oak"', 'name = "oak"\nbuffer = -1'),
             "accounts[0].buffer: Input should be greater than or equal to 0",
         ),
+        (
+            ('name = "oak"', 'name = "oak"\noversell_policy = "refund"'),
+            "accounts[0].oversell_policy: Input should be 'alert' or 'cancel'",
+        ),
+        (("[catalog]", "[orders]\npoll_seconds = 0\n[catalog]"), "orders.poll_seconds: Input should be greater than 0"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:

@@ -4,7 +4,7 @@ order side: feeds, open oversells, order actions and drifting listings."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -15,6 +15,7 @@ from sync.config import Config
 from sync.ledger import order_views, snapshot
 from sync.ledger.models import Account, Cycle
 from sync.ledger.orders import Drift, OrderStore
+from sync.order_flow import find_drift
 from sync.platforms import PLATFORMS
 
 
@@ -54,14 +55,7 @@ def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -
 
 def _drifting(config: Config, ledger: Ledger) -> list[Drift]:
     feed_accounts = [a.name for a in config.accounts if PLATFORMS[a.platform].has_order_feed]
-    settings = config.orders
-    return OrderStore(ledger.store.sessions).drifting(
-        feed_accounts,
-        datetime.now(UTC),
-        timedelta(minutes=settings.drift_window_minutes),
-        timedelta(seconds=settings.drift_grace_seconds),
-        settings.drift_threshold,
-    )
+    return find_drift(OrderStore(ledger.store.sessions), config, feed_accounts, datetime.now(UTC))
 
 
 def _orders_text(orders: dict[str, Any]) -> str:

@@ -396,9 +396,7 @@ class OrderStore:
                 session.add(action)
                 session.flush()
                 order = session.get_one(Order, candidate.order_id)
-                written.append(
-                    PlannedAction(action.id, kind, _record(session, order), candidate.account, sku, candidate.units)
-                )
+                written.append(PlannedAction(action.id, kind, _record(order), candidate.account, sku, candidate.units))
             return written
 
     def pending_cancels(self, oversell_ids: Collection[int]) -> list[PlannedAction]:
@@ -417,7 +415,7 @@ class OrderStore:
                 .where(OrderAction.state == ActionState.PLANNED.value)
             ).all()
             return [
-                PlannedAction(a.id, a.kind, _record(session, session.get_one(Order, a.order_id)), name, code, a.units)
+                PlannedAction(a.id, a.kind, _record(session.get_one(Order, a.order_id)), name, code, a.units)
                 for a, name, code in rows
             ]
 
@@ -490,7 +488,7 @@ def _latest(orders: Iterable[OrderRecord]) -> list[OrderRecord]:
     return list({o.order_id: o for o in orders}.values())
 
 
-def _record(session: Session, order: Order) -> OrderRecord:
+def _record(order: Order) -> OrderRecord:
     """An order row back as the record an adapter cancels."""
     return OrderRecord(
         order_id=order.external_id,
