@@ -131,3 +131,33 @@ def test_the_emulator_refuses_what_ankorstore_refuses(ankorstore: tuple[Fleet, A
     headers = {"Authorization": "Bearer t", "Accept": "application/vnd.api+json", "Content-Type": "application/json"}
     body = b'{"atomic:operations": []}'
     assert emulator.route(EmuRequest.build("POST", "/api/v1/operations", headers, body)).status == 415
+
+
+def test_the_order_feed_and_a_rejection_fit_the_spec(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sync.platforms.base import OrderRecord, OrderState
+
+    running, emulator, checked = ankorstore
+    emulator.set_quantity("mug", 100)
+    placed = [emulator.sell("mug", 1 + i % 2) for i in range(60)]  # two pages of 50
+    since = datetime.now(UTC) - timedelta(hours=1)
+
+    async def feed(adapter: Adapter) -> list[OrderRecord]:
+        seen, cursor = [], None
+        while True:
+            page = await adapter.read_orders(cursor, datetime.now(UTC), since)
+            seen += page.orders
+            cursor = page.cursor
+            if not page.more:
+                return seen
+
+    seen = asyncio.run(_closing(build_adapter(settings_of(running)), feed))
+    assert sorted(o.order_id for o in seen) == sorted(o.order_id for o in placed if o)
+    assert {(line.code, line.quantity) for o in seen for line in o.lines} == {("mug", 1), ("mug", 2)}
+    newest = seen[0]
+    assert newest.state is OrderState.OPEN and newest.status == "ankor_confirmed"
+    result = asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.cancel_order(newest)))
+    assert result.outcome is Outcome.CONFIRMED
+    assert emulator.book.orders[newest.order_id].status == "cancelled"
+    assert checked.requests == checked.responses == 3  # two order pages and the transition
