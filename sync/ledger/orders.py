@@ -110,82 +110,92 @@ class OrderStore:
         now: datetime,
         before_commit: Callable[[Session], None] = lambda _session: None,
     ) -> BookedPage:
-        """Book a page's orders and advance the cursor past it, in one transaction."""
+        """Book a page's orders and advance the cursor past it, in one transaction (a handful of
+        bulk statements, whatever the page's size)."""
         booked = BookedPage()
+        records = _latest(page.orders)
         with self.sessions.begin() as session:
-            sku_ids = self._sku_ids(
-                session, {sku_of[line.code] for o in page.orders for line in o.lines if line.code in sku_of}, now
-            )
+            codes = {sku_of[line.code] for o in records for line in o.lines if line.code in sku_of}
+            sku_ids = self._sku_ids(session, codes, now)
             existing = {
-                o.external_id: o
-                for o in session.scalars(
-                    select(Order)
+                external_id: (order_id, status, state)
+                for order_id, external_id, status, state in session.execute(
+                    select(Order.id, Order.external_id, Order.status, Order.state)
                     .where(Order.account_id == account_id)
-                    .where(Order.external_id.in_([o.order_id for o in page.orders]))
+                    .where(Order.external_id.in_([o.order_id for o in records]))
                 )
             }
-            known_lines = {
-                (order_id, line_id)
-                for order_id, line_id in session.execute(
+            fresh = [o for o in records if o.order_id not in existing]
+            if fresh:
+                inserted = session.execute(
+                    insert(Order).returning(Order.id, Order.external_id),
+                    [
+                        {
+                            "account_id": account_id,
+                            "external_id": o.order_id,
+                            "status": o.status,
+                            "state": o.state.value,
+                            "placed_at": o.placed_at,
+                            "first_seen_at": now,
+                            "updated_at": now,
+                            "handle": json.dumps(dict(o.handle), sort_keys=True),
+                        }
+                        for o in fresh
+                    ],
+                )
+                ids = {external_id: order_id for order_id, external_id in inserted}
+            else:
+                ids = {}
+            ids.update({external_id: row[0] for external_id, row in existing.items()})
+            changed = [o for o in records if o.order_id in existing and existing[o.order_id][1] != o.status]
+            for o in changed:
+                session.execute(
+                    update(Order)
+                    .where(Order.id == ids[o.order_id])
+                    .values(status=o.status, state=o.state.value, updated_at=now)
+                )
+                if o.state is OrderState.CANCELLED:
+                    self._cancel_seen(session, ids[o.order_id], now)
+            if fresh or changed:
+                session.execute(
+                    insert(OrderEvent),
+                    [
+                        {"order_id": ids[o.order_id], "status": o.status, "state": o.state.value, "seen_at": now}
+                        for o in [*fresh, *changed]
+                    ],
+                )
+            known_lines = set(
+                session.execute(
                     select(OrderLine.order_id, OrderLine.line_id).where(
-                        OrderLine.order_id.in_([o.id for o in existing.values()])
+                        OrderLine.order_id.in_([row[0] for row in existing.values()])
                     )
-                )
-            }
-            for record in _latest(page.orders):
-                row = existing.get(record.order_id)
-                lines = [line for line in record.lines if line.code in sku_of]
-                skus = {sku_of[line.code] for line in lines}
-                if row is None:
-                    row = Order(
-                        account_id=account_id,
-                        external_id=record.order_id,
-                        status=record.status,
-                        state=record.state.value,
-                        placed_at=record.placed_at,
-                        first_seen_at=now,
-                        updated_at=now,
-                        handle=json.dumps(dict(record.handle), sort_keys=True),
-                    )
-                    session.add(row)
-                    session.flush()
-                    session.add(
-                        OrderEvent(order_id=row.id, status=record.status, state=record.state.value, seen_at=now)
-                    )
-                    booked.new_orders += 1
-                    booked.new_skus |= skus
-                    if record.state.value in RETURNING:
-                        booked.returned_skus |= skus
-                elif row.status != record.status:
-                    returning = record.state.value in RETURNING and row.state not in RETURNING
-                    row.status, row.state, row.updated_at = record.status, record.state.value, now
-                    session.add(
-                        OrderEvent(order_id=row.id, status=record.status, state=record.state.value, seen_at=now)
-                    )
-                    booked.status_changes += 1
-                    if returning:
-                        booked.returned_skus |= skus
-                    if record.state is OrderState.CANCELLED:
-                        self._cancel_seen(session, row.id, now)
-                new_lines = [line for line in lines if (row.id, line.line_id) not in known_lines]
-                if new_lines:
-                    session.execute(
-                        insert(OrderLine),
-                        [
-                            {
-                                "order_id": row.id,
-                                "line_id": line.line_id,
-                                "code": line.code,
-                                "sku_id": sku_ids[sku_of[line.code]],
-                                "quantity": line.quantity,
-                                "sale_explained": 0,
-                                "return_explained": 0,
-                            }
-                            for line in new_lines
-                        ],
-                    )
-                    known_lines |= {(row.id, line.line_id) for line in new_lines}
+                ).tuples()
+            )
+            new_lines = [
+                {
+                    "order_id": ids[o.order_id],
+                    "line_id": line.line_id,
+                    "code": line.code,
+                    "sku_id": sku_ids[sku_of[line.code]],
+                    "quantity": line.quantity,
+                    "sale_explained": 0,
+                    "return_explained": 0,
+                }
+                for o in records
+                for line in o.lines
+                if line.code in sku_of and (ids[o.order_id], line.line_id) not in known_lines
+            ]
+            if new_lines:
+                session.execute(insert(OrderLine), new_lines)
+            for o in records:
+                skus = {sku_of[line.code] for line in o.lines if line.code in sku_of}
                 booked.listings |= {(account_id, sku_ids[sku]) for sku in skus}
+                was = existing.get(o.order_id)
+                if was is None:
+                    booked.new_skus |= skus
+                if o.state.value in RETURNING and (was is None or was[2] not in RETURNING):
+                    booked.returned_skus |= skus
+            booked.new_orders, booked.status_changes = len(fresh), len(changed)
             self._store_cursor(session, account_id, page.cursor, now)
             before_commit(session)
         return booked
