@@ -211,7 +211,7 @@ def _last_unit_sold_twice(running: Fleet, config: Config) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("policy", ["cancel", "alert"])
-def test_two_platforms_sell_the_last_unit_in_the_same_second(any_db_url: str, policy: str) -> None:
+def test_two_platforms_sell_the_last_unit_in_the_same_second(any_db_url: str, policy: str, tmp_path: Any) -> None:
     db_url = any_db_url
     accounts = [
         ("gra", "graas", {"oversell_policy": policy}),
@@ -252,6 +252,13 @@ def test_two_platforms_sell_the_last_unit_in_the_same_second(any_db_url: str, po
             assert [(a.kind, a.state) for a in actions] == [("alert", "done")]
             assert pools(config) == {"lamp": -1}  # stays short until the seller acts
             assert episode.closed_at is None
+            from tests.test_cli import invoke
+
+            path = tmp_path / "stocksync.toml"
+            path.write_text(running.toml(db_url, ["lamp"]))
+            path.chmod(0o600)
+            status = invoke("status", "--config", path).output
+            assert "OVERSOLD lamp: 1 unit(s) short since" in status and f"alert oto:{oto_order} done" in status
         assert stock(running, "lamp") == {"gra": 0, "oto": 0, "oak": 0}
         assert gra_order not in cancels["gra"]
 

@@ -164,13 +164,14 @@ class OrderStore:
                         for o in [*fresh, *changed]
                     ],
                 )
-            known_lines = set(
-                session.execute(
+            known_lines = {
+                (order_id, line_id)
+                for order_id, line_id in session.execute(
                     select(OrderLine.order_id, OrderLine.line_id).where(
                         OrderLine.order_id.in_([row[0] for row in existing.values()])
                     )
-                ).tuples()
-            )
+                )
+            }
             new_lines = [
                 {
                     "order_id": ids[o.order_id],
