@@ -66,6 +66,14 @@ class OrderSettings(_Section):
     drift_grace_seconds: float = Field(default=120.0, ge=0)
 
 
+class HealthSettings(_Section):
+    """`[health]`: the daemon's optional HTTP port for /healthz, /readyz and /metrics (off unless
+    `port` is set; `host` 0.0.0.0 exposes it beyond this machine, as a container needs)."""
+
+    port: int | None = Field(default=None, ge=0, le=65535)
+    host: str = "127.0.0.1"
+
+
 class BootstrapSettings(_Section):
     """`[bootstrap]`: where a SKU's first pool comes from: `min` over its listings, or one account."""
 
@@ -92,6 +100,7 @@ class Config(_Section):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     orders: OrderSettings = Field(default_factory=OrderSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -30,6 +30,7 @@ from sync.ledger.lease import ReconcileLease
 from sync.ledger.models import MovementKind
 from sync.ledger.orders import Drift, OrderStore
 from sync.ledger.store import BatchState, CycleCounts, LedgerStore
+from sync.metrics import METRICS
 from sync.order_flow import FeedReport, OrderFlow, OversellReport
 from sync.planner import AccountRules, ListingKey, Plan, PlanInput, PlannedMovement, PlannedPush, plan
 from sync.platforms.base import Adapter, Change, Observed, Outcome, PushResult, ReadResult, chunked
@@ -87,6 +88,7 @@ class CycleReport:
     settled: int = 0
     stopped: bool = False
     skus_done: int = 0
+    started: float = field(default_factory=time.monotonic)
     feeds: FeedReport = field(default_factory=FeedReport)
     fast_skus: int = 0
     oversells: list[OversellReport] = field(default_factory=list)
@@ -131,6 +133,7 @@ class Engine:
         self.safety = SafetyLimits(config.sync.safety_min_listings, config.sync.safety_max_drop_share)
         self.flow = OrderFlow(config, OrderStore(store.sessions), adapters, clock, crash)
         self._next_poll = 0.0  # time.monotonic() at which the order feeds are due again
+        self.safety_stopped: set[str] = set()  # accounts whose last read was refused as an outage
 
     async def run_cycle(
         self, trigger: str = "manual", *, dry_run: bool = False, progress: Progress | None = None
@@ -237,6 +240,7 @@ class Engine:
             raise
         if only_skus is None and not dry_run and not report.stopped:
             report.drifting = self.flow.drifting(alert=True)
+            METRICS.drifting.set(len(report.drifting))
         self._finish_unless_dry(report, None)
         return report
 
@@ -260,6 +264,13 @@ class Engine:
             error=error,
         )
         assert report.cycle_id is not None
+        for name, run in report.accounts.items():
+            if run.error_kind == "safety_stop":
+                self.safety_stopped.add(name)
+            elif run.ok and run.observed:
+                self.safety_stopped.discard(name)
+        METRICS.cycles.labels(report.trigger, outcome).inc()
+        METRICS.cycle_seconds.labels(report.trigger).observe(time.monotonic() - report.started)
         health = [(run.name, run.ok, run.error) for run in report.accounts.values()]
         for name in self.store.close_cycle(report.cycle_id, counts, now, health):
             run = report.accounts[name]
@@ -423,6 +434,7 @@ class Engine:
                 key = (name, push.sku)
                 outcomes.append((push_ids[key], result))
                 report.pushes.append(PushReport(push, result.outcome.value, result.detail))
+                METRICS.pushes.labels(report.accounts[name].platform, name, result.outcome.value).inc()
                 self._log_outcome(push, result)
                 if result.outcome is Outcome.IN_DOUBT:
                     in_doubt.append(key)

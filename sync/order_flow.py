@@ -23,6 +23,7 @@ from sync.crashpoints import CrashHook
 from sync.errors import SyncError
 from sync.ledger.models import ActionState
 from sync.ledger.orders import Drift, OrderStore, PlannedAction
+from sync.metrics import METRICS
 from sync.orders.oversell import orders_to_act_on
 from sync.platforms.base import Adapter, Outcome
 
@@ -113,6 +114,7 @@ class OrderFlow:
                 self.crash("after_feed_page")
                 report.pages += 1
                 report.new_orders += booked.new_orders
+                METRICS.orders_booked.labels(name).inc(booked.new_orders)
                 report.status_changes += booked.status_changes
                 touched |= booked.new_skus | booked.returned_skus
                 listings |= booked.listings
@@ -168,6 +170,10 @@ class OrderFlow:
                 report.acts = [OrderAct(c.account, c.external_id, c.units, kind, "planned") for c, kind in plan]
                 continue
             written = self.store.record_oversell(sku_id, sku, shortfall, existing, plan, self.clock())
+            METRICS.oversells.inc()
+            for action in written:
+                if action.kind == "alert":
+                    METRICS.order_actions.labels("alert", "done").inc()
             report.acts = [OrderAct(a.account, a.order.order_id, a.units, a.kind, "alerted") for a in written]
             log.error(
                 "oversell.detected",
@@ -202,6 +208,7 @@ class OrderFlow:
             else:
                 state = ActionState.PLANNED if result.retry else ActionState.FAILED
             self.store.mark_actions([action.action_id], state, self.clock(), result.detail)
+            METRICS.order_actions.labels("cancel", state.value).inc()
             outcome_of[action.action_id] = "cancelled" if state is ActionState.DONE else state.value
             event = "order.cancelled" if state is ActionState.DONE else "order.cancel_failed"
             (log.warning if state is ActionState.DONE else log.error)(

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sync.bootstrap import Ledger, Wiring, running_engine
 from sync.config import Config
 from sync.engine import CycleReport, Engine
+from sync.health import DaemonState, HealthServer
 from sync.ledger.lease import LeaseBusy
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,8 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
     busy = asyncio.Lock()
 
     async with running_engine(config, ledger, wiring) as engine:
+        state = DaemonState()
+        health = _health_server(config, ledger, engine, state)
 
         async def sweep() -> None:
             async with busy:
@@ -70,6 +73,7 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
             next_run_time=wiring.clock(),
         )
         scheduler.start()
+        state.scheduler_running = True
         log.info(
             "daemon.started",
             accounts=len(config.accounts),
@@ -85,8 +89,24 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
             # The cycle in hand has finished its batch and recorded it. Only then shut the
             # scheduler down: its asyncio executor cancels the jobs still running.
             scheduler.shutdown(wait=False)
+            state.scheduler_running = False
+        if health is not None:
+            health.stop()
     log.info("daemon.stopped")
     return 0
+
+
+def _health_server(config: Config, ledger: Ledger, engine: Engine, state: DaemonState) -> HealthServer | None:
+    """Start the health and metrics port when `[health] port` is set."""
+    if config.health.port is None:
+        return None
+    state.safety_stopped = engine.safety_stopped  # the same set: the engine keeps it current
+    names = [a.name for a in config.accounts]
+    server = HealthServer(
+        ledger.store.sessions, state, lambda: names, host=config.health.host, port=config.health.port
+    ).start()
+    log.info("health.listening", host=config.health.host, port=server.port)
+    return server
 
 
 async def _one_cycle(engine: Engine, on_cycle: OnCycle | None) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 import sync.platforms.ankorstore.adapter as adapter_module
 from sync.emulation.wire import EmuRequest
+from sync.metrics import METRICS
 from sync.platforms import PLATFORMS, AccountSettings, build_adapter
 from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
 from sync.platforms.base import Adapter, Change, Outcome
@@ -105,8 +106,14 @@ def test_a_429_with_retry_after_is_waited_out(ankorstore: tuple[Fleet, Ankorstor
             seen = await adapter.read(["mug"])
         return seen.observed["mug"].quantity
 
+    def waits() -> float:
+        labels = {"platform": "ankorstore", "account": "ank"}
+        return METRICS.registry.get_sample_value("stocksync_rate_limit_waits_total", labels) or 0.0
+
+    before = waits()
     assert asyncio.run(_closing(build_adapter(settings_of(running), sleep=sleep), three_reads)) == 5
     assert slept and slept[-1] >= 1  # it waited what Retry-After said, then read again
+    assert waits() > before  # and /metrics counts the wait
 
 
 def test_an_expired_token_mid_run_is_renewed_once(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:

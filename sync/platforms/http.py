@@ -31,6 +31,7 @@ from sync.errors import (
     RetriableError,
     SyncError,
 )
+from sync.metrics import METRICS
 from sync.platforms.account import AccountSettings
 from sync.platforms.base import Adapter, CancelResult, Outcome
 
@@ -131,6 +132,8 @@ class PlatformHTTP:
                 if attempt >= self._max_attempts or (write and isinstance(err, ConflictError)):
                     raise
                 wait = self._wait_for(err, attempt)
+                if isinstance(err, RateLimitedError):
+                    self._count_rate_limit_wait(wait)
                 log.info(
                     "http.retry",
                     platform=self.platform,
@@ -170,16 +173,26 @@ class PlatformHTTP:
                     method, path, params=params, json=json, data=data, headers=headers
                 )
             except _NOT_SENT as err:
+                self._count_call("unreachable")
                 raise RetriableError(f"{where}: platform unreachable ({type(err).__name__})") from err
             except httpx.HTTPError as err:
                 # Sent, but the answer never came back whole.
+                self._count_call("lost")
                 message = f"{where}: answer lost ({type(err).__name__})"
                 if write:
                     raise InDoubtError(message) from err
                 raise RetriableError(message) from err
+        self._count_call(str(response.status_code))
         self._note_rate_limit(response)
         raise_for_status(response, where, write=write, scrub=self.scrub)
         return response
+
+    def _count_call(self, status: str) -> None:
+        METRICS.api_calls.labels(self.platform, self.account, status).inc()
+
+    def _count_rate_limit_wait(self, seconds: float) -> None:
+        METRICS.rate_limit_waits.labels(self.platform, self.account).inc()
+        METRICS.rate_limit_wait_seconds.labels(self.platform, self.account).inc(seconds)
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         """`X-RateLimit-Remaining: 0` with `X-RateLimit-Reset` (a Unix time): hold calls until then."""
@@ -192,6 +205,7 @@ class PlatformHTTP:
         wait = self._pause_until - time.time()
         if wait > 0:
             log.info("http.rate_limit_wait", platform=self.platform, account=self.account, wait=round(wait, 3))
+            self._count_rate_limit_wait(min(wait, MAX_RETRY_AFTER))
             await self._sleep(min(wait, MAX_RETRY_AFTER))
 
     def scrub(self, text: str) -> str:

@@ -1,0 +1,117 @@
+"""The daemon's health and metrics port: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from sync.bootstrap import Wiring, open_ledger
+from sync.engine import CycleReport
+from sync.health import DaemonState, HealthServer
+from sync.scheduler import run_daemon
+from tests.fakes import fleet
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text page, by (name, sorted labels)."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_the_daemon_serves_health_readiness_and_metrics(db_url: str) -> None:
+    port = free_port()
+    with fleet(("gra", "graas", {"oversell_policy": "alert"}), ("oto", "oto"), ("oak", "oakra")) as running:
+        for platform in running.platforms.values():
+            platform.set_quantity("lamp", 1)
+            platform.set_quantity("mug", 5)
+        config = running.config(
+            db_url,
+            ["lamp", "mug"],
+            sync={"interval_seconds": 0.3},
+            orders={"poll_seconds": 0.2},
+            health={"port": port},
+        )
+        wiring = Wiring()
+        cycles: list[CycleReport] = []
+        daemon = threading.Thread(
+            target=run_daemon, args=(config, open_ledger(config), wiring), kwargs={"on_cycle": cycles.append}
+        )
+        daemon.start()
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 20
+            while len(cycles) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert httpx.get(f"{base}/healthz").status_code == 200
+            ready = httpx.get(f"{base}/readyz")
+            assert ready.status_code == 200 and ready.json() == {"ready": True, "problems": []}
+            running.platforms["gra"].sell("lamp", 1)  # the last unit, sold twice
+            running.platforms["oto"].sell("lamp", 1)
+            while not any(c.oversells for c in cycles) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            page = httpx.get(f"{base}/metrics")
+        finally:
+            wiring.stop.set()
+            daemon.join(timeout=30)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
+        found = samples(page.text)
+
+        def value(name: str, **labels: Any) -> float:
+            return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+        assert value("stocksync_cycles_total", trigger="scheduled", outcome="ok") >= 2
+        assert value("stocksync_cycle_duration_seconds_count", trigger="scheduled") >= 2
+        assert value("stocksync_api_calls_total", platform="oakra", account="oak", status="200") >= 2
+        assert value("stocksync_api_calls_total", platform="graas", account="gra", status="200") >= 2
+        assert value("stocksync_pushes_total", platform="oakra", account="oak", outcome="confirmed") >= 1
+        assert value("stocksync_oversells_total") >= 1
+        assert value("stocksync_order_actions_total", kind="alert", outcome="done") >= 1
+        assert value("stocksync_oversells_open") == 1
+        assert value("stocksync_in_doubt_pushes") == 0
+        assert value("stocksync_account_healthy", account="oto") == 1
+        assert value("stocksync_account_last_success_timestamp_seconds", account="oak") > time.time() - 60
+        assert ("stocksync_listings_drifting", ()) in found
+        # The port closes with the daemon.
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            closed = False
+        except httpx.TransportError:
+            closed = True
+        assert closed
+
+
+def test_readiness_says_what_is_wrong(db_url: str) -> None:
+    state = DaemonState()
+    unreachable = sessionmaker(
+        create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    )
+    with HealthServer(unreachable, state, list) as server:
+        answer = httpx.get(f"http://127.0.0.1:{server.port}/readyz")
+        assert answer.status_code == 503
+        assert answer.json()["problems"][:2] == ["ledger unreachable: OperationalError", "scheduler not running"]
+        assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200  # alive all the same
+        assert httpx.get(f"http://127.0.0.1:{server.port}/metrics").status_code == 200  # and scrapable
+        assert httpx.get(f"http://127.0.0.1:{server.port}/nope").status_code == 404
+    ledger = sessionmaker(create_engine(db_url))
+    state = DaemonState(scheduler_running=True, safety_stopped={"oak"})
+    with HealthServer(ledger, state, list) as server:
+        answer = httpx.get(f"http://127.0.0.1:{server.port}/readyz")
+        assert answer.status_code == 503 and answer.json()["problems"] == ["account oak stopped by a safety stop"]
+        state.safety_stopped.clear()
+        assert httpx.get(f"http://127.0.0.1:{server.port}/readyz").status_code == 200
