@@ -15,11 +15,12 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY config /app/config
 ENV STOCKSYNC_CONFIG=/etc/stocksync/stocksync.toml \
     PYTHONUNBUFFERED=1
-USER stocksync
+USER 10001
 WORKDIR /var/lib/stocksync
 # The ledger (SQLite by default) lives in the working directory: mount a volume there.
 VOLUME ["/var/lib/stocksync"]
-HEALTHCHECK --interval=60s --timeout=10s --start-period=30s CMD ["stocksync", "status", "--limit", "1"]
+# Asks the daemon's /readyz when [health] port is set, else checks that the ledger answers.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s CMD ["stocksync", "healthcheck"]
 # Migrations are applied at start-up, then the daemon runs until SIGTERM.
 ENTRYPOINT ["stocksync"]
 CMD ["run", "--upgrade-db"]

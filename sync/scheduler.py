@@ -21,6 +21,7 @@ from sync.config import Config
 from sync.engine import CycleReport, Engine
 from sync.health import DaemonState, HealthServer
 from sync.ledger.lease import LeaseBusy
+from sync.notify import Notifier
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +37,15 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
     stop = wiring.stop
     _install_signal_handlers(stop)
     busy = asyncio.Lock()
+    notifier = Notifier()
+
+    def cycle_done(report: CycleReport) -> None:
+        notifier.status(
+            f"cycle {report.cycle_id} ({report.trigger}) {'ok' if report.ok else 'partial'}: "
+            f"{len(report.movements)} movements, {len(report.pushes)} pushes, {len(report.oversells)} oversells"
+        )
+        if on_cycle is not None:
+            on_cycle(report)
 
     async with running_engine(config, ledger, wiring) as engine:
         state = DaemonState()
@@ -45,13 +55,13 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
             async with busy:
                 if stop.is_set():
                     return
-                await _one_cycle(engine, on_cycle)
+                await _one_cycle(engine, cycle_done)
 
         async def orders() -> None:
             if busy.locked() or stop.is_set():
                 return  # the sweep in hand reads the feeds between its batches
             async with busy:
-                await _orders(engine, on_cycle)
+                await _orders(engine, cycle_done)
 
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
         if engine.flow.feed_accounts:
@@ -82,8 +92,13 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
             order_feeds=engine.flow.feed_accounts,
             order_poll=config.orders.poll_seconds,
         )
+        notifier.ready(f"syncing {len(config.skus)} SKUs on {len(config.accounts)} accounts")
         while not stop.is_set():
+            # Pinged from the loop itself: a loop stuck in a blocking call stops the pings, and
+            # systemd restarts the service.
+            notifier.watchdog_due()
             await asyncio.sleep(0.05)
+        notifier.stopping()
         log.info("daemon.stopping", waiting_for_cycle=busy.locked())
         async with busy:
             # The cycle in hand has finished its batch and recorded it. Only then shut the

@@ -1,4 +1,5 @@
-"""The `stocksync` command line: reconcile, run, db upgrade, status, demo.
+"""The `stocksync` command line: reconcile, run, db upgrade, status, explain, healthcheck, demo,
+simulate.
 
 Exit status: 0 success; 1 some account failed (the others still synced); 2 bad configuration,
 bad usage, or a ledger schema that is missing or behind; 3 another reconciler holds the ledger.
@@ -15,6 +16,7 @@ from sync.cli.common import EXIT_CONFIG
 from sync.cli.db import db
 from sync.cli.demo import demo
 from sync.cli.explain import explain
+from sync.cli.healthcheck import healthcheck
 from sync.cli.reconcile import reconcile
 from sync.cli.run import run
 from sync.cli.simulate import simulate
@@ -34,7 +36,7 @@ def cli() -> None:
     """
 
 
-for command in (reconcile, run, db, status, explain, demo, simulate):
+for command in (reconcile, run, db, status, explain, healthcheck, demo, simulate):
     cli.add_command(command)
 
 
