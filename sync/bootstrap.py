@@ -70,6 +70,21 @@ async def running_engine(
 ) -> AsyncIterator[Engine]:
     """An engine with one adapter per account, open for the life of the block (inside the loop
     that uses it, since HTTP connections belong to one event loop)."""
+    async with running_engines(config, ledger, wiring, engine_class=engine_class, shards=[0]) as engines:
+        yield engines[0]
+
+
+@asynccontextmanager
+async def running_engines(
+    config: Config,
+    ledger: Ledger,
+    wiring: Wiring | None = None,
+    *,
+    engine_class: type[Engine] = Engine,
+    shards: list[int] | None = None,
+    lock_wait: float | None = None,
+) -> AsyncIterator[list[Engine]]:
+    """One engine per shard (every shard by default), sharing one adapter per account."""
     wiring = wiring or Wiring()
     adapters: dict[str, Adapter] = {
         account.name: build_adapter(
@@ -78,16 +93,20 @@ async def running_engine(
         for account in config.accounts
     }
     try:
-        yield engine_class(
-            config,
-            ledger.store,
-            adapters,
-            clock=wiring.clock,
-            stop=wiring.stop,
-            lock_wait=wiring.lock_wait,
-            crash=wiring.crash,
-            lease=wiring.lease(ledger.store, wiring.clock) if wiring.lease else None,
-        )
+        yield [
+            engine_class(
+                config,
+                ledger.store,
+                adapters,
+                clock=wiring.clock,
+                stop=wiring.stop,
+                lock_wait=wiring.lock_wait if lock_wait is None else lock_wait,
+                crash=wiring.crash,
+                lease=wiring.lease(ledger.store, wiring.clock) if wiring.lease else None,
+                shard=shard,
+            )
+            for shard in (range(config.sync.shards) if shards is None else shards)
+        ]
     finally:
         for adapter in adapters.values():
             await adapter.aclose()

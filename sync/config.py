@@ -52,6 +52,10 @@ class SyncSettings(_Section):
     in_doubt_timeout_seconds: float = Field(default=600.0, ge=0)
     safety_min_listings: int = Field(default=10, ge=1)
     safety_max_drop_share: float = Field(default=0.5, gt=0, le=1)
+    # Several replicas on one PostgreSQL ledger: the catalogue is cut into `shards`, each reconciled
+    # under its own lease of `lease_seconds` (a dead replica's shards pass on when they run out).
+    shards: int = Field(default=1, ge=1, le=1024)
+    lease_seconds: float = Field(default=300.0, ge=1)
 
 
 class OrderSettings(_Section):

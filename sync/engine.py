@@ -35,6 +35,7 @@ from sync.order_flow import FeedReport, OrderFlow, OversellReport
 from sync.planner import AccountRules, ListingKey, Plan, PlanInput, PlannedMovement, PlannedPush, plan
 from sync.platforms.base import Adapter, Change, Observed, Outcome, PushResult, ReadResult, chunked
 from sync.safety import SafetyLimits, refuse_reason
+from sync.sharding import lease_name, shard_of, split
 
 log = structlog.get_logger(__name__)
 
@@ -118,13 +119,17 @@ class Engine:
         lease: ReconcileLease | None = None,
         lock_wait: float = 30.0,
         crash: CrashHook = no_crash,
+        shard: int = 0,
     ) -> None:
         self.config = config
         self.store = store
         self.adapters = adapters
         self.clock = clock
         self.stop = stop or threading.Event()
-        self.lease = lease or ReconcileLease(store.sessions, clock)
+        self.shard, self.shards = shard, config.sync.shards
+        self.skus = split(config.skus, self.shards)[shard]
+        self.lease = lease or ReconcileLease(store.sessions, clock, ttl=timedelta(seconds=config.sync.lease_seconds))
+        self.lease.name = lease_name(shard, self.shards)
         self.lock_wait = lock_wait
         self.crash = crash
         self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}
@@ -161,12 +166,15 @@ class Engine:
         Raises LeaseBusy at once when another reconciler holds the ledger: it reads the feeds itself."""
         if not self.flow.feed_accounts:
             return None
+        if not self.reads_feeds and not self.flow.store.urgent(self.shard, self.shards):
+            return None  # nothing queued for this shard: leave its lease alone
         await asyncio.to_thread(self.lease.acquire, 0.0, cancel=self.stop)
         try:
             if not self._account_ids:
                 self._account_ids = self.store.ensure_accounts((a.name, a.platform) for a in self.config.accounts)
             feeds = FeedReport()
-            skus = await self._poll_feeds(feeds)
+            skus = await self._poll_feeds(feeds) if self.reads_feeds else set()
+            skus |= self._claim_urgent()
             report = None
             if skus:
                 report = await self._cycle("orders", dry_run=False, progress=None, only_skus=sorted(skus))
@@ -180,9 +188,26 @@ class Engine:
         self.lease.release()
         return report
 
+    @property
+    def reads_feeds(self) -> bool:
+        """The order feeds are read under shard 0's lease: by one replica at a time."""
+        return self.shard == 0
+
     async def _poll_feeds(self, feeds: FeedReport) -> set[str]:
+        """Read the feeds; return the SKUs of this shard to reconcile now, queueing the others'."""
         self._next_poll = time.monotonic() + self.config.orders.poll_seconds
-        return await self.flow.poll(self._account_ids, feeds, self._before_feed_commit)
+        skus = await self.flow.poll(self._account_ids, feeds, self._before_feed_commit)
+        if self.shards == 1:
+            return skus
+        others = {sku for sku in skus if shard_of(sku, self.shards) != self.shard}
+        self.flow.store.enqueue_urgent(others, self.clock())
+        return skus - others
+
+    def _claim_urgent(self) -> set[str]:
+        """Take the queued SKUs of this shard (several replicas only)."""
+        if self.shards == 1:
+            return set()
+        return set(self.flow.store.claim_urgent(self.shard, self.shards))
 
     def _before_feed_commit(self, session: Session) -> None:
         """Inside a feed page's transaction: fence on the lease, then the crash point."""
@@ -190,10 +215,12 @@ class Engine:
         self.crash("before_feed_commit")
 
     async def _fast_path(self, report: CycleReport) -> None:
-        """When the feeds are due: read them, and reconcile the SKUs of new orders right away."""
-        if not self.flow.feed_accounts or time.monotonic() < self._next_poll:
+        """When the feeds are due: read them, and reconcile the SKUs of new orders right away (with
+        those other replicas queued for this shard)."""
+        if not self.flow.feed_accounts:
             return
-        skus = await self._poll_feeds(report.feeds)
+        due = self.reads_feeds and time.monotonic() >= self._next_poll
+        skus = (await self._poll_feeds(report.feeds) if due else set()) | self._claim_urgent()
         if not skus:
             return
         report.fast_skus += len(skus)
@@ -206,17 +233,21 @@ class Engine:
     ) -> CycleReport:
         report = CycleReport(trigger=trigger, dry_run=dry_run)
         report.accounts = {a.name: AccountRun(a.name, a.platform) for a in self.config.accounts}
-        skus = list(self.config.skus) if only_skus is None else list(only_skus)
+        skus = list(self.skus) if only_skus is None else list(only_skus)
         if not dry_run:
             # Under the lease: pushes left open are from a reconciler that died, never a live one.
             opened = self.store.open_cycle(
-                trigger, self.clock(), self.lease.holder, ((a.name, a.platform) for a in self.config.accounts)
+                trigger,
+                self.clock(),
+                self.lease.holder,
+                ((a.name, a.platform) for a in self.config.accounts),
+                shard=None if self.shards == 1 else self.shard,
             )
             if opened.cancelled or opened.doubted:
                 log.warning("outbox.recovered", cancelled=opened.cancelled, in_doubt=opened.doubted)
             self._account_ids = opened.account_ids
             report.cycle_id = opened.cycle_id
-            self.flow.recover()
+            self.flow.recover(lambda sku: shard_of(sku, self.shards) == self.shard)
         log.info("cycle.start", cycle=report.cycle_id, trigger=trigger, skus=len(skus), dry_run=dry_run)
         error: str | None = None
         try:

@@ -222,9 +222,10 @@ class OrderFlow:
             )
         return [outcome_of[a.action_id] for a in actions]
 
-    def recover(self) -> int:
-        """Cancels a dead reconciler marked sent have an unknown outcome: in doubt, never resent."""
-        doubted = self.store.recover_actions()
+    def recover(self, mine: Callable[[str], bool]) -> int:
+        """Cancels a dead reconciler marked sent (for SKUs that are `mine`) have an unknown outcome:
+        in doubt, never resent."""
+        doubted = self.store.recover_actions(mine)
         if doubted:
             log.warning("orders.cancels_in_doubt", count=doubted)
         return doubted

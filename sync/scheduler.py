@@ -12,16 +12,18 @@ import asyncio
 import signal
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from sync.bootstrap import Ledger, Wiring, running_engine
+from sync.bootstrap import Ledger, Wiring, running_engines
 from sync.config import Config
 from sync.engine import CycleReport, Engine
 from sync.health import DaemonState, HealthServer
-from sync.ledger.lease import LeaseBusy
+from sync.ledger.lease import LeaseBusy, Membership
 from sync.notify import Notifier
+from sync.sharding import fair_share, rotation
 
 log = structlog.get_logger(__name__)
 
@@ -47,21 +49,35 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
         if on_cycle is not None:
             on_cycle(report)
 
-    async with running_engine(config, ledger, wiring) as engine:
+    sharded = config.sync.shards > 1
+    # Among several replicas a busy shard is simply someone else's this round: never wait for it.
+    async with running_engines(config, ledger, wiring, lock_wait=0.0 if sharded else None) as engines:
+        engine = engines[0]
         state = DaemonState()
+        for other in engines[1:]:
+            other.safety_stopped = engine.safety_stopped  # one set for readiness
         health = _health_server(config, ledger, engine, state)
+        members = (
+            Membership(ledger.store.sessions, wiring.clock, timedelta(seconds=config.sync.lease_seconds))
+            if sharded
+            else None
+        )
 
         async def sweep() -> None:
             async with busy:
                 if stop.is_set():
                     return
-                await _one_cycle(engine, cycle_done)
+                if members is None:
+                    await _one_cycle(engine, cycle_done)
+                else:
+                    await _sweep_shards(engines, members, config, cycle_done, stop)
 
         async def orders() -> None:
             if busy.locked() or stop.is_set():
                 return  # the sweep in hand reads the feeds between its batches
             async with busy:
-                await _orders(engine, cycle_done)
+                for each in engines:  # shard 0 reads the feeds; the others take what was queued for them
+                    await _orders(each, cycle_done)
 
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
         if engine.flow.feed_accounts:
@@ -107,6 +123,8 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
             state.scheduler_running = False
         if health is not None:
             health.stop()
+        if members is not None:
+            members.leave()
     log.info("daemon.stopped")
     return 0
 
@@ -122,6 +140,32 @@ def _health_server(config: Config, ledger: Ledger, engine: Engine, state: Daemon
     ).start()
     log.info("health.listening", host=config.health.host, port=server.port)
     return server
+
+
+async def _sweep_shards(
+    engines: list[Engine], members: Membership, config: Config, cycle_done: OnCycle, stop: threading.Event
+) -> None:
+    """One round of a replica among several: sweep the shards that are due and free, up to this
+    replica's fair share, starting from its own place in the rotation."""
+    members.heartbeat()
+    share = fair_share(len(engines), members.live())
+    interval = timedelta(seconds=config.sync.interval_seconds)
+    swept = 0
+    for shard in rotation(members.holder, len(engines)):
+        if swept >= share or stop.is_set():
+            return
+        last = members.last_sweep(shard)
+        if last is not None and members.clock() - last < interval:
+            continue  # another replica swept it this round
+        try:
+            report = await engines[shard].run_cycle("scheduled")
+        except LeaseBusy:
+            continue  # another replica is on it
+        except Exception:
+            log.exception("daemon.cycle_failed", shard=shard)
+            continue
+        swept += 1
+        cycle_done(report)
 
 
 async def _one_cycle(engine: Engine, on_cycle: OnCycle | None) -> None:

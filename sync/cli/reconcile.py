@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from sync.bootstrap import Ledger, Wiring, running_engine
+from sync.bootstrap import Ledger, Wiring, running_engines
 from sync.cli.common import EXIT_BUSY, EXIT_FAILED, EXIT_OK, config_option, fail, ledger_for, load
 from sync.cli.render import report_json, report_text
 from sync.config import Config
@@ -33,31 +33,42 @@ def reconcile(config_path: str, dry_run: bool, as_json: bool, wait: float) -> No
     Exit 0 when every account succeeded, 1 when any failed (the others still synced), 2 for bad
     configuration or a ledger schema that needs `stocksync db upgrade`, 3 when another reconciler
     held the ledger for longer than --wait.
+    With [sync] shards above 1, every shard is reconciled in turn under its own lease, and one
+    report per shard is printed (a JSON list with --json).
     """
     config = load(config_path)
     wiring = Wiring(lock_wait=wait)
     with ledger_for(config) as ledger:
         try:
-            report = asyncio.run(
-                _cycle(config, ledger, wiring, dry_run, show_progress=not as_json and sys.stderr.isatty())
+            reports = asyncio.run(
+                _cycles(config, ledger, wiring, dry_run, show_progress=not as_json and sys.stderr.isatty())
             )
         except LeaseBusy as busy:
             fail(str(busy), EXIT_BUSY)
             raise
-    click.echo(json.dumps(report_json(report), indent=2) if as_json else report_text(report))
-    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+    if as_json:
+        shown = [report_json(r) for r in reports]
+        click.echo(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
+    else:
+        click.echo("\n\n".join(report_text(r) for r in reports))
+    sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)
 
 
-async def _cycle(config: Config, ledger: Ledger, wiring: Wiring, dry_run: bool, *, show_progress: bool) -> CycleReport:
-    async with running_engine(config, ledger, wiring) as engine:
+async def _cycles(
+    config: Config, ledger: Ledger, wiring: Wiring, dry_run: bool, *, show_progress: bool
+) -> list[CycleReport]:
+    async with running_engines(config, ledger, wiring) as engines:
         if not show_progress:
-            return await engine.run_cycle("manual", dry_run=dry_run)
+            return [await engine.run_cycle("manual", dry_run=dry_run) for engine in engines]
         with click.progressbar(length=len(config.skus), label="reconciling", file=sys.stderr) as bar:
-            done = 0
+            reports = []
+            for engine in engines:
+                done = 0
 
-            def advance(current: int, _total: int) -> None:
-                nonlocal done
-                bar.update(current - done)
-                done = current
+                def advance(current: int, _total: int) -> None:
+                    nonlocal done
+                    bar.update(current - done)
+                    done = current
 
-            return await engine.run_cycle("manual", dry_run=dry_run, progress=advance)
+                reports.append(await engine.run_cycle("manual", dry_run=dry_run, progress=advance))
+            return reports

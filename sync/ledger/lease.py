@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sync.ledger.models import Cycle
 from sync.ledger.models import Lease as LeaseRow
 
 RECONCILE = "reconcile"
@@ -162,3 +163,57 @@ class ReconcileLease:
         """The lease row as it stands."""
         with self.sessions() as session:
             return session.scalars(select(LeaseRow).where(LeaseRow.name == self.name)).first()
+
+
+@dataclass
+class Membership:
+    """A replica among several on one ledger: a heartbeat row (a lease named `replica:HOLDER`) that
+    tells the others how many share the work, and when each shard was last swept."""
+
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime]
+    ttl: timedelta
+    holder: str = ""
+
+    def __post_init__(self) -> None:
+        self.holder = self.holder or default_holder()
+
+    def heartbeat(self) -> None:
+        """Say this replica is alive for another `ttl`."""
+        now = self.clock()
+        name = f"replica:{self.holder}"[:64]
+        with self.sessions.begin() as session:
+            row = session.get(LeaseRow, name)
+            if row is None:
+                session.add(
+                    LeaseRow(name=name, holder=self.holder, token=1, acquired_at=now, expires_at=now + self.ttl)
+                )
+            else:
+                row.expires_at = now + self.ttl
+
+    def live(self) -> int:
+        """How many replicas beat within their ttl (this one included)."""
+        now = self.clock()
+        with self.sessions() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(LeaseRow)
+                .where(LeaseRow.name.like("replica:%"), LeaseRow.expires_at > now, LeaseRow.holder != "")
+            )
+        return max(1, int(count or 0))
+
+    def leave(self) -> None:
+        """Stop counting as alive (a clean shutdown)."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(LeaseRow).where(LeaseRow.name == f"replica:{self.holder}"[:64]).values(expires_at=self.clock())
+            )
+
+    def last_sweep(self, shard: int) -> datetime | None:
+        """When a full sweep of `shard` last finished, by any replica."""
+        with self.sessions() as session:
+            return session.scalar(
+                select(func.max(Cycle.started_at))
+                .where(Cycle.shard == shard, Cycle.trigger == "scheduled", Cycle.finished_at.is_not(None))
+                .where(Cycle.outcome.in_(["ok", "partial"]))
+            )

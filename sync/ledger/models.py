@@ -136,6 +136,7 @@ class Cycle(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     trigger: Mapped[str] = mapped_column(String(32))
     holder: Mapped[str | None] = mapped_column(String(200))  # which reconciler ran it
+    shard: Mapped[int | None] = mapped_column(Integer)  # which shard (None: written before shards)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(String(16), default="running")
@@ -205,6 +206,15 @@ class Lease(Base):
     token: Mapped[int] = mapped_column(BigInteger)
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UrgentSku(Base):
+    """A SKU a new order touched, waiting for its shard's reconciler (several replicas only)."""
+
+    __tablename__ = "urgent_skus"
+
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"), primary_key=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class OrderFeed(Base):

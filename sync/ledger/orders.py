@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.ledger.models import (
@@ -32,10 +32,12 @@ from sync.ledger.models import (
     OrderLine,
     Oversell,
     Sku,
+    UrgentSku,
 )
 from sync.orders.attribution import Explainer, Unexplained, match
 from sync.orders.oversell import Candidate
 from sync.platforms.base import OrderPage, OrderRecord, OrderState
+from sync.sharding import shard_of
 
 # How far back attribution looks for the other side of a match: a sale and the movement it
 # explains are seconds apart, a cancellation can be days after the sale.
@@ -455,15 +457,55 @@ class OrderStore:
             )
             return int(getattr(result, "rowcount", 0) or 0)
 
-    def recover_actions(self) -> int:
-        """Cancels marked sent when a reconciler died: their outcome is unknown (in doubt)."""
+    def recover_actions(self, mine: Callable[[str], bool] = lambda _sku: True) -> int:
+        """Cancels marked sent when a reconciler died, for the SKUs that are `mine`: their outcome
+        is unknown (in doubt)."""
         with self.sessions.begin() as session:
-            result = session.execute(
-                update(OrderAction)
-                .where(OrderAction.state == ActionState.SENT.value)
-                .values(state=ActionState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
-            )
-            return int(getattr(result, "rowcount", 0) or 0)
+            sent = [
+                action_id
+                for action_id, code in session.execute(
+                    select(OrderAction.id, Sku.code)
+                    .join(Oversell, Oversell.id == OrderAction.oversell_id)
+                    .join(Sku, Sku.id == Oversell.sku_id)
+                    .where(OrderAction.state == ActionState.SENT.value)
+                )
+                if mine(code)
+            ]
+            if sent:
+                session.execute(
+                    update(OrderAction)
+                    .where(OrderAction.id.in_(sent))
+                    .values(state=ActionState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
+                )
+            return len(sent)
+
+    # --- the urgent queue (several replicas) --------------------------------------------------
+
+    def enqueue_urgent(self, skus: Collection[str], now: datetime) -> None:
+        """Queue SKUs new orders touched for their shards' reconcilers."""
+        if not skus:
+            return
+        with self.sessions.begin() as session:
+            ids = self._sku_ids(session, skus, now)
+            queued = set(session.scalars(select(UrgentSku.sku_id).where(UrgentSku.sku_id.in_(ids.values()))))
+            fresh = [{"sku_id": sku_id, "queued_at": now} for sku_id in ids.values() if sku_id not in queued]
+            if fresh:
+                session.execute(insert(UrgentSku), fresh)
+
+    def urgent(self, shard: int, shards: int) -> list[str]:
+        """The queued SKUs of one shard."""
+        with self.sessions() as session:
+            codes = session.scalars(select(Sku.code).join(UrgentSku, UrgentSku.sku_id == Sku.id))
+            return [code for code in codes if shard_of(code, shards) == shard]
+
+    def claim_urgent(self, shard: int, shards: int) -> list[str]:
+        """Take one shard's queued SKUs off the queue (under that shard's lease)."""
+        with self.sessions.begin() as session:
+            rows = session.execute(select(Sku.id, Sku.code).join(UrgentSku, UrgentSku.sku_id == Sku.id)).all()
+            mine = [(sku_id, code) for sku_id, code in rows if shard_of(code, shards) == shard]
+            if mine:
+                session.execute(delete(UrgentSku).where(UrgentSku.sku_id.in_([sku_id for sku_id, _ in mine])))
+            return [code for _, code in mine]
 
     # --- drift --------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, Table, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, CursorResult, Result, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku
@@ -63,14 +63,19 @@ class LedgerStore:
     # --- opening and closing a cycle ------------------------------------------------------
 
     def open_cycle(
-        self, trigger: str, now: datetime, holder: str | None, accounts: Iterable[tuple[str, str]]
+        self,
+        trigger: str,
+        now: datetime,
+        holder: str | None,
+        accounts: Iterable[tuple[str, str]],
+        shard: int | None = None,
     ) -> OpenedCycle:
-        """In one transaction: recover what a dead reconciler left open, make sure every account
-        has a row, and open the cycle row."""
+        """In one transaction: recover what a dead reconciler left open (in this shard, among
+        several), make sure every account has a row, and open the cycle row."""
         with self.sessions.begin() as session:
-            cancelled, doubted = self._recover(session, now)
+            cancelled, doubted = self._recover(session, now, shard)
             account_ids = self._sync_accounts(session, accounts)
-            cycle = Cycle(trigger=trigger, started_at=now, outcome="running", holder=holder)
+            cycle = Cycle(trigger=trigger, started_at=now, outcome="running", holder=holder, shard=shard)
             session.add(cycle)
             session.flush()
             return OpenedCycle(cycle.id, account_ids, cancelled, doubted)
@@ -113,13 +118,21 @@ class LedgerStore:
         return {name: account.id for name, account in existing.items()}
 
     @staticmethod
-    def _recover(session: Session, now: datetime) -> tuple[int, int]:
+    def _recover(session: Session, now: datetime, shard: int | None) -> tuple[int, int]:
         """Settle pushes a crash left open: planned ones were never sent (cancelled); sent ones may
         have been applied (in doubt). Close the cycles that never finished. Only safe under the
-        reconcile lease: then no live reconciler owns them."""
+        reconcile lease (the shard's, among several replicas: then only that shard's cycles)."""
+        mine_push: list[ColumnElement[bool]] = []
+        mine_cycle: list[ColumnElement[bool]] = []
+        if shard is not None:
+            # Cycles from before shards count as shard 0's.
+            in_shard = Cycle.shard == shard if shard else or_(Cycle.shard == 0, Cycle.shard.is_(None))
+            mine_cycle = [in_shard]
+            mine_push = [Push.cycle_id.in_(select(Cycle.id).where(in_shard))]
         cancelled = _rowcount(
             session.execute(
                 update(Push)
+                .where(*mine_push)
                 .where(Push.state == PushState.PLANNED.value)
                 .values(state=PushState.CANCELLED.value, settled_at=now, detail="never sent: stopped before sending")
             )
@@ -127,12 +140,14 @@ class LedgerStore:
         doubted = _rowcount(
             session.execute(
                 update(Push)
+                .where(*mine_push)
                 .where(Push.state == PushState.SENT.value)
                 .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
             )
         )
         session.execute(
             update(Cycle)
+            .where(*mine_cycle)
             .where(Cycle.finished_at.is_(None))
             .values(finished_at=now, outcome="abandoned", error="the reconciler stopped mid-cycle")
         )
