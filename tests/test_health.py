@@ -115,3 +115,25 @@ def test_readiness_says_what_is_wrong(db_url: str) -> None:
         assert answer.status_code == 503 and answer.json()["problems"] == ["account oak stopped by a safety stop"]
         state.safety_stopped.clear()
         assert httpx.get(f"http://127.0.0.1:{server.port}/readyz").status_code == 200
+
+
+def test_the_grafana_dashboard_only_uses_metrics_the_daemon_serves(db_url: str) -> None:
+    import json
+    import re
+
+    from sync.health import _Both
+    from sync.metrics import METRICS, LedgerCollector
+    from tests.test_processes import ROOT
+
+    served = set()
+    for family in _Both([METRICS.registry, LedgerCollector(sessionmaker(create_engine(db_url)), list)]).collect():
+        served |= {family.name, f"{family.name}_total", f"{family.name}_bucket"}
+    dashboard = json.loads((ROOT / "config" / "grafana-dashboard.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"stocksync_[a-z_]+", target["expr"])
+    }
+    assert used and used <= served, sorted(used - served)
+    assert len(dashboard["panels"]) >= 10

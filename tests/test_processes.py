@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -234,3 +235,57 @@ def ledger_pools(db_url: str) -> dict[str, int]:
         rows = c.execute(select(Sku.code, func.sum(Movement.quantity)).join(Movement).group_by(Sku.code)).all()
     engine.dispose()
     return {code: int(total) for code, total in rows}
+
+
+def test_sigterm_in_the_middle_of_a_batch_of_pushes_leaves_nothing_unrecorded(tmp_path: Path, db_url: str) -> None:
+    skus = [f"sku-{i:02d}" for i in range(40)]
+    with fleet(("oak", "oakra"), ("oto", "oto", {"concurrency": 2})) as running:
+        oak, oto = running.platforms["oak"], running.platforms["oto"]
+        for platform in running.platforms.values():
+            for sku in skus:
+                platform.set_quantity(sku, 9)
+        config = tmp_path / "stocksync.toml"
+        config.write_text(
+            running.toml(
+                db_url, skus, "[sync]\ninterval_seconds = 3600\nbatch_size = 20\nsafety_max_drop_share = 1.0\n"
+            )
+        )
+        config.chmod(0o600)
+        assert (
+            subprocess.run(
+                [sys.executable, "-m", "sync", "reconcile", "--config", str(config)], cwd=ROOT, timeout=60
+            ).returncode
+            == 0
+        )
+        for sku in skus:
+            oak.sell(sku, 1)  # every SKU needs a push on OTO: one call each, two at a time
+        oto.faults.latency = 0.2
+        daemon = start_daemon(config)
+        first_push = threading.Event()
+        oto.after_request = lambda request: first_push.set() if request.path.endswith("updateStockQuantity") else None
+        try:
+            assert first_push.wait(30)
+            daemon.send_signal(signal.SIGTERM)  # the batch's other pushes are in flight or queued
+            output, _ = daemon.communicate(timeout=60)
+        finally:
+            daemon.kill()
+        assert daemon.returncode == 0, output
+        assert_ledger_consistent(db_url)  # nothing left planned or sent
+        done = Counter(
+            (code, delta)
+            for account, code, delta, state in ledger_pushes(db_url)
+            if account == "oto" and state == "confirmed"
+        )
+        assert Counter(oto.applied) == done  # every push that reached OTO is recorded as such
+        assert 0 < sum(done.values()) < len(skus)  # it stopped in the middle, after its batch
+        oto.faults.latency = 0
+        after = subprocess.run(  # the next start picks up where it stopped
+            [sys.executable, "-m", "sync", "reconcile", "--config", str(config), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert after.returncode == 0, after.stderr
+        assert Counter(oto.applied) == Counter({(sku, -1): 1 for sku in skus})  # each applied once
+        assert {sku: oto.quantity(sku) for sku in skus} == {sku: 8 for sku in skus}
