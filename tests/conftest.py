@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,13 +36,19 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield migrated(f"sqlite:///{tmp_path / 'ledger.db'}")
         return
-    server = request.getfixturevalue("postgres_url")
+    with postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield migrated(url)
+
+
+@contextmanager
+def postgres_database(server: str) -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.exec_driver_sql(f"CREATE DATABASE {name}")
     try:
-        yield migrated(server.rsplit("/", 1)[0] + f"/{name}")
+        yield server.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as c:
             c.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")

@@ -10,12 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
 
+from tests.conftest import postgres_database
 from tests.fakes import fleet
 from tests.test_health import free_port
 from tests.test_processes import ROOT
@@ -38,17 +38,13 @@ def image_command(words: list[str]) -> list[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty ledger database: no schema at all."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fresh.db'}"
-    server = request.getfixturevalue("postgres_url")
-    name = f"c_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-    return server.rsplit("/", 1)[0] + f"/{name}"
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    with postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 def test_the_entrypoint_migrates_a_fresh_ledger_runs_and_stops_on_sigterm(tmp_path: Path, fresh_db: str) -> None:

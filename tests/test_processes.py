@@ -105,6 +105,17 @@ def start_daemon(config: Path, env: dict[str, str] | None = None) -> subprocess.
     )
 
 
+def stocksync(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A `stocksync` command on `config`, as a real process, with its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "sync", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
 def stop(process: subprocess.Popen[str]) -> str:
     """SIGTERM a daemon and return its output."""
     process.send_signal(signal.SIGTERM)
@@ -175,13 +186,7 @@ def test_two_reconcilers_at_once_never_push_the_same_change_twice(tmp_path: Path
             sales.stop()
             outputs = [stop(d) for d in daemons]
         for _ in range(5):  # let one reconciler settle what the last sales left
-            settle = subprocess.run(
-                [sys.executable, "-m", "sync", "reconcile", "--config", str(config), "--json"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                cwd=ROOT,
-            )
+            settle = stocksync(config, "reconcile", "--json")
             assert settle.returncode == 0, settle.stderr
             if not json.loads(settle.stdout)["pushes"]:
                 break
@@ -279,13 +284,7 @@ def test_sigterm_in_the_middle_of_a_batch_of_pushes_leaves_nothing_unrecorded(tm
         assert Counter(oto.applied) == done  # every push that reached OTO is recorded as such
         assert 0 < sum(done.values()) < len(skus)  # it stopped in the middle, after its batch
         oto.faults.latency = 0
-        after = subprocess.run(  # the next start picks up where it stopped
-            [sys.executable, "-m", "sync", "reconcile", "--config", str(config), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-        )
+        after = stocksync(config, "reconcile", "--json")  # the next start picks up where it stopped
         assert after.returncode == 0, after.stderr
         assert Counter(oto.applied) == Counter({(sku, -1): 1 for sku in skus})  # each applied once
         assert {sku: oto.quantity(sku) for sku in skus} == {sku: 8 for sku in skus}

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +17,10 @@ from sqlalchemy import create_engine, select
 from sync.crashpoints import ENV_VAR
 from sync.ledger.models import Cycle, PushState, UrgentSku
 from sync.planner import AccountRules
-from tests.conftest import migrated
+from tests.conftest import migrated, postgres_database
 from tests.fakes import fleet
 from tests.test_cli import assert_ledger_consistent
-from tests.test_processes import ROOT, ledger_pools, ledger_pushes, start_daemon, stop
+from tests.test_processes import ledger_pools, ledger_pushes, start_daemon, stocksync, stop
 
 pytestmark = pytest.mark.slow
 SKUS = [f"sku-{i:02d}" for i in range(36)]
@@ -42,16 +39,8 @@ format = "json"
 
 @pytest.fixture
 def pg_url(postgres_url: str) -> Iterator[str]:
-    name = f"r_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield migrated(postgres_url.rsplit("/", 1)[0] + f"/{name}")
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.dispose()
+    with postgres_database(postgres_url) as url:
+        yield migrated(url)
 
 
 def cycles(url: str) -> list[tuple[str, int, str, str, float, float]]:
@@ -69,13 +58,7 @@ def cycles(url: str) -> list[tuple[str, int, str, str, float, float]]:
 
 
 def reconcile(config: Path) -> dict[str, object] | list[dict[str, object]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "sync", "reconcile", "--config", str(config), "--json", "--wait", "10"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    done = stocksync(config, "reconcile", "--json", "--wait", "10")
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
