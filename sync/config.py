@@ -223,7 +223,8 @@ def _resolve_secrets(raw: dict[str, Any], env: dict[str, str], base: Path) -> li
 
 
 def _interpolate(value: Any, env: dict[str, str], key: str) -> Any:
-    """Expand `${VAR}` in every string; an unset variable is an error naming the key."""
+    """Expand `${VAR}` in every string: from $VAR, or else from the file $VAR_FILE names (the
+    container convention for secrets); neither set is an error naming the key."""
     if isinstance(value, dict):
         return {k: _interpolate(v, env, f"{key}.{k}" if key else k) for k, v in value.items()}
     if isinstance(value, list):
@@ -233,9 +234,14 @@ def _interpolate(value: Any, env: dict[str, str], key: str) -> Any:
 
     def expand(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in env:
-            raise ConfigError(f"{key}: environment variable {name} is not set")
-        return env[name]
+        if name in env:
+            return env[name]
+        if f"{name}_FILE" in env:
+            try:
+                return Path(env[f"{name}_FILE"]).read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise ConfigError(f"{key}: {name}_FILE: cannot read {env[name + '_FILE']}: {err.strerror}") from None
+        raise ConfigError(f"{key}: environment variable {name} (or {name}_FILE) is not set")
 
     return _INTERPOLATION.sub(expand, value)
 

@@ -61,8 +61,15 @@ def test_the_demo_config_loads() -> None:
 def test_environment_interpolation_and_a_missing_variable(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
     assert load_config(path, environ={"OAKRA_KEY": "s3cret"}).accounts[0].app_key.get_secret_value() == "s3cret"  # type: ignore[attr-defined]
-    with pytest.raises(ConfigError, match=r"accounts\[0\]\.app_key: environment variable OAKRA_KEY is not set"):
+    with pytest.raises(
+        ConfigError, match=r"accounts\[0\]\.app_key: environment variable OAKRA_KEY \(or OAKRA_KEY_FILE\)"
+    ):
         load_config(path, environ={})
+    # The container convention: $OAKRA_KEY_FILE names a file holding the secret.
+    secret = tmp_path / "oakra_key"
+    secret.write_text("from-a-secret-file\n")
+    loaded = load_config(path, environ={"OAKRA_KEY_FILE": str(secret)})
+    assert loaded.accounts[0].app_key.get_secret_value() == "from-a-secret-file"  # type: ignore[attr-defined]
 
 
 def test_plain_secrets_in_a_readable_file_are_warned_about(tmp_path: Path) -> None:
