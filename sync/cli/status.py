@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from sqlalchemy import select
 
 from sync.bootstrap import Ledger
 from sync.cli.common import config_option, ledger_for, load
 from sync.config import Config
 from sync.ledger import order_views, snapshot
-from sync.ledger.models import Account, Cycle
+from sync.ledger.models import Account, Cycle, Lease
 from sync.ledger.orders import Drift, OrderStore
 from sync.order_flow import find_drift
 from sync.platforms import PLATFORMS
@@ -26,15 +27,22 @@ from sync.platforms import PLATFORMS
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Show each account's health, the last cycle, per SKU the pool and each listing, in-doubt
-    pushes, order feeds, open oversells (and the orders alerted or cancelled for them), order
-    actions, and listings drifting with no order to explain their changes."""
+    pushes, the leases held (which reconciler or replica works on what), order feeds, open
+    oversells (and the orders alerted or cancelled for them), order actions, and listings drifting
+    with no order to explain their changes."""
     config = load(config_path)
     with ledger_for(config) as ledger, ledger.store.sessions() as session:
         accounts = snapshot.accounts(session)
         cycle = snapshot.last_cycle(session)
         skus = snapshot.skus(session, list(only) or None, limit)
         doubts = snapshot.in_doubt_counts(session)
+        leases = [
+            {"name": lease.name, "holder": lease.holder, "expires_at": lease.expires_at}
+            for lease in session.scalars(select(Lease).order_by(Lease.name))
+            if lease.expires_at > datetime.now(UTC)
+        ]
         orders = {
+            "leases": leases,
             "feeds": order_views.feeds(session),
             "open_oversells": order_views.oversells(session),
             "order_actions": order_views.action_counts(session),
@@ -59,7 +67,9 @@ def _drifting(config: Config, ledger: Ledger) -> list[Drift]:
 
 
 def _orders_text(orders: dict[str, Any]) -> str:
-    lines = []
+    lines = [f"leases held: {len(orders['leases']) or 'none'}"]
+    for lease in orders["leases"]:
+        lines.append(f"  {lease['name']:<20} {lease['holder']} until {lease['expires_at']:%H:%M:%S}")
     feeds = ", ".join(
         f"{f['account']} ({f['orders']} orders, last page {f['last_page_at']:%Y-%m-%d %H:%M:%S})"
         for f in orders["feeds"]
