@@ -84,6 +84,9 @@ def test_three_replicas_share_the_shards_and_take_over_from_a_killed_one(tmp_pat
                     break
                 time.sleep(0.2)
             assert set(pids) <= seen, "every replica swept some shards"
+            shown = json.loads(stocksync(config, "status", "--json").stdout)
+            live = {lease["holder"].split(":")[1] for lease in shown["leases"] if lease["name"].startswith("replica:")}
+            assert set(pids) <= live, "status shows every replica's heartbeat"
             # A burst of sales on every platform, then quiet: every shard has pushes to make. The
             # burst is atomic for readers (every emulator's lock held), so no replica plans from half
             # of it: a push whose answer is lost can then always be settled by a quiet read.
