@@ -17,21 +17,10 @@ from sync.crashpoints import ENV_VAR, POINTS
 from sync.planner import AccountRules
 from tests.fakes import fleet
 from tests.test_cli import assert_ledger_consistent
-from tests.test_processes import ROOT, ledger_pools, ledger_pushes
+from tests.test_processes import ROOT, ledger_pools, ledger_pushes, stocksync
 
 pytestmark = pytest.mark.slow
 SKUS = ["mug", "cap", "tote", "sock"]
-
-
-def stocksync(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sync", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.mark.parametrize("point", POINTS)

@@ -105,7 +105,7 @@ def start_daemon(config: Path, env: dict[str, str] | None = None) -> subprocess.
     )
 
 
-def stocksync(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def stocksync(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """A `stocksync` command on `config`, as a real process, with its output captured."""
     return subprocess.run(
         [sys.executable, "-m", "sync", *args, "--config", str(config)],
@@ -113,6 +113,7 @@ def stocksync(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
 
 

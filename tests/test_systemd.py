@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sync.notify import Notifier
 from tests.fakes import fleet
-from tests.test_processes import ROOT
+from tests.test_processes import ROOT, start_daemon
 
 
 def listen(path: Path) -> socket.socket:
@@ -39,15 +39,7 @@ def test_the_daemon_says_ready_pings_the_watchdog_and_says_stopping(tmp_path: Pa
         config.write_text(running.toml(db_url, ["mug"], "[sync]\ninterval_seconds = 0.3\n"))
         config.chmod(0o600)
         sock = listen(tmp_path / "notify.sock")
-        env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"}
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "sync", "run", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=ROOT,
-            env=env,
-        )
+        daemon = start_daemon(config, {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"})
         messages: list[str] = []
         try:
             deadline = time.monotonic() + 30
