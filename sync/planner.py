@@ -128,14 +128,16 @@ class Plan:
 def plan(given: PlanInput) -> Plan:
     """Book external change, settle in-doubt pushes, recompute pools and plan pushes."""
     result = Plan()
+    by_sku: dict[str, dict[str, int]] = {}
+    for (account, sku), quantity in given.observations.items():  # grouped once: linear in the batch
+        by_sku.setdefault(sku, {})[account] = quantity
     for state in given.skus:
-        _plan_sku(state, given, result)
+        _plan_sku(state, by_sku.get(state.sku, {}), given, result)
     return result
 
 
-def _plan_sku(state: SkuState, given: PlanInput, out: Plan) -> None:
+def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: Plan) -> None:
     sku = state.sku
-    observed = {acct: q for (acct, s), q in given.observations.items() if s == sku}
     if not observed:
         if state.pool is None and not given.failed_accounts:
             out.waiting.append((sku, None, "not listed on any account"))

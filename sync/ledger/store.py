@@ -281,9 +281,15 @@ class LedgerStore:
             rows.append(row)
             state.refs[key] = seen.ref
         if rows:
-            # Rows differ in keys (expected or not): group so each executemany has one shape.
+            # Core executemany (the ORM's bulk update by key costs far more per row); rows differ in
+            # keys (expected or not): group them so each statement has one shape.
+            table = cast(Table, Listing.__table__)
             for keys in {tuple(sorted(r)) for r in rows}:
-                session.execute(update(Listing), [r for r in rows if tuple(sorted(r)) == keys])
+                values: dict[str, Any] = {key: bindparam(f"v_{key}") for key in keys if key != "id"}
+                statement = update(table).where(table.c.id == bindparam("v_id")).values(values)
+                session.connection().execute(
+                    statement, [{f"v_{k}": v for k, v in r.items()} for r in rows if tuple(sorted(r)) == keys]
+                )
 
     def _append_movements(self, session: Session, state: BatchState, plan: Plan, cycle_id: int, now: datetime) -> None:
         if not plan.movements:

@@ -129,6 +129,7 @@ class AnkorstoreEmulator(EmulatedPlatform):
         self.clock = clock
         self.tokens: dict[str, float] = {}
         self.variants: dict[str, Variant] = {}  # by id
+        self._by_sku: dict[str, Variant] = {}
         self._window: list[float] = []
         self.shipped: dict[str, int] = {}
 
@@ -136,7 +137,7 @@ class AnkorstoreEmulator(EmulatedPlatform):
 
     def variant(self, sku: str) -> Variant | None:
         """The variant with this SKU."""
-        return next((v for v in self.variants.values() if v.sku == sku), None)
+        return self._by_sku.get(sku)
 
     def quantity(self, code: str) -> int | None:
         """Available quantity (what stocksync keeps in step)."""
@@ -150,6 +151,7 @@ class AnkorstoreEmulator(EmulatedPlatform):
             if found is None:
                 found = Variant(str(uuid.uuid5(uuid.NAMESPACE_OID, f"variant:{code}")), code, 0)
                 self.variants[found.id] = found
+                self._by_sku[code] = found
             found.stock = quantity + found.reserved
 
     def codes(self) -> list[str]:
@@ -274,10 +276,11 @@ class AnkorstoreEmulator(EmulatedPlatform):
 
     def _list(self, request: EmuRequest) -> EmuResponse:
         query = request.query
-        chosen = sorted(self.variants.values(), key=lambda v: v.id)
         if "filter[sku]" in query:
             skus = {s for value in query["filter[sku]"] for s in value.split(",") if s}
-            chosen = [v for v in chosen if v.sku in skus]
+            chosen = sorted((v for sku in skus if (v := self._by_sku.get(sku)) is not None), key=lambda v: v.id)
+        else:
+            chosen = sorted(self.variants.values(), key=lambda v: v.id)
         if "filter[id][]" in query:
             ids = set(query["filter[id][]"])
             chosen = [v for v in chosen if v.id in ids]

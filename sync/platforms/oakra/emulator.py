@@ -51,13 +51,13 @@ class OakraEmulator(EmulatedPlatform):
         self.location_id = location_id
         self.wrapped = wrapped
         self.records: dict[int, StockRecord] = {}
+        self._by_key: dict[tuple[str, str], StockRecord] = {}  # (sku, location) -> record
         self._next_id = 122
 
     # --- state primitives -------------------------------------------------------------------
 
     def _find(self, sku: str, location_id: str | None = None) -> StockRecord | None:
-        location = location_id or self.location_id
-        return next((r for r in self.records.values() if r.sku == sku and r.location_id == location), None)
+        return self._by_key.get((sku, location_id or self.location_id))
 
     def quantity(self, code: str) -> int | None:
         """The quantity of `code` at the default location."""
@@ -71,6 +71,7 @@ class OakraEmulator(EmulatedPlatform):
             if record is None:
                 record = StockRecord(self._next_id, location_id or self.location_id, code, 0)
                 self.records[record.id] = record
+                self._by_key[(code, record.location_id)] = record
                 self._next_id += 1
             record.quantity = quantity
 
@@ -117,12 +118,9 @@ class OakraEmulator(EmulatedPlatform):
             return EmuResponse(400, {"sku": ["This field is required."]})
         locations = request.query.get("location_id")
         location = locations[0] if locations else None
-        wanted = set(skus)
-        records = [
-            r.as_json()
-            for r in self.records.values()
-            if r.sku in wanted and (location is None or r.location_id == location)
-        ]
+        locations = [location] if location is not None else sorted({r.location_id for r in self.records.values()})
+        found = (self._by_key.get((sku, where)) for sku in dict.fromkeys(skus) for where in locations)
+        records = [r.as_json() for r in found if r is not None]
         return EmuResponse(200, {"stock_records": records} if self.wrapped else records)
 
     def _write(self, request: EmuRequest, field: str, *, relative: bool) -> EmuResponse:

@@ -1,0 +1,144 @@
+"""Catalogue scale: API calls, wall time, CPU and memory of a full sweep, one account per platform.
+
+The engine runs in its own thread (its CPU time is measured there alone) against the four
+emulators on loopback, each with a per-request latency; Ankorstore keeps its published limit of
+600 requests a minute. For each catalogue size it runs a bootstrap sweep, books one sale on a tenth
+of the SKUs on each platform, and measures the next full sweep: wall time, API calls per platform
+against the theoretical minimum for the batch sizes each accepts, the engine's CPU time per listing,
+and the process's peak memory.
+
+    python -m bench.scale [--sizes 1000,10000,100000] [--latency 0.05] [--json FILE]
+
+Work in progress (issue 7): the naive poller side by side, the rate-limit floor and ledger growth
+per simulated day are still to come.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform as host
+import resource
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sync.bootstrap import Wiring, open_ledger, running_engine
+from sync.config import Config
+from sync.emulation.server import EmulatorServer
+from sync.engine import CycleReport
+from sync.ledger.db import create_db_engine, upgrade
+from sync.logs import configure_logging
+from sync.platforms import PLATFORMS
+
+ACCOUNTS = [
+    {"name": "oakra", "platform": "oakra", "app_key": "bench-oakra", "location_id": "warehouse-1"},
+    {"name": "graas", "platform": "graas", "account_number": "bench", "app_key": "bench-graas", "warehouse_id": "W1"},
+    {"name": "oto", "platform": "oto", "refresh_token": "bench-oto", "location_code": "DMW"},
+    {"name": "ankorstore", "platform": "ankorstore", "client_id": "bench", "client_secret": "bench-secret"},
+]
+
+
+def minimum_calls(platform: str, skus: int, changed: int, batch: int) -> int:
+    """The fewest calls a full sweep can make: reads in batches, and writes for changed listings
+    only (OTO: one per change; Ankorstore: a fresh read and a set per 50; the others: batches)."""
+    reads = math.ceil(skus / batch)
+    if platform == "oto":
+        writes = changed
+    elif platform == "ankorstore":
+        writes = 2 * math.ceil(changed / 50)
+    else:
+        writes = math.ceil(changed / batch)
+    return reads + writes
+
+
+def sweep(skus: int, latency: float) -> dict[str, Any]:
+    """Bootstrap, one sale on a tenth of the SKUs per platform, then the measured full sweep."""
+    codes = [f"sku-{i:06d}" for i in range(skus)]
+    servers, platforms, entries = [], {}, []
+    for entry in ACCOUNTS:
+        spec = PLATFORMS[entry["platform"]]
+        emulator = spec.emulator(spec.settings.model_validate({**entry, "base_url": "http://127.0.0.1:1"}))
+        for code in codes:
+            emulator.set_quantity(code, 100)
+        server = EmulatorServer(emulator).start()
+        servers.append(server)
+        platforms[entry["name"]] = emulator
+        entries.append({**entry, "base_url": server.url + spec.emulator_base_path})
+    figures: dict[str, Any] = {"skus": skus}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        upgrade(create_db_engine(url))
+        config = Config.model_validate(
+            {
+                "database": {"url": url},
+                "accounts": entries,
+                "skus": tuple(codes),
+                "sync": {"batch_size": 1000},
+                "orders": {"poll_seconds": 3600},
+            }
+        )
+        ledger = open_ledger(config)
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            async def go() -> None:
+                async with running_engine(config, ledger, Wiring()) as engine:
+                    await engine.run_cycle("scheduled")  # bootstrap
+                    for emulator in platforms.values():
+                        emulator.faults.latency = latency
+                        for code in codes[:: max(1, 10 * len(platforms))]:
+                            emulator.sell(code, 1)
+                        emulator.calls.clear()
+                    cpu, wall = time.thread_time(), time.monotonic()
+                    report: CycleReport = await engine.run_cycle("scheduled")
+                    result.update(cpu=time.thread_time() - cpu, wall=time.monotonic() - wall, report=report)
+
+            asyncio.run(go())
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+        ledger.close()
+        report = result["report"]
+        changed = {name: sum(1 for p in report.pushes if p.push.account == name) for name in platforms}
+        figures["wall_s"] = round(result["wall"], 2)
+        figures["engine_cpu_us_per_listing"] = round(1e6 * result["cpu"] / (skus * len(platforms)), 1)
+        figures["pushes"] = changed
+        figures["calls"] = {}
+        for entry in ACCOUNTS:
+            name = entry["name"]
+            used = platforms[name].api_calls()
+            batch = PLATFORMS[entry["platform"]].settings.default_batch_size
+            least = minimum_calls(entry["platform"], skus, changed[name], batch)
+            figures["calls"][name] = {"used": used, "minimum": least, "ratio": round(used / max(1, least), 3)}
+    for server in servers:
+        server.stop()
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return figures
+
+
+def main() -> None:
+    """Run the sizes and print (and optionally save) the figures."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000", help="catalogue sizes, comma-separated")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per request at the emulators")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    configure_logging("error", "json")
+    rows = [sweep(int(size), args.latency) for size in args.sizes.split(",")]
+    machine = f"{host.system()} {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}"
+    print(machine)
+    for row in rows:
+        print(json.dumps(row))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "latency": args.latency, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
