@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import math
 import os
 import platform as host
+import pstats
 import resource
 import tempfile
 import threading
@@ -35,6 +37,8 @@ from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.logs import configure_logging
 from sync.platforms import PLATFORMS
+
+PROFILE: cProfile.Profile | None = None  # set by --profile
 
 ACCOUNTS = [
     {"name": "oakra", "platform": "oakra", "app_key": "bench-oakra", "location_id": "warehouse-1"},
@@ -79,7 +83,6 @@ def sweep(skus: int, latency: float) -> dict[str, Any]:
                 "database": {"url": url},
                 "accounts": entries,
                 "skus": tuple(codes),
-                "sync": {"batch_size": 1000},
                 "orders": {"poll_seconds": 3600},
             }
         )
@@ -96,7 +99,11 @@ def sweep(skus: int, latency: float) -> dict[str, Any]:
                             emulator.sell(code, 1)
                         emulator.calls.clear()
                     cpu, wall = time.thread_time(), time.monotonic()
+                    if PROFILE is not None:
+                        PROFILE.enable()
                     report: CycleReport = await engine.run_cycle("scheduled")
+                    if PROFILE is not None:
+                        PROFILE.disable()
                     result.update(cpu=time.thread_time() - cpu, wall=time.monotonic() - wall, report=report)
 
             asyncio.run(go())
@@ -129,8 +136,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000", help="catalogue sizes, comma-separated")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request at the emulators")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true", help="profile the measured sweeps (slower)")
     args = parser.parse_args()
     configure_logging("error", "json")
+    global PROFILE
+    PROFILE = cProfile.Profile() if args.profile else None
     rows = [sweep(int(size), args.latency) for size in args.sizes.split(",")]
     machine = f"{host.system()} {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}"
     print(machine)
@@ -138,6 +148,8 @@ def main() -> None:
         print(json.dumps(row))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "latency": args.latency, "rows": rows}, indent=2))
+    if PROFILE is not None:
+        pstats.Stats(PROFILE).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ class SyncSettings(_Section):
     """`[sync]`: how often and in what slices the daemon reconciles."""
 
     interval_seconds: float = Field(default=60.0, gt=0)
-    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
     in_doubt_timeout_seconds: float = Field(default=600.0, ge=0)
     safety_min_listings: int = Field(default=10, ge=1)
     safety_max_drop_share: float = Field(default=0.5, gt=0, le=1)

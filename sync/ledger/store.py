@@ -166,33 +166,35 @@ class LedgerStore:
                     .group_by(Movement.sku_id)
                 ).all()
             )
+            # Plain columns, not ORM objects: a batch holds thousands of listings.
+            in_batch = Listing.sku_id.in_(sku_ids.values())
             rows = session.execute(
-                select(Listing, Account.name, Sku.code)
+                select(Listing.id, Listing.expected, Listing.ref, Account.name, Sku.code)
                 .join(Account, Listing.account_id == Account.id)
                 .join(Sku, Listing.sku_id == Sku.id)
-                .where(Listing.sku_id.in_(sku_ids.values()))
+                .where(in_batch)
             ).all()
             doubts = {
                 push.listing_id: push
                 for push in session.scalars(
                     select(Push)
                     .where(Push.state == PushState.IN_DOUBT.value)
-                    .where(Push.listing_id.in_([listing.id for listing, _, _ in rows]))
+                    .where(Push.listing_id.in_(select(Listing.id).where(in_batch)))
                     .order_by(Push.id)
                 )
             }
         state = BatchState(skus=[], sku_ids=sku_ids)
         listings: dict[str, dict[str, ListingState]] = {code: {} for code in skus}
-        for listing, account, code in rows:
-            push = doubts.get(listing.id)
+        for listing_id, expected, ref, account, code in rows:
+            push = doubts.get(listing_id)
             in_doubt = (
                 InDoubtPush(push.id, push.delta, push.expected_before, push.sent_at or push.created_at)
                 if push is not None
                 else None
             )
-            listings[code][account] = ListingState(listing.expected, in_doubt)
-            state.listing_ids[(account, code)] = listing.id
-            state.refs[(account, code)] = listing.ref
+            listings[code][account] = ListingState(expected, in_doubt)
+            state.listing_ids[(account, code)] = listing_id
+            state.refs[(account, code)] = ref
         for code in skus:
             sku_id = sku_ids.get(code)
             pool = int(pools[sku_id]) if sku_id is not None and sku_id in pools else None
