@@ -9,8 +9,8 @@ and the process's peak memory.
 
     python -m bench.scale [--sizes 1000,10000,100000] [--latency 0.05] [--json FILE]
 
-Work in progress (issue 7): the naive poller side by side, the rate-limit floor and ledger growth
-per simulated day are still to come.
+The rate-limit floor is the time Ankorstore's 600 requests a minute impose on the sweep's calls (the
+other platforms publish no limit). `python -m bench.side_by_side` runs the naive poller beside it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from sync.logs import configure_logging
 from sync.platforms import PLATFORMS
 
 PROFILE: cProfile.Profile | None = None  # set by --profile
+ANKORSTORE_PER_MINUTE = 600
 
 ACCOUNTS = [
     {"name": "oakra", "platform": "oakra", "app_key": "bench-oakra", "location_id": "warehouse-1"},
@@ -118,6 +119,10 @@ def sweep(skus: int, latency: float) -> dict[str, Any]:
         figures["engine_cpu_us_per_listing"] = round(1e6 * result["cpu"] / (skus * len(platforms)), 1)
         figures["pushes"] = changed
         figures["calls"] = {}
+        # Ankorstore publishes 600 requests a minute; the others publish no limit (emulated: none).
+        floor = platforms["ankorstore"].api_calls() / (ANKORSTORE_PER_MINUTE / 60)
+        figures["rate_limit_floor_s"] = round(floor, 1)
+        figures["sweep_vs_floor"] = round(result["wall"] / floor, 3) if floor else None
         for entry in ACCOUNTS:
             name = entry["name"]
             used = platforms[name].api_calls()

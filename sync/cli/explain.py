@@ -63,7 +63,7 @@ def _text(found: snapshot.Explanation) -> str:
         cap = "none" if listing["max_quantity"] is None else listing["max_quantity"]
         lines.append(
             f"  {listing['account']:<18} expected {listing['expected']}, last read {listing['last_observed']} "
-            f"at {when(listing['last_observed_at'])}; buffer {listing['buffer']}, cap {cap} "
+            f"(so since {when(listing['last_observed_at'])}); buffer {listing['buffer']}, cap {cap} "
             f"-> target {listing['target']}"
         )
     lines.append("pushes:")

@@ -125,6 +125,8 @@ class Listing(Base):
     ref: Mapped[str] = mapped_column(String(200))  # the platform's own id for the listing
     expected: Mapped[int] = mapped_column(BigInteger)
     last_observed: Mapped[int | None] = mapped_column(BigInteger)
+    # When the platform's number last changed (a quiet listing is not rewritten at every sweep; the
+    # account's last_success_at says when it was last read).
     last_observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

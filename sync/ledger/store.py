@@ -27,6 +27,8 @@ class BatchState:
     sku_ids: dict[str, int] = field(default_factory=dict)
     listing_ids: dict[ListingKey, int] = field(default_factory=dict)
     refs: dict[ListingKey, str] = field(default_factory=dict)
+    last_observed: dict[ListingKey, int | None] = field(default_factory=dict)
+    expected: dict[ListingKey, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ class LedgerStore:
             # Plain columns, not ORM objects: a batch holds thousands of listings.
             in_batch = Listing.sku_id.in_(sku_ids.values())
             rows = session.execute(
-                select(Listing.id, Listing.expected, Listing.ref, Account.name, Sku.code)
+                select(Listing.id, Listing.expected, Listing.ref, Listing.last_observed, Account.name, Sku.code)
                 .join(Account, Listing.account_id == Account.id)
                 .join(Sku, Listing.sku_id == Sku.id)
                 .where(in_batch)
@@ -185,7 +187,7 @@ class LedgerStore:
             }
         state = BatchState(skus=[], sku_ids=sku_ids)
         listings: dict[str, dict[str, ListingState]] = {code: {} for code in skus}
-        for listing_id, expected, ref, account, code in rows:
+        for listing_id, expected, ref, last_observed, account, code in rows:
             push = doubts.get(listing_id)
             in_doubt = (
                 InDoubtPush(push.id, push.delta, push.expected_before, push.sent_at or push.created_at)
@@ -195,6 +197,8 @@ class LedgerStore:
             listings[code][account] = ListingState(expected, in_doubt)
             state.listing_ids[(account, code)] = listing_id
             state.refs[(account, code)] = ref
+            state.last_observed[(account, code)] = last_observed
+            state.expected[(account, code)] = expected
         for code in skus:
             sku_id = sku_ids.get(code)
             pool = int(pools[sku_id]) if sku_id is not None and sku_id in pools else None
@@ -272,26 +276,32 @@ class LedgerStore:
         observed: Mapping[ListingKey, Observed],
         now: datetime,
     ) -> None:
-        rows = []
+        # Only listings whose numbers or reference changed are written: most of a sweep is quiet,
+        # and `last_observed_at` says when the platform's number last changed.
+        plain: list[dict[str, Any]] = []
+        with_expected: list[dict[str, Any]] = []
         for key, seen in observed.items():
             listing_id = state.listing_ids.get(key)
             if listing_id is None:
                 continue  # observed but not adopted (bootstrap waiting)
-            row = {"id": listing_id, "last_observed": seen.quantity, "last_observed_at": now, "ref": seen.ref}
-            if key in plan.expected:
-                row["expected"] = plan.expected[key]
-            rows.append(row)
+            expected = plan.expected.get(key)
+            if expected is not None and expected == state.expected.get(key):
+                expected = None
+            if expected is None and seen.quantity == state.last_observed.get(key) and seen.ref == state.refs.get(key):
+                continue
+            row = {"v_id": listing_id, "v_last_observed": seen.quantity, "v_last_observed_at": now, "v_ref": seen.ref}
+            if expected is None:
+                plain.append(row)
+            else:
+                row["v_expected"] = expected
+                with_expected.append(row)
             state.refs[key] = seen.ref
-        if rows:
-            # Core executemany (the ORM's bulk update by key costs far more per row); rows differ in
-            # keys (expected or not): group them so each statement has one shape.
-            table = cast(Table, Listing.__table__)
-            for keys in {tuple(sorted(r)) for r in rows}:
-                values: dict[str, Any] = {key: bindparam(f"v_{key}") for key in keys if key != "id"}
-                statement = update(table).where(table.c.id == bindparam("v_id")).values(values)
-                session.connection().execute(
-                    statement, [{f"v_{k}": v for k, v in r.items()} for r in rows if tuple(sorted(r)) == keys]
-                )
+        # Core executemany (the ORM's bulk update by key costs far more per row), one per shape.
+        table = cast(Table, Listing.__table__)
+        for rows in (plain, with_expected):
+            if rows:
+                values: dict[str, Any] = {key[2:]: bindparam(key) for key in rows[0] if key != "v_id"}
+                session.connection().execute(update(table).where(table.c.id == bindparam("v_id")).values(values), rows)
 
     def _append_movements(self, session: Session, state: BatchState, plan: Plan, cycle_id: int, now: datetime) -> None:
         if not plan.movements:
