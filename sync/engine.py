@@ -226,7 +226,7 @@ class Engine:
         report.fast_skus += len(skus)
         log.info("orders.fast_path", skus=len(skus), cycle=report.cycle_id)
         for batch in chunked(sorted(skus), self.config.sync.batch_size):
-            await self._reconcile(batch, report, verify=False)
+            await self._reconcile(batch, report, verify=False, sold=True)
 
     async def _cycle(
         self, trigger: str, *, dry_run: bool, progress: Progress | None, only_skus: Sequence[str] | None = None
@@ -258,7 +258,7 @@ class Engine:
                 if not dry_run:
                     self.lease.renew()
                     await self._fast_path(report)
-                await self._reconcile(batch, report, verify=False)
+                await self._reconcile(batch, report, verify=False, sold=only_skus is not None)
                 report.skus_done += len(batch)
                 if progress:
                     progress(report.skus_done, len(skus))
@@ -332,13 +332,14 @@ class Engine:
         *,
         verify: bool,
         only: Mapping[str, set[str]] | None = None,
+        sold: bool = False,
     ) -> None:
         """Observe, plan, commit, send and record for `skus` (restricted to `only` when given)."""
         state = self.store.load_batch(skus)
         accounts = list(only) if only is not None else [a.name for a in self.config.accounts]
         observed = await self._observe(accounts, skus if only is None else None, only, report)
         if not verify:  # a verify round reads a handful of listings: too few to judge
-            observed = self._safety_stop(state, observed, report)
+            observed = self._safety_stop(state, observed, report, expect_drops=sold)
         failed = frozenset(name for name, run in report.accounts.items() if not run.ok)
         the_plan = plan(
             PlanInput(
@@ -412,7 +413,7 @@ class Engine:
         return observed
 
     def _safety_stop(
-        self, state: BatchState, observed: dict[ListingKey, Observed], report: CycleReport
+        self, state: BatchState, observed: dict[ListingKey, Observed], report: CycleReport, *, expect_drops: bool
     ) -> dict[ListingKey, Observed]:
         """Drop the observations of any account whose read looks like an outage, and stop it."""
         for name, run in report.accounts.items():
@@ -420,7 +421,7 @@ class Engine:
                 continue
             known = {s.sku: s.listings[name].expected for s in state.skus if name in s.listings}
             seen = {sku: o.quantity for (account, sku), o in observed.items() if account == name}
-            reason = refuse_reason(known, seen, self.safety)
+            reason = refuse_reason(known, seen, self.safety, expect_drops=expect_drops)
             if reason is not None:
                 run.fail(f"safety stop: {reason}; nothing from it was booked", "safety_stop")
                 log.error("account.safety_stop", account=name, reason=reason)

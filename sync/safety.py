@@ -20,9 +20,13 @@ class SafetyLimits:
     max_drop_share: float = 0.5
 
 
-def refuse_reason(known: Mapping[str, int], observed: Mapping[str, int], limits: SafetyLimits) -> str | None:
+def refuse_reason(
+    known: Mapping[str, int], observed: Mapping[str, int], limits: SafetyLimits, *, expect_drops: bool = False
+) -> str | None:
     """Why this read must not be booked, or None. `known` maps SKU -> expected for listings the
-    ledger already holds; `observed` maps SKU -> quantity read now."""
+    ledger already holds; `observed` maps SKU -> quantity read now. `expect_drops` is for a batch
+    chosen because orders say its SKUs sold (the fast path): drops are its point, so only an
+    answer with none of the listings, or all of them at zero, is refused."""
     if len(known) < limits.min_listings:
         return None
     seen = {sku: observed[sku] for sku in known if sku in observed}
@@ -31,6 +35,6 @@ def refuse_reason(known: Mapping[str, int], observed: Mapping[str, int], limits:
     if all(q == 0 for q in seen.values()) and any(known[sku] > 0 for sku in seen):
         return f"reported all {len(seen)} listings at zero"
     dropped = sum(1 for sku, q in seen.items() if q < known[sku])
-    if dropped / len(seen) > limits.max_drop_share:
+    if not expect_drops and dropped / len(seen) > limits.max_drop_share:
         return f"{dropped} of {len(seen)} listings dropped at once (limit {limits.max_drop_share:.0%})"
     return None

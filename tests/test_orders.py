@@ -400,3 +400,18 @@ def test_explain_and_status_show_orders_oversells_and_what_nothing_explains(tmp_
         assert {f["account"] for f in status["feeds"]} == {"gra", "oto"}
         text = invoke("status", "--config", config_path).output
         assert "open oversells: none" in text and "order actions: alert.done 1, cancel.done 1" in text
+
+
+def test_many_orders_at_once_are_not_mistaken_for_an_outage(db_url: str) -> None:
+    skus = [f"sku-{i}" for i in range(40)]
+    with fleet(("gra", "graas"), ("oak", "oakra")) as running:
+        for platform in running.platforms.values():
+            for sku in skus:
+                platform.set_quantity(sku, 9)
+        config = running.config(db_url, skus)
+        cycle(config)
+        for sku in skus[:15]:  # fifteen orders in one poll: every listing the fast path reads dropped
+            running.platforms["gra"].sell(sku, 1)
+        report = in_engine(config, lambda engine: engine.run_orders())
+        assert report is not None and report.accounts["gra"].ok, report.accounts["gra"].error
+        assert {sku: running.platforms["oak"].quantity(sku) for sku in skus[:15]} == {sku: 8 for sku in skus[:15]}

@@ -43,3 +43,15 @@ def test_a_platform_reporting_all_zeros_is_stopped_and_not_booked(tmp_path: Path
         assert report["movements"] == [] and report["pushes"] == []
         assert all(running.platforms["oak"].quantity(sku) == 8 for sku in skus)
     assert_ledger_consistent(db_url)
+
+
+def test_a_batch_of_sold_skus_is_expected_to_drop() -> None:
+    from sync.safety import SafetyLimits, refuse_reason
+
+    known = {f"sku-{i}": 5 for i in range(12)}
+    sold = {sku: 4 for sku in known}  # the fast path reads exactly the SKUs orders say sold
+    limits = SafetyLimits(min_listings=10, max_drop_share=0.5)
+    assert refuse_reason(known, sold, limits) is not None  # in a sweep, that many drops look like an outage
+    assert refuse_reason(known, sold, limits, expect_drops=True) is None
+    assert refuse_reason(known, {sku: 0 for sku in known}, limits, expect_drops=True) is not None  # all zeros
+    assert refuse_reason(known, {}, limits, expect_drops=True) is not None  # none listed
