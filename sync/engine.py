@@ -28,7 +28,8 @@ from sync.crashpoints import CrashHook, ProcessDeath, no_crash
 from sync.errors import SyncError
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.models import MovementKind
-from sync.ledger.orders import Drift, OrderStore
+from sync.ledger.orders import OrderStore
+from sync.ledger.oversells import Drift
 from sync.ledger.store import BatchState, CycleCounts, LedgerStore
 from sync.metrics import METRICS
 from sync.order_flow import FeedReport, OrderFlow, OversellReport

@@ -22,7 +22,8 @@ from sync.config import Config
 from sync.crashpoints import CrashHook
 from sync.errors import SyncError
 from sync.ledger.models import ActionState
-from sync.ledger.orders import Drift, OrderStore, PlannedAction
+from sync.ledger.orders import OrderStore
+from sync.ledger.oversells import Drift, PlannedAction
 from sync.metrics import METRICS
 from sync.orders.oversell import orders_to_act_on
 from sync.platforms.base import Adapter, Outcome

@@ -15,7 +15,8 @@ from sync.cli.common import config_option, ledger_for, load
 from sync.config import Config
 from sync.ledger import order_views, snapshot
 from sync.ledger.models import Account, Cycle, Lease
-from sync.ledger.orders import Drift, OrderStore
+from sync.ledger.orders import OrderStore
+from sync.ledger.oversells import Drift
 from sync.order_flow import find_drift
 from sync.platforms import PLATFORMS
 
