@@ -20,15 +20,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.fleet import start_fleet
 from sync.bootstrap import Wiring, open_ledger
 from sync.config import Config
 from sync.emulation.sales import SalesDriver
-from sync.emulation.server import EmulatorServer
 from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.ledger.models import Account, Listing, Push, PushState
 from sync.logs import configure_logging
-from sync.platforms import PLATFORMS
 from sync.scheduler import run_daemon
 
 SKUS = [f"sku-{i:03d}" for i in range(100)]
@@ -40,17 +39,7 @@ ACCOUNTS = [
 
 def run(rate: float, seconds: float, latency: float, seed: int) -> dict[str, float]:
     """One run at `rate` events a second; returns its figures."""
-    servers, platforms, entries = [], {}, []
-    for entry in ACCOUNTS:
-        spec = PLATFORMS[entry["platform"]]
-        emulator = spec.emulator(spec.settings.model_validate({**entry, "base_url": "http://127.0.0.1:1"}))
-        emulator.faults.latency = latency
-        for sku in SKUS:
-            emulator.set_quantity(sku, 500)
-        server = EmulatorServer(emulator).start()
-        servers.append(server)
-        platforms[entry["name"]] = emulator
-        entries.append({**entry, "base_url": server.url + spec.emulator_base_path})
+    platforms, servers, entries = start_fleet(ACCOUNTS, SKUS, 500, latency)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(create_db_engine(url))

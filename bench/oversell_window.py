@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.fleet import start_fleet
 from sync.bootstrap import Wiring, open_ledger
 from sync.config import Config
 from sync.emulation.platform import EmulatedPlatform
-from sync.emulation.server import EmulatorServer
 from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.logs import configure_logging
-from sync.platforms import PLATFORMS
 from sync.scheduler import run_daemon
 
 ACCOUNTS = [
@@ -64,26 +63,10 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
 
 
-def start_fleet(skus: list[str], latency: float) -> tuple[dict[str, EmulatedPlatform], list[EmulatorServer], list[Any]]:
-    """One emulator per account, stocked and serving on loopback."""
-    platforms, servers, entries = {}, [], []
-    for entry in ACCOUNTS:
-        spec = PLATFORMS[entry["platform"]]
-        emulator = spec.emulator(spec.settings.model_validate({**entry, "base_url": "http://127.0.0.1:1"}))
-        emulator.faults.latency = latency
-        for sku in skus:
-            emulator.set_quantity(sku, STOCK)
-        server = EmulatorServer(emulator).start()
-        servers.append(server)
-        platforms[entry["name"]] = emulator
-        entries.append({**entry, "base_url": server.url + spec.emulator_base_path})
-    return platforms, servers, entries
-
-
 def run(skus_count: int, seconds: float, rate: float, latency: float, seed: int) -> dict[str, Any]:
     """One run; returns the figures."""
     skus = [f"sku-{i:05d}" for i in range(skus_count)]
-    platforms, servers, entries = start_fleet(skus, latency)
+    platforms, servers, entries = start_fleet(ACCOUNTS, skus, STOCK, latency)
     rng = random.Random(seed)
     sales: list[Sale] = []
     with tempfile.TemporaryDirectory() as tmp:

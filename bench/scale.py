@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.fleet import start_fleet
 from sync.bootstrap import Wiring, open_ledger, running_engine
 from sync.config import Config
-from sync.emulation.server import EmulatorServer
 from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.logs import configure_logging
@@ -65,16 +65,7 @@ def minimum_calls(platform: str, skus: int, changed: int, batch: int) -> int:
 def sweep(skus: int, latency: float) -> dict[str, Any]:
     """Bootstrap, one sale on a tenth of the SKUs per platform, then the measured full sweep."""
     codes = [f"sku-{i:06d}" for i in range(skus)]
-    servers, platforms, entries = [], {}, []
-    for entry in ACCOUNTS:
-        spec = PLATFORMS[entry["platform"]]
-        emulator = spec.emulator(spec.settings.model_validate({**entry, "base_url": "http://127.0.0.1:1"}))
-        for code in codes:
-            emulator.set_quantity(code, 100)
-        server = EmulatorServer(emulator).start()
-        servers.append(server)
-        platforms[entry["name"]] = emulator
-        entries.append({**entry, "base_url": server.url + spec.emulator_base_path})
+    platforms, servers, entries = start_fleet(ACCOUNTS, codes, 100)
     figures: dict[str, Any] = {"skus": skus}
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"

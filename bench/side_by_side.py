@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.fleet import start_fleet
 from bench.naive import NaivePoller
 from bench.scale import ACCOUNTS
 from sync.bootstrap import Wiring, open_ledger
 from sync.config import Config
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.sales import SalesDriver
-from sync.emulation.server import EmulatorServer
 from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.ledger.snapshot import skus as sku_views
@@ -37,22 +37,6 @@ from sync.platforms import PLATFORMS, build_adapter
 from sync.scheduler import run_daemon
 
 START = 50
-
-
-def fleet(skus: list[str], latency: float) -> tuple[dict[str, EmulatedPlatform], list[EmulatorServer], list[Any]]:
-    """Four stocked emulators on loopback and their account entries."""
-    platforms, servers, entries = {}, [], []
-    for entry in ACCOUNTS:
-        spec = PLATFORMS[entry["platform"]]
-        emulator = spec.emulator(spec.settings.model_validate({**entry, "base_url": "http://127.0.0.1:1"}))
-        emulator.faults.latency = latency
-        for sku in skus:
-            emulator.set_quantity(sku, START)
-        server = EmulatorServer(emulator).start()
-        platforms[entry["name"]] = emulator
-        servers.append(server)
-        entries.append({**entry, "base_url": server.url + spec.emulator_base_path})
-    return platforms, servers, entries
 
 
 def ledger_bytes(ledger: Any) -> int:
@@ -80,8 +64,8 @@ def losses(platforms: dict[str, EmulatedPlatform], skus: list[str]) -> dict[str,
 def run(skus_count: int, seconds: float, rate: float, latency: float, seed: int) -> dict[str, Any]:
     """Both methods, one run; returns the figures."""
     skus = [f"sku-{i:04d}" for i in range(skus_count)]
-    ours, our_servers, our_entries = fleet(skus, latency)
-    naive, naive_servers, naive_entries = fleet(skus, latency)
+    ours, our_servers, our_entries = start_fleet(ACCOUNTS, skus, START, latency)
+    naive, naive_servers, naive_entries = start_fleet(ACCOUNTS, skus, START, latency)
     figures: dict[str, Any] = {"skus": skus_count, "seconds": seconds, "sales_per_second": rate, "latency_s": latency}
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
