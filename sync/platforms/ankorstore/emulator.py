@@ -14,14 +14,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from sync.emulation.faults import FaultPlan
-from sync.emulation.orders import EmuOrder
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.platforms.ankorstore.emulated_orders import REJECT_TYPES, included_resources, order_resource
 from sync.platforms.http import is_int
 
 JSON_API = "application/vnd.api+json"
@@ -31,33 +30,6 @@ OPERATIONS = "/api/v1/operations"
 ORDERS = "/api/v1/orders"
 TRANSITION = "/-actions/transition"
 STAMP = "2024-01-03T11:22:02.000000Z"
-
-
-REJECT_TYPES = frozenset(
-    {
-        "BRAND_ALREADY_HAS_CUSTOMER_IN_THE_AREA",
-        "BRAND_CANNOT_DELIVER_TO_THE_AREA",
-        "BRAND_HAS_EXCLUSIVE_DISTRIBUTOR_IN_THE_REGION",
-        "BUYER_NOT_A_RETAILER",
-        "ORDER_ITEMS_PRICES_INCORRECT",
-        "PAYMENT_ISSUES_WITH_RETAILER",
-        "PREPARATION_TIME_TOO_HIGH",
-        "PRODUCT_OUT_OF_STOCK",
-        "PURCHASE_NOT_FOR_RESALE",
-        "RETAILER_AGREED_TO_DO_CHANGES_TO_ORDER",
-        "RETAILER_NOT_GOOD_FIT_FOR_BRAND",
-        "RETAILER_VAT_NUMBER_MISSING",
-        "OTHER",
-    }
-)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
-def _line_uuid(line_id: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"order-item:{line_id}"))
 
 
 def _errors(status: int, title: str, detail: str, pointer: str | None = None) -> EmuResponse:
@@ -338,52 +310,17 @@ class AnkorstoreEmulator(EmulatedPlatform):
             },
             "jsonapi": {"version": "1.0"},
             "links": {},
-            "data": [self._order(o) for o in page],
+            "data": [order_resource(o) for o in page],
         }
         if more:
             body["links"]["next"] = (
                 f"https://www.ankorstore.com{ORDERS}?page[limit]={limit}&page[after]={page[-1].order_id}"
             )
         if "orderItems.productVariant" in include or "orderItems" in include:
-            body["included"] = self._included(page, with_variants="orderItems.productVariant" in include)
+            body["included"] = included_resources(
+                page, self.variant, with_variants="orderItems.productVariant" in include
+            )
         return EmuResponse(200, body, {"Content-Type": JSON_API})
-
-    def _order(self, order: EmuOrder) -> dict[str, Any]:
-        return {
-            "type": "orders",
-            "id": order.order_id,
-            "attributes": {
-                "status": order.status,
-                "reference": 3000000 + order.seq,
-                "submittedAt": _iso(order.placed),
-                "createdAt": _iso(order.placed),
-                "updatedAt": _iso(order.modified),
-            },
-            "relationships": {
-                "orderItems": {
-                    "data": [{"type": "order-items", "id": _line_uuid(line.line_id)} for line in order.lines]
-                }
-            },
-        }
-
-    def _included(self, orders: list[EmuOrder], *, with_variants: bool) -> list[dict[str, Any]]:
-        included: list[dict[str, Any]] = []
-        variants: dict[str, Variant] = {}
-        for order in orders:
-            for line in order.lines:
-                variant = self.variant(line.code)
-                item: dict[str, Any] = {
-                    "type": "order-items",
-                    "id": _line_uuid(line.line_id),
-                    "attributes": {"quantity": line.quantity, "multipliedQuantity": line.quantity},
-                }
-                if variant is not None:
-                    item["relationships"] = {"productVariant": {"data": {"type": "productVariant", "id": variant.id}}}
-                    variants[variant.id] = variant
-                included.append(item)
-        if with_variants:
-            included.extend(v.resource() for v in variants.values())
-        return included
 
     def _transition(self, request: EmuRequest, order_id: str) -> EmuResponse:
         try:
@@ -400,7 +337,9 @@ class AnkorstoreEmulator(EmulatedPlatform):
             return _errors(422, "Unprocessable Entity", "rejectType is invalid", "/data/attributes/rejectType")
         if not self.cancel_through_api(order_id):
             return _errors(422, "Unprocessable Entity", f"an order in {order.status} cannot be rejected")
-        return EmuResponse(200, {"data": self._order(order), "jsonapi": {"version": "1.0"}}, {"Content-Type": JSON_API})
+        return EmuResponse(
+            200, {"data": order_resource(order), "jsonapi": {"version": "1.0"}}, {"Content-Type": JSON_API}
+        )
 
     def _patch_stock(self, request: EmuRequest, variant_id: str) -> EmuResponse:
         try:
