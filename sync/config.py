@@ -23,6 +23,8 @@ from sync.platforms import PLATFORMS, AccountSettings
 ENV_VAR = "STOCKSYNC_CONFIG"
 DEFAULT_PATH = "stocksync.toml"
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Identity problems reported in one error: enough to fix in one go, few enough to read.
+_MAX_PROBLEMS = 5
 
 if TYPE_CHECKING:
     AnyAccount = AccountSettings
@@ -52,6 +54,12 @@ class SyncSettings(_Section):
     in_doubt_timeout_seconds: float = Field(default=600.0, ge=0)
     safety_min_listings: int = Field(default=10, ge=1)
     safety_max_drop_share: float = Field(default=0.5, gt=0, le=1)
+    # A drop larger than this share of a listing (or to zero) that no order explains is read again
+    # before it is booked.
+    confirm_drop_share: float = Field(default=0.5, gt=0, le=1)
+    # An account answering badly needs two agreeing confirmations; it counts as answering well
+    # again after this long without a bad read.
+    bad_read_quiet_seconds: float = Field(default=600.0, ge=0)
     # Several replicas on one PostgreSQL ledger: the catalogue is cut into `shards`, each reconciled
     # under its own lease of `lease_seconds` (a dead replica's shards pass on when they run out).
     shards: int = Field(default=1, ge=1, le=1024)
@@ -166,8 +174,48 @@ def load_config(path: str | os.PathLike[str] | None = None, *, environ: dict[str
         raise ConfigError(f"{source}: {format_validation(err)}") from None
     if not config.skus:
         raise ConfigError(f"{source}: catalog: no SKUs; list them in catalog.skus or catalog.file")
+    try:
+        check_identities(config)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
     warnings = _permission_warnings(source, plain_secrets)
     return config.model_copy(update={"warnings": tuple(warnings)})
+
+
+def check_identities(config: Config) -> None:
+    """Refuse codes that would mix up listings: two catalogue SKUs sharing a code on one account, or
+    a code the account's platform cannot read; raises ConfigError naming the first few."""
+    problems: list[str] = []
+    count = 0
+    for index, account in enumerate(config.accounts):
+        owner: dict[str, str] = {}  # code -> the first catalogue SKU with it, one dict per account
+        unreadable = type(account).unreadable_code
+        for sku in config.skus:
+            code = account.code_for(sku)
+            first = owner.setdefault(code, sku)
+            if first != sku:
+                problem = (
+                    f"accounts[{index}].aliases: SKUs {first!r} and {sku!r} both map to code {code!r} "
+                    f"on account {account.name!r}; each listing must belong to one SKU (remove or change one alias)"
+                )
+            elif (reason := unreadable(code)) is not None:
+                remedy = (
+                    "change its alias under [accounts.aliases]"
+                    if sku in account.aliases
+                    else "give it an alias the platform can read under [accounts.aliases]"
+                )
+                problem = (
+                    f"accounts[{index}]: SKU {sku!r} (code {code!r}) on account {account.name!r} cannot be read: "
+                    f"{reason}; {remedy} or remove it from the catalogue"
+                )
+            else:
+                continue
+            count += 1
+            if len(problems) < _MAX_PROBLEMS:
+                problems.append(problem)
+    if problems:
+        more = [f"... and {count - len(problems)} more"] if count > len(problems) else []
+        raise ConfigError("\n  ".join(problems + more))
 
 
 def format_validation(err: ValidationError) -> str:

@@ -25,17 +25,18 @@ from sqlalchemy.orm import Session
 
 from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
-from sync.errors import SyncError
+from sync.judge import TrustRules
+from sync.ledger.judgements import JudgementStore
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.models import MovementKind
 from sync.ledger.orders import OrderStore
 from sync.ledger.oversells import Drift
 from sync.ledger.store import BatchState, CycleCounts, LedgerStore
 from sync.metrics import METRICS
+from sync.observer import AccountRead, Observer
 from sync.order_flow import FeedReport, OrderFlow, OversellReport
 from sync.planner import AccountRules, ListingKey, Plan, PlanInput, PlannedMovement, PlannedPush, plan
-from sync.platforms.base import Adapter, Change, Observed, Outcome, PushResult, ReadResult, chunked
-from sync.safety import SafetyLimits, refuse_reason
+from sync.platforms.base import Adapter, Change, Outcome, PushResult, chunked
 from sync.sharding import lease_name, shard_of, split
 
 log = structlog.get_logger(__name__)
@@ -50,16 +51,14 @@ def utcnow() -> datetime:
 
 
 @dataclass
-class AccountRun:
-    """One account's part in a cycle."""
+class AccountRun(AccountRead):
+    """One account's part in a cycle: what was read and judged, and whether it failed."""
 
-    name: str
-    platform: str
+    name: str = ""
+    platform: str = ""
     ok: bool = True
     error: str | None = None
     error_kind: str | None = None
-    observed: int = 0
-    skipped: dict[str, str] = field(default_factory=dict)
 
     def fail(self, error: str, kind: str) -> None:
         """Mark the account failed for this cycle (the first error is kept)."""
@@ -98,8 +97,21 @@ class CycleReport:
 
     @property
     def ok(self) -> bool:
-        """True when every account succeeded."""
-        return all(run.ok for run in self.accounts.values())
+        """True when every account was read, believed and written without trouble: none failed,
+        answered badly, or holds listings under a safety stop."""
+        return all(run.ok and not run.stopped and not run.bad for run in self.accounts.values())
+
+    def failed(self, account: str) -> bool:
+        """True when the account already failed this cycle."""
+        return not self.accounts[account].ok
+
+    def fail(self, account: str, error: str, kind: str) -> None:
+        """Record that the account could not be read this cycle."""
+        self.accounts[account].fail(error, kind)
+
+    def reading(self, account: str) -> AccountRead:
+        """The account's reading figures for this cycle."""
+        return self.accounts[account]
 
     def count(self, outcome: str) -> int:
         """How many pushes ended with `outcome`."""
@@ -136,10 +148,15 @@ class Engine:
         self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}
         self._codes = {a.name: {sku: a.code_for(sku) for sku in config.skus} for a in config.accounts}
         self._account_ids: dict[str, int] = {}
-        self.safety = SafetyLimits(config.sync.safety_min_listings, config.sync.safety_max_drop_share)
         self.flow = OrderFlow(config, OrderStore(store.sessions), adapters, clock, crash)
+        self.judgements = JudgementStore(store.sessions)
+        rules = TrustRules(
+            config.sync.confirm_drop_share, config.sync.safety_min_listings, config.sync.safety_max_drop_share
+        )
+        platforms = {a.name: a.platform for a in config.accounts}
+        self.observer = Observer(adapters, self._codes, platforms, self.flow.feed_accounts, rules)
         self._next_poll = 0.0  # time.monotonic() at which the order feeds are due again
-        self.safety_stopped: set[str] = set()  # accounts whose last read was refused as an outage
+        self._retired = False  # SKUs that left the catalogue are marked once per engine
 
     async def run_cycle(
         self, trigger: str = "manual", *, dry_run: bool = False, progress: Progress | None = None
@@ -227,13 +244,13 @@ class Engine:
         report.fast_skus += len(skus)
         log.info("orders.fast_path", skus=len(skus), cycle=report.cycle_id)
         for batch in chunked(sorted(skus), self.config.sync.batch_size):
-            await self._reconcile(batch, report, verify=False, sold=True)
+            await self._reconcile(batch, report, verify=False)
 
     async def _cycle(
         self, trigger: str, *, dry_run: bool, progress: Progress | None, only_skus: Sequence[str] | None = None
     ) -> CycleReport:
         report = CycleReport(trigger=trigger, dry_run=dry_run)
-        report.accounts = {a.name: AccountRun(a.name, a.platform) for a in self.config.accounts}
+        report.accounts = {a.name: AccountRun(name=a.name, platform=a.platform) for a in self.config.accounts}
         skus = list(self.skus) if only_skus is None else list(only_skus)
         if not dry_run:
             # Under the lease: pushes left open are from a reconciler that died, never a live one.
@@ -249,6 +266,9 @@ class Engine:
             self._account_ids = opened.account_ids
             report.cycle_id = opened.cycle_id
             self.flow.recover(lambda sku: shard_of(sku, self.shards) == self.shard)
+            catalogue = None if self._retired else self.config.skus
+            self.observer.answering_badly = self.judgements.prepare(catalogue, self.clock())
+            self._retired = True
         log.info("cycle.start", cycle=report.cycle_id, trigger=trigger, skus=len(skus), dry_run=dry_run)
         error: str | None = None
         try:
@@ -259,7 +279,7 @@ class Engine:
                 if not dry_run:
                     self.lease.renew()
                     await self._fast_path(report)
-                await self._reconcile(batch, report, verify=False, sold=only_skus is not None)
+                await self._reconcile(batch, report, verify=False)
                 report.skus_done += len(batch)
                 if progress:
                     progress(report.skus_done, len(skus))
@@ -296,11 +316,7 @@ class Engine:
             error=error,
         )
         assert report.cycle_id is not None
-        for name, run in report.accounts.items():
-            if run.error_kind == "safety_stop":
-                self.safety_stopped.add(name)
-            elif run.ok and run.observed:
-                self.safety_stopped.discard(name)
+        self._note_answering(report, now)
         METRICS.cycles.labels(report.trigger, outcome).inc()
         METRICS.cycle_seconds.labels(report.trigger).observe(time.monotonic() - report.started)
         health = [(run.name, run.ok, run.error) for run in report.accounts.values()]
@@ -326,6 +342,20 @@ class Engine:
             drifting=len(report.drifting),
         )
 
+    def _note_answering(self, report: CycleReport, now: datetime) -> None:
+        """Log once when an account starts answering badly, and once when it recovers."""
+        bad = {name: sum(run.bad.values()) for name, run in report.accounts.items()}
+        read_ok = [name for name, run in report.accounts.items() if run.ok and run.observed]
+        quiet = timedelta(seconds=self.config.sync.bad_read_quiet_seconds)
+        for change in self.judgements.after_cycle(bad, read_ok, now, quiet):
+            run = report.accounts[change.account]
+            if change.bad:
+                log.error("account.answering_badly", account=change.account, bad_reads=dict(run.bad))
+                self.observer.answering_badly.add(change.account)
+            else:
+                log.info("account.answering_well", account=change.account, since=str(change.since))
+                self.observer.answering_badly.discard(change.account)
+
     async def _reconcile(
         self,
         skus: Sequence[str],
@@ -333,14 +363,14 @@ class Engine:
         *,
         verify: bool,
         only: Mapping[str, set[str]] | None = None,
-        sold: bool = False,
     ) -> None:
         """Observe, plan, commit, send and record for `skus` (restricted to `only` when given)."""
         state = self.store.load_batch(skus)
         accounts = list(only) if only is not None else [a.name for a in self.config.accounts]
-        observed = await self._observe(accounts, skus if only is None else None, only, report)
-        if not verify:  # a verify round reads a handful of listings: too few to judge
-            observed = self._safety_stop(state, observed, report, expect_drops=sold)
+        wanted = {name: sorted(only[name]) if only is not None else list(skus) for name in accounts}
+        ids = {name: self._account_ids[name] for name in accounts if name in self._account_ids}
+        explained = self.flow.unbooked_sales(state.sku_ids, ids)
+        observed, judgement = await self.observer.observe(state, wanted, explained, report, judge_stops=not verify)
         failed = frozenset(name for name, run in report.accounts.items() if not run.ok)
         the_plan = plan(
             PlanInput(
@@ -351,6 +381,8 @@ class Engine:
                 bootstrap_rule=self.config.bootstrap.rule,
                 now=self.clock(),
                 in_doubt_timeout=timedelta(seconds=self.config.sync.in_doubt_timeout_seconds),
+                adopt=frozenset(judgement.adopt),
+                unread=frozenset(judgement.unread),
             )
         )
         report.movements.extend(the_plan.movements)
@@ -364,7 +396,14 @@ class Engine:
                 report.oversells += await self.flow.oversells(the_plan.pools, state.sku_ids, dry_run=True)
             return
         push_ids = self.store.apply_plan(
-            report.cycle_id or 0, the_plan, state, observed, self._account_ids, self.clock(), self._before_commit
+            report.cycle_id or 0,
+            the_plan,
+            state,
+            observed,
+            self._account_ids,
+            self.clock(),
+            self._before_commit,
+            judgement,
         )
         self.crash("after_plan_commit")
         in_doubt = await self._send(the_plan.pushes, push_ids, state, report)
@@ -388,60 +427,6 @@ class Engine:
         """Inside the plan transaction: fence on the lease, then the crash point before commit."""
         self.lease.extend(session)
         self.crash("before_plan_commit")
-
-    async def _observe(
-        self,
-        accounts: Sequence[str],
-        skus: Sequence[str] | None,
-        only: Mapping[str, set[str]] | None,
-        report: CycleReport,
-    ) -> dict[ListingKey, Observed]:
-        """Read every account concurrently; a failing account is recorded and left unobserved."""
-        wanted = {name: sorted(only[name]) if only is not None else list(skus or []) for name in accounts}
-        reads = await asyncio.gather(*(self._read(name, wanted[name], report) for name in accounts))
-        observed: dict[ListingKey, Observed] = {}
-        for name, read in zip(accounts, reads, strict=True):
-            if read is None:
-                continue
-            by_code = {self._codes[name][sku]: sku for sku in wanted[name]}
-            for code, seen in read.observed.items():
-                if code in by_code:
-                    observed[(name, by_code[code])] = seen
-            report.accounts[name].observed += len(read.observed)
-            for code, reason in read.skipped.items():
-                report.accounts[name].skipped[code] = reason
-                log.warning("listing.skipped", account=name, code=code, reason=reason)
-        return observed
-
-    def _safety_stop(
-        self, state: BatchState, observed: dict[ListingKey, Observed], report: CycleReport, *, expect_drops: bool
-    ) -> dict[ListingKey, Observed]:
-        """Drop the observations of any account whose read looks like an outage, and stop it."""
-        for name, run in report.accounts.items():
-            if not run.ok:
-                continue
-            known = {s.sku: s.listings[name].expected for s in state.skus if name in s.listings}
-            seen = {sku: o.quantity for (account, sku), o in observed.items() if account == name}
-            reason = refuse_reason(known, seen, self.safety, expect_drops=expect_drops)
-            if reason is not None:
-                run.fail(f"safety stop: {reason}; nothing from it was booked", "safety_stop")
-                log.error("account.safety_stop", account=name, reason=reason)
-                observed = {key: o for key, o in observed.items() if key[0] != name}
-        return observed
-
-    async def _read(self, name: str, skus: Sequence[str], report: CycleReport) -> ReadResult | None:
-        run = report.accounts[name]
-        if not run.ok:
-            return None  # already failed this cycle: do not hammer it again
-        try:
-            return await self.adapters[name].read([self._codes[name][sku] for sku in skus])
-        except SyncError as err:
-            run.fail(err.message, err.kind.value)
-            log.warning("account.read_failed", account=name, kind=err.kind.value, error=err.message)
-        except Exception as err:  # a bug in an adapter must not stop the other accounts
-            run.fail(f"internal error: {type(err).__name__}: {err}", "internal")
-            log.exception("account.read_crashed", account=name)
-        return None
 
     async def _send(
         self,
@@ -483,7 +468,7 @@ class Engine:
     async def _push(
         self, name: str, pushes: Sequence[PlannedPush], state: BatchState, report: CycleReport
     ) -> list[PushResult]:
-        changes = [Change(self._codes[name][p.sku], state.refs[(name, p.sku)], p.delta) for p in pushes]
+        changes = [Change(self._codes[name][p.sku], state.refs[(name, p.sku)], p.delta, p.observed) for p in pushes]
         try:
             return await self.adapters[name].push(changes)
         except Exception as err:  # adapters return per-change results; anything raised is a bug

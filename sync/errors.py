@@ -48,6 +48,19 @@ class RateLimitedError(RetriableError):
         self.retry_after = retry_after
 
 
+class BadAnswerError(RetriableError):
+    """An answer that cannot be believed as a whole: not JSON, not the document's shape, or the
+    same listing twice with different numbers. Nothing in it is booked; reading again may help.
+    `problem` is a `ReadProblem` value (a string, so this module stays free of platform types)."""
+
+    problem = "unparseable"
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        if problem is not None:
+            self.problem = problem
+
+
 class ConflictError(RetriableError):
     """The platform refused a change because its state moved (HTTP 409): nothing was applied;
     read again and decide again rather than resend."""

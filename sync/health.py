@@ -1,8 +1,8 @@
 """The daemon's optional HTTP port (`[health] port`): `/healthz`, `/readyz` and `/metrics`.
 
 - `/healthz`: 200 while the process serves at all (liveness).
-- `/readyz`: 200 when the ledger answers, the scheduler runs, and no account is held by a safety
-  stop; otherwise 503 with the reasons, as JSON.
+- `/readyz`: 200 when the ledger answers, the scheduler runs, and no listing is held by a safety
+  stop; otherwise 503 with the reasons (the stopped listings named), as JSON.
 - `/metrics`: Prometheus text format: the daemon's counters and the ledger's states.
 
 A small threaded server in the background: a slow scrape never holds up a reconcile.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from sync.ledger.judgements import open_stops
 from sync.metrics import METRICS, LedgerCollector
 
 
@@ -30,7 +31,6 @@ class DaemonState:
     """What readiness looks at, kept up to date by the daemon."""
 
     scheduler_running: bool = False
-    safety_stopped: set[str] = field(default_factory=set)
 
 
 class _Both(Collector):
@@ -51,11 +51,20 @@ def readiness(sessions: sessionmaker[Session], state: DaemonState) -> list[str]:
     try:
         with sessions() as session:
             session.execute(text("SELECT 1"))
+            stops = open_stops(session)
     except Exception as err:  # noqa: BLE001 - any failure means the ledger is unreachable
         problems.append(f"ledger unreachable: {type(err).__name__}")
+        stops = []
     if not state.scheduler_running:
         problems.append("scheduler not running")
-    problems += [f"account {name} stopped by a safety stop" for name in sorted(state.safety_stopped)]
+    for stop in stops:
+        skus = ", ".join(listing["sku"] for listing in stop["listings"][:10])
+        more = "" if len(stop["listings"]) <= 10 else f" and {len(stop['listings']) - 10} more"
+        problems.append(
+            f"account {stop['account']} stopped by a safety stop since {stop['opened_at']}: "
+            f"{len(stop['listings'])} listings held ({skus}{more}); {stop['reason']}; "
+            f"decide with: stocksync accept {stop['account']} --dry-run"
+        )
     return problems
 
 

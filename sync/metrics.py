@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sync.ledger.models import Account, Oversell, Push, PushState
+from sync.ledger.models import Account, Listing, Oversell, Push, PushState
 
 
 @dataclass
@@ -59,6 +59,15 @@ class Metrics:
             "stocksync_order_actions", "Actions on oversold orders by kind and outcome", ["kind", "outcome"], registry=r
         )
         self.drifting = Gauge("stocksync_listings_drifting", "Listings drifting at the last sweep", registry=r)
+        self.bad_reads = Counter(
+            "stocksync_bad_reads", "Reads not believed, by kind", ["platform", "account", "problem"], registry=r
+        )
+        self.held_drops = Counter(
+            "stocksync_held_drops",
+            "Drops held for confirmation or stopped, by how they ended",
+            ["account", "outcome"],
+            registry=r,
+        )
 
 
 METRICS = Metrics()
@@ -81,7 +90,17 @@ class LedgerCollector(Collector):
                 oversells = session.scalar(
                     select(func.count()).select_from(Oversell).where(Oversell.closed_at.is_(None))
                 )
-                accounts = list(session.execute(select(Account.name, Account.last_success_at, Account.healthy)))
+                accounts = list(
+                    session.execute(select(Account.name, Account.last_success_at, Account.healthy, Account.bad_since))
+                )
+                stopped = dict(
+                    session.execute(
+                        select(Account.name, func.count(Listing.id))
+                        .join(Listing, Listing.account_id == Account.id)
+                        .where(Listing.stop_id.is_not(None))
+                        .group_by(Account.name)
+                    ).all()
+                )
         except Exception:  # noqa: BLE001 - a scrape must not fail because the ledger is down
             return
         yield GaugeMetricFamily("stocksync_in_doubt_pushes", "Pushes in doubt, not yet settled", value=in_doubt or 0)
@@ -92,12 +111,22 @@ class LedgerCollector(Collector):
         healthy = GaugeMetricFamily(
             "stocksync_account_healthy", "1 when the account's last cycle succeeded", labels=["account"]
         )
+        badly = GaugeMetricFamily(
+            "stocksync_account_answering_badly", "1 while the account's answers are lately bad", labels=["account"]
+        )
+        held = GaugeMetricFamily(
+            "stocksync_safety_stop_listings", "Listings held by an open safety stop", labels=["account"]
+        )
         configured = set(self.account_names())
-        for name, at, ok in accounts:
+        for name, at, ok, bad_since in accounts:
             if name not in configured:
                 continue
             if at is not None:
                 last.add_metric([name], at.timestamp())
             healthy.add_metric([name], 1.0 if ok else 0.0)
+            badly.add_metric([name], 0.0 if bad_since is None else 1.0)
+            held.add_metric([name], float(stopped.get(name, 0)))
         yield last
         yield healthy
+        yield badly
+        yield held

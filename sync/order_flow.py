@@ -134,6 +134,13 @@ class OrderFlow:
             report.attributed_units += self.store.attribute(listings, self.clock())
         return touched & self._catalogue
 
+    def unbooked_sales(self, sku_ids: Mapping[str, int], account_ids: Mapping[str, int]) -> dict[tuple[str, str], int]:
+        """Per listing (account, SKU) of feed accounts: sold units no booked drop accounts for yet."""
+        names = {account_id: name for name, account_id in account_ids.items() if name in self.feed_accounts}
+        units = self.store.unbooked_sales(names, sku_ids.values(), self.clock()) if names and sku_ids else {}
+        sku_of = {sku_id: sku for sku, sku_id in sku_ids.items()}
+        return {(names[account_id], sku_of[sku_id]): n for (account_id, sku_id), n in units.items()}
+
     def attribute(self, listings: Collection[tuple[int, int]]) -> int:
         """Link the new movements of these listings (account id, SKU id) to order lines."""
         return self.store.attribute(listings, self.clock()) if self.feed_accounts and listings else 0

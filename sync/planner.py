@@ -8,7 +8,7 @@ engine print a dry run, and tests check the rules on plain values. The steps are
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sync.ledger.models import MovementKind
@@ -56,6 +56,8 @@ class SkuState:
     sku: str
     pool: int | None
     listings: Mapping[str, ListingState] = field(default_factory=dict)
+    # Left the catalogue and came back: started afresh like a new SKU, its old counts not booked.
+    retired: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class PlanInput:
     bootstrap_rule: str = BOOTSTRAP_MIN
     now: datetime | None = None
     in_doubt_timeout: timedelta = timedelta(minutes=10)
+    # Listings whose reading is taken as it is, nothing booked (a new platform id, an operator's
+    # reject), and listings read this time without anything believed (a bootstrap waits for them).
+    adopt: frozenset[ListingKey] = frozenset()
+    unread: frozenset[ListingKey] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ class Plan:
     settlements: list[Settlement] = field(default_factory=list)
     waiting: list[tuple[str, str | None, str]] = field(default_factory=list)
     pools: dict[str, int] = field(default_factory=dict)
+    readopted: set[str] = field(default_factory=set)  # retired SKUs started afresh
 
     @property
     def is_empty(self) -> bool:
@@ -131,12 +138,13 @@ def plan(given: PlanInput) -> Plan:
     by_sku: dict[str, dict[str, int]] = {}
     for (account, sku), quantity in given.observations.items():  # grouped once: linear in the batch
         by_sku.setdefault(sku, {})[account] = quantity
+    unread = frozenset(sku for _, sku in given.unread)
     for state in given.skus:
-        _plan_sku(state, by_sku.get(state.sku, {}), given, result)
+        _plan_sku(state, by_sku.get(state.sku, {}), given, result, unread)
     return result
 
 
-def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: Plan) -> None:
+def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: Plan, unread: frozenset[str]) -> None:
     sku = state.sku
     if not observed:
         if state.pool is None and not given.failed_accounts:
@@ -145,10 +153,15 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
     movements: list[PlannedMovement] = []
     frozen: set[str] = set()
 
-    if state.pool is None:
-        start = _bootstrap(sku, observed, given, out)
+    if state.pool is None or state.retired:
+        start = _bootstrap(sku, observed, given, out, unread)
         if start is None:
             return
+        if state.retired:
+            # Back in the catalogue: a fresh start, whatever moved while it was out.
+            note = f"back in the catalogue; {start.note}"
+            start = replace(start, quantity=start.quantity - (state.pool or 0), note=note)
+            out.readopted.add(sku)
         movements.append(start)
         for account, quantity in observed.items():
             out.expected[(account, sku)] = quantity
@@ -163,6 +176,13 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
                 continue
             expected = listing.expected
             kind, flagged, note = MovementKind.EXTERNAL, False, "observed change"
+            if (account, sku) in given.adopt:
+                # Taken as it is: the pool does not move; a push in doubt on it no longer matters.
+                if listing.in_doubt is not None:
+                    why = "listing adopted afresh (new platform id or an operator's reject)"
+                    out.settlements.append(Settlement(listing.in_doubt.push_id, sku, account, False, False, why))
+                out.expected[(account, sku)] = quantity
+                continue
             if listing.in_doubt is not None:
                 settlement = settle(listing.in_doubt, quantity, given.now, given.in_doubt_timeout, sku, account)
                 if settlement is None:
@@ -191,11 +211,13 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
             out.pushes.append(PlannedPush(sku, account, target - quantity, quantity, quantity, target))
 
 
-def _bootstrap(sku: str, observed: Mapping[str, int], given: PlanInput, out: Plan) -> PlannedMovement | None:
+def _bootstrap(
+    sku: str, observed: Mapping[str, int], given: PlanInput, out: Plan, unread: frozenset[str]
+) -> PlannedMovement | None:
     """The first pool of a SKU by the configured rule, or None (noted as waiting) when not yet known."""
     rule = given.bootstrap_rule
     if rule == BOOTSTRAP_MIN:
-        if given.failed_accounts:
+        if given.failed_accounts or sku in unread:
             out.waiting.append((sku, None, "bootstrap by min waits for every account to be read"))
             return None
         start = max(0, min(observed.values()))

@@ -54,8 +54,6 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
     async with running_engines(config, ledger, wiring, lock_wait=0.0 if sharded else None) as engines:
         engine = engines[0]
         state = DaemonState()
-        for other in engines[1:]:
-            other.safety_stopped = engine.safety_stopped  # one set for readiness
         health = _health_server(config, ledger, engine, state)
         members = (
             Membership(ledger.store.sessions, wiring.clock, timedelta(seconds=config.sync.lease_seconds))
@@ -133,7 +131,6 @@ def _health_server(config: Config, ledger: Ledger, engine: Engine, state: Daemon
     """Start the health and metrics port when `[health] port` is set."""
     if config.health.port is None:
         return None
-    state.safety_stopped = engine.safety_stopped  # the same set: the engine keeps it current
     names = [a.name for a in config.accounts]
     server = HealthServer(
         ledger.store.sessions, state, lambda: names, host=config.health.host, port=config.health.port

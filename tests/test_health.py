@@ -5,16 +5,18 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import create_engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from sync.bootstrap import Wiring, open_ledger
 from sync.engine import CycleReport
 from sync.health import DaemonState, HealthServer
+from sync.ledger.models import Account, Listing, SafetyStop, Sku
 from sync.scheduler import run_daemon
 from tests.fakes import fleet
 
@@ -109,12 +111,43 @@ def test_readiness_says_what_is_wrong(db_url: str) -> None:
         assert httpx.get(f"http://127.0.0.1:{server.port}/metrics").status_code == 200  # and scrapable
         assert httpx.get(f"http://127.0.0.1:{server.port}/nope").status_code == 404
     ledger = sessionmaker(create_engine(db_url))
-    state = DaemonState(scheduler_running=True, safety_stopped={"oak"})
+    state = DaemonState(scheduler_running=True)
+    with ledger.begin() as session:
+        stop = hold_a_listing(session, "oak", "sku-1", expected=8, held=0)
     with HealthServer(ledger, state, list) as server:
         answer = httpx.get(f"http://127.0.0.1:{server.port}/readyz")
-        assert answer.status_code == 503 and answer.json()["problems"] == ["account oak stopped by a safety stop"]
-        state.safety_stopped.clear()
+        assert answer.status_code == 503
+        (problem,) = answer.json()["problems"]
+        assert problem.startswith("account oak stopped by a safety stop since ")
+        assert "1 listings held (sku-1)" in problem and "stocksync accept oak --dry-run" in problem
+        with ledger.begin() as session:
+            session.execute(update(Listing).values(stop_id=None, held_quantity=None))
+            session.execute(update(SafetyStop).where(SafetyStop.id == stop).values(closed_at=datetime.now(UTC)))
         assert httpx.get(f"http://127.0.0.1:{server.port}/readyz").status_code == 200
+
+
+def hold_a_listing(session: Session, account: str, sku: str, *, expected: int, held: int) -> int:
+    """A ledger with one listing held by an open safety stop; returns the stop's id."""
+    now = datetime.now(UTC)
+    session.add_all([Account(name=account, platform="oakra", healthy=True), Sku(code=sku, created_at=now)])
+    session.flush()
+    account_id = session.scalar(select(Account.id).where(Account.name == account))
+    sku_id = session.scalar(select(Sku.id).where(Sku.code == sku))
+    stop = SafetyStop(account_id=account_id, opened_at=now, reason="test")
+    session.add(stop)
+    session.flush()
+    session.add(
+        Listing(
+            account_id=account_id,
+            sku_id=sku_id,
+            code=sku,
+            ref="1",
+            expected=expected,
+            stop_id=stop.id,
+            held_quantity=held,
+        )
+    )
+    return stop.id
 
 
 def test_the_grafana_dashboard_only_uses_metrics_the_daemon_serves(db_url: str) -> None:

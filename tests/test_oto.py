@@ -85,8 +85,11 @@ def test_quantities_as_strings_rows_without_location_and_negatives() -> None:
             "a": [{"pickupLocationCode": "DMW", "sku": "a", "quantityOnHand": "7"}, {"sku": "a", "quantityOnHand": -7}],
             "b": [{"pickupLocationCode": "DMW", "sku": "b", "quantityOnHand": 3.5}],
             "c": [{"pickupLocationCode": "OTHER", "sku": "c", "quantityOnHand": 4}],
+            "d": [{"pickupLocationCode": "DMW", "sku": "d", "quantityOnHand": "-2"}],
+            "e": [{"pickupLocationCode": "DMW", "sku": "e", "quantityOnHand": "100000000000000000000"}],
         },
     }
-    result = parse_stock(payload, "DMW", {"a", "b", "c"})
+    result = parse_stock(payload, "DMW", {"a", "b", "c", "d", "e"})
     assert {k: v.quantity for k, v in result.observed.items()} == {"a": 7}
-    assert "b" in result.skipped and "c" not in result.skipped
+    assert set(result.bad) == {"b", "d", "e"} and not result.skipped
+    assert "negative" in result.bad["d"] and "not an integer" in result.bad["e"]

@@ -23,6 +23,10 @@ def report_json(report: CycleReport) -> dict[str, Any]:
                 "error_kind": run.error_kind,
                 "observed": run.observed,
                 "skipped": run.skipped,
+                "bad_reads": dict(run.bad),
+                "held": run.held,
+                "confirmed": run.confirmed,
+                "stopped": run.stopped,
             }
             for name, run in report.accounts.items()
         },
@@ -76,6 +80,13 @@ def report_text(report: CycleReport) -> str:
         state = "ok" if run.ok else f"FAILED ({run.error_kind}): {run.error}"
         skipped = f", {len(run.skipped)} skipped" if run.skipped else ""
         lines.append(f"  {name:<20} {run.platform:<10} {run.observed} observed{skipped}  {state}")
+        if run.bad or run.held or run.stopped:
+            bad = ", ".join(f"{n} {kind}" for kind, n in sorted(run.bad.items())) or "none"
+            lines.append(
+                f"  {'':<20} bad reads: {bad}; drops held {run.held}, confirmed {run.confirmed}; "
+                f"{run.stopped} listings under a safety stop"
+                + (f" (stocksync accept {name} --dry-run)" if run.stopped else "")
+            )
     if report.movements:
         lines.append(f"movements ({len(report.movements)}):")
         for m in report.movements:

@@ -100,6 +100,9 @@ class Account(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     healthy: Mapped[bool] = mapped_column(default=True)
+    # Since when its answers have been bad (None: answering well), and the latest bad one.
+    bad_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_bad_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Sku(Base):
@@ -110,6 +113,8 @@ class Sku(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     code: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set when the SKU left the catalogue: if it comes back, it is adopted afresh, not booked.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Listing(Base):
@@ -128,6 +133,11 @@ class Listing(Base):
     # When the platform's number last changed (a quiet listing is not rewritten at every sweep; the
     # account's last_success_at says when it was last read).
     last_observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Under a safety stop: the stop, and the drop it holds back (not booked until decided).
+    stop_id: Mapped[int | None] = mapped_column(ForeignKey("safety_stops.id"), index=True)
+    held_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    # An operator's decision for the next read: "accept" books it, "reject" adopts it unbooked.
+    decision: Mapped[str | None] = mapped_column(String(16))
 
 
 class Cycle(Base):
@@ -208,6 +218,38 @@ class Lease(Base):
     token: Mapped[int] = mapped_column(BigInteger)
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SafetyStop(Base):
+    """An account's listings held back because too many dropped at once with nothing to explain
+    it; open until orders explain the drops, the reads recover, or an operator decides."""
+
+    __tablename__ = "safety_stops"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class ReadEvent(Base):
+    """A read that was not simply believed: a refused answer (account-wide), a bad value, a drop
+    held for confirmation and how it ended, a listing stopped, released or decided."""
+
+    __tablename__ = "read_events"
+    __table_args__ = (Index("ix_read_events_sku_id_id", "sku_id", "id"), Index("ix_read_events_at", "at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    sku_id: Mapped[int | None] = mapped_column(ForeignKey("skus.id"))  # None: a whole answer
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(32))  # a ReadProblem, or what became of a held drop
+    quantity: Mapped[int | None] = mapped_column(BigInteger)  # the reading concerned
+    expected: Mapped[int | None] = mapped_column(BigInteger)  # what the ledger expected then
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class UrgentSku(Base):

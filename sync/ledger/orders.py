@@ -291,6 +291,26 @@ class OrderStore(OversellQueries):
                     )
         return linked
 
+    def unbooked_sales(
+        self, account_ids: Collection[int], sku_ids: Collection[int], now: datetime
+    ) -> dict[tuple[int, int], int]:
+        """Per listing (account id, SKU id): units of its orders' sales (open or fulfilled) that no
+        booked drop accounts for yet. A drop up to that many units is explained by orders."""
+        if not account_ids or not sku_ids:
+            return {}
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Order.account_id, OrderLine.sku_id, func.sum(OrderLine.quantity - OrderLine.sale_explained))
+                .join(Order, OrderLine.order_id == Order.id)
+                .where(OrderLine.sku_id.in_(list(sku_ids)))
+                .where(Order.account_id.in_(list(account_ids)))
+                .where(Order.state.in_((OrderState.OPEN.value, OrderState.FULFILLED.value)))
+                .where(Order.placed_at >= now - ATTRIBUTION_WINDOW)
+                .where(OrderLine.quantity > OrderLine.sale_explained)
+                .group_by(Order.account_id, OrderLine.sku_id)
+            )
+            return {(account_id, cast(int, sku_id)): int(units) for account_id, sku_id, units in rows}
+
     # --- the urgent queue (several replicas) --------------------------------------------------
 
     def enqueue_urgent(self, skus: Collection[str], now: datetime) -> None:

@@ -14,6 +14,8 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CursorResult, Result, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from sync.judge import Judgement
+from sync.ledger.judgements import unretire, write_judgement
 from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku
 from sync.planner import InDoubtPush, ListingKey, ListingState, Plan, SkuState
 from sync.platforms.base import Observed, Outcome, PushResult
@@ -29,6 +31,24 @@ class BatchState:
     refs: dict[ListingKey, str] = field(default_factory=dict)
     last_observed: dict[ListingKey, int | None] = field(default_factory=dict)
     expected: dict[ListingKey, int] = field(default_factory=dict)
+    holds: dict[ListingKey, Hold] = field(default_factory=dict)
+    _by_sku: dict[str, SkuState] = field(default_factory=dict, repr=False)
+
+    def listing(self, account: str, sku: str) -> ListingState | None:
+        """The ledger's state of one listing, or None when it has none."""
+        if len(self._by_sku) != len(self.skus):
+            self._by_sku = {state.sku: state for state in self.skus}
+        state = self._by_sku.get(sku)
+        return None if state is None else state.listings.get(account)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A listing held by a safety stop (or carrying an operator's decision for its next read)."""
+
+    stop_id: int | None
+    held_quantity: int | None
+    decision: str | None
 
 
 @dataclass(frozen=True)
@@ -160,7 +180,9 @@ class LedgerStore:
     def load_batch(self, skus: Sequence[str]) -> BatchState:
         """Pools, listings and in-doubt pushes for `skus`, in three queries."""
         with self.sessions() as session:
-            sku_ids = dict(session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(skus))).all())
+            found = session.execute(select(Sku.code, Sku.id, Sku.retired_at).where(Sku.code.in_(skus))).all()
+            sku_ids = {code: sku_id for code, sku_id, _ in found}
+            retired = {code for code, _, retired_at in found if retired_at is not None}
             pools = dict(
                 session.execute(
                     select(Movement.sku_id, func.sum(Movement.quantity))
@@ -171,7 +193,17 @@ class LedgerStore:
             # Plain columns, not ORM objects: a batch holds thousands of listings.
             in_batch = Listing.sku_id.in_(sku_ids.values())
             rows = session.execute(
-                select(Listing.id, Listing.expected, Listing.ref, Listing.last_observed, Account.name, Sku.code)
+                select(
+                    Listing.id,
+                    Listing.expected,
+                    Listing.ref,
+                    Listing.last_observed,
+                    Account.name,
+                    Sku.code,
+                    Listing.stop_id,
+                    Listing.held_quantity,
+                    Listing.decision,
+                )
                 .join(Account, Listing.account_id == Account.id)
                 .join(Sku, Listing.sku_id == Sku.id)
                 .where(in_batch)
@@ -187,7 +219,7 @@ class LedgerStore:
             }
         state = BatchState(skus=[], sku_ids=sku_ids)
         listings: dict[str, dict[str, ListingState]] = {code: {} for code in skus}
-        for listing_id, expected, ref, last_observed, account, code in rows:
+        for listing_id, expected, ref, last_observed, account, code, stop_id, held, decision in rows:
             push = doubts.get(listing_id)
             in_doubt = (
                 InDoubtPush(push.id, push.delta, push.expected_before, push.sent_at or push.created_at)
@@ -199,10 +231,12 @@ class LedgerStore:
             state.refs[(account, code)] = ref
             state.last_observed[(account, code)] = last_observed
             state.expected[(account, code)] = expected
+            if stop_id is not None or decision is not None:
+                state.holds[(account, code)] = Hold(stop_id, held, decision)
         for code in skus:
             sku_id = sku_ids.get(code)
             pool = int(pools[sku_id]) if sku_id is not None and sku_id in pools else None
-            state.skus.append(SkuState(code, pool, listings[code]))
+            state.skus.append(SkuState(code, pool, listings[code], retired=code in retired))
         return state
 
     def apply_plan(
@@ -214,16 +248,24 @@ class LedgerStore:
         account_ids: Mapping[str, int],
         now: datetime,
         before_commit: Callable[[Session], None] = lambda _session: None,
+        judgement: Judgement | None = None,
     ) -> dict[ListingKey, int]:
-        """Write a plan in one transaction: SKUs, listings, movements, settlements and the planned
-        pushes. Returns (account, sku) -> push id. Nothing is sent before this commits.
-        `before_commit` runs last inside the transaction (the lease check); raising rolls it back."""
+        """Write a plan in one transaction: SKUs, listings, movements, settlements, the judgement
+        of the reads and the planned pushes. Returns (account, sku) -> push id. Nothing is sent
+        before this commits. `before_commit` runs last inside the transaction (the lease check);
+        raising rolls it back."""
         with self.sessions.begin() as session:
             self._create_skus(session, state, plan, now)
             self._create_listings(session, state, plan, observed, account_ids)
             self._update_listings(session, state, plan, observed, now)
             self._append_movements(session, state, plan, cycle_id, now)
             self._settle(session, plan, now)
+            unretire(session, (state.sku_ids[sku] for sku in plan.readopted))
+            if judgement is not None:
+                held_by = {key: hold.stop_id for key, hold in state.holds.items()}
+                write_judgement(
+                    session, judgement, state.sku_ids, state.listing_ids, held_by, account_ids, cycle_id or None, now
+                )
             push_ids = self._plan_pushes(session, state, plan, cycle_id, now)
             before_commit(session)
             return push_ids

@@ -3,9 +3,13 @@ credentials and location."""
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+# C0 and C1 control characters, DEL included: no platform's read or write carries them faithfully.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class AccountSettings(BaseModel):
@@ -43,6 +47,18 @@ class AccountSettings(BaseModel):
     def code_for(self, sku: str) -> str:
         """The SKU as this platform spells it."""
         return self.aliases.get(sku, sku)
+
+    @classmethod
+    def unreadable_code(cls, code: str) -> str | None:
+        """Why this platform cannot read a listing with this code, or None if it can."""
+        # Platforms overriding this call it first: these hold everywhere.
+        if not code:
+            return "the code is empty"
+        if code != code.strip():
+            return "the code has leading or trailing whitespace"
+        if _CONTROL.search(code):
+            return "the code contains a control character"
+        return None
 
     @classmethod
     def secret_fields(cls) -> list[str]:

@@ -27,24 +27,51 @@ class Observed:
     ref: str
 
 
+class ReadProblem(str, Enum):
+    """Why a read, or part of one, was not believed: the kinds of bad read that are counted."""
+
+    EMPTY = "empty"  # no listings where the ledger knows some
+    ALL_ZEROS = "all_zeros"  # every quantity zero where several listings had stock
+    UNPARSEABLE = "unparseable"  # truncated, not JSON, or not the document's shape
+    DUPLICATE = "duplicate"  # the same listing twice with different numbers
+    BAD_VALUE = "bad_value"  # one listing's quantity: not an integer, out of range, negative
+    DISAGREED = "disagreed"  # a confirming read did not show the drop it was asked to confirm
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer refused whole: the codes it was asked for, and why."""
+
+    codes: tuple[str, ...]
+    problem: ReadProblem
+    reason: str
+
+
 @dataclass(frozen=True)
 class ReadResult:
-    """A batch read: the listings seen, and the codes whose record was unusable (code -> reason).
+    """A batch read: the listings seen; the codes not tracked there (code -> reason, e.g. always in
+    stock); the codes whose value could not be believed (code -> reason, a bad read); the answers
+    refused whole; and the codes each answer was asked for.
 
-    A code in neither map was not listed on the platform: unobserved, never zero.
+    A code in none of these maps was not listed on the platform: unobserved, never zero.
     """
 
     observed: dict[str, Observed] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    bad: dict[str, str] = field(default_factory=dict)
+    refusals: list[Refusal] = field(default_factory=list)
+    answers: list[tuple[str, ...]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Change:
-    """A relative change to send to one listing."""
+    """A relative change to send to one listing; `observed` is the accepted read its delta was
+    computed from (an absolute-set platform checks its fresh read against it)."""
 
     code: str
     ref: str
     delta: int
+    observed: int | None = None
 
 
 class Outcome(str, Enum):

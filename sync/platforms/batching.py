@@ -11,8 +11,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from sync.errors import InDoubtError, RejectedError, SyncError
-from sync.platforms.base import Change, PushResult, ReadResult, chunked, failed_all, in_doubt_all
+from sync.errors import BadAnswerError, InDoubtError, RejectedError, SyncError
+from sync.platforms.base import (
+    Change,
+    PushResult,
+    ReadProblem,
+    ReadResult,
+    Refusal,
+    chunked,
+    failed_all,
+    in_doubt_all,
+)
 
 SendBatch = Callable[[list[Change]], Awaitable[list[PushResult]]]
 ReadBatch = Callable[[list[str]], Awaitable[ReadResult]]
@@ -39,26 +48,56 @@ async def push_in_batches(changes: Sequence[Change], size: int, send: SendBatch)
     return [result for part in parts for result in part]
 
 
-async def read_in_batches(codes: Sequence[str], size: int, read: ReadBatch) -> ReadResult:
-    """Read `codes` in batches of `size`; a whole-account failure (auth, outage) raises."""
+async def read_in_batches(
+    codes: Sequence[str], size: int, read: ReadBatch, batches: Sequence[list[str]] | None = None
+) -> ReadResult:
+    """Read `codes` in batches of `size` (or the `batches` given); a whole-account failure (auth,
+    outage) raises. An answer that cannot be believed refuses only its own batch's codes."""
 
     async def run(batch: list[str]) -> ReadResult:
         try:
-            return await read(batch)
+            result = await read(batch)
+        except BadAnswerError as err:
+            return ReadResult(refusals=[Refusal(tuple(batch), ReadProblem(err.problem), err.message)])
         except RejectedError as err:
             if len(batch) == 1:
                 return ReadResult(skipped={batch[0]: err.message})
             half = len(batch) // 2
             left, right = await asyncio.gather(run(batch[:half]), run(batch[half:]))
             return merge_reads([left, right])
+        result.answers.append(tuple(batch))
+        return result
 
-    return merge_reads(await asyncio.gather(*(run(batch) for batch in chunked(codes, size))))
+    parts = batches if batches is not None else chunked(codes, size)
+    return merge_reads(await asyncio.gather(*(run(batch) for batch in parts)))
+
+
+def chunked_by_length(codes: Sequence[str], size: int, budget: int, cost: Callable[[str], int]) -> list[list[str]]:
+    """Split `codes` into lists of at most `size` whose summed `cost` stays within `budget` (a
+    URL's query string: long SKUs fill it before the count does). A code alone over budget still
+    gets a list of its own."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    used = 0
+    for code in codes:
+        need = cost(code)
+        if current and (len(current) >= size or used + need > budget):
+            batches.append(current)
+            current, used = [], 0
+        current.append(code)
+        used += need
+    if current:
+        batches.append(current)
+    return batches
 
 
 def merge_reads(parts: Sequence[ReadResult]) -> ReadResult:
-    """One ReadResult holding every part's observations and skips."""
+    """One ReadResult holding every part's observations, skips, bad values and refusals."""
     merged = ReadResult()
     for part in parts:
         merged.observed.update(part.observed)
         merged.skipped.update(part.skipped)
+        merged.bad.update(part.bad)
+        merged.refusals.extend(part.refusals)
+        merged.answers.extend(part.answers)
     return merged

@@ -16,13 +16,14 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeGuard, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 import structlog
 
 from sync.errors import (
     AuthError,
+    BadAnswerError,
     ConflictError,
     FatalError,
     InDoubtError,
@@ -249,11 +250,12 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def json_body(response: httpx.Response, where: str) -> Any:
-    """The response's JSON, or a retriable error naming the call when it does not parse."""
+    """The response's JSON, or a BadAnswerError naming the call when it does not parse (a
+    truncated or non-JSON body: nothing in it is believed)."""
     try:
         return response.json()
     except ValueError as err:
-        raise RetriableError(f"{where}: answer is not JSON") from err
+        raise BadAnswerError(f"{where}: answer is not JSON ({len(response.content)} bytes)") from err
 
 
 async def cancel_outcome(call: Callable[[], Awaitable[str | None]]) -> CancelResult:
@@ -271,11 +273,6 @@ async def cancel_outcome(call: Callable[[], Awaitable[str | None]]) -> CancelRes
     if refusal is not None:
         return CancelResult(Outcome.FAILED, refusal)
     return CancelResult(Outcome.CONFIRMED)
-
-
-def is_int(value: object) -> TypeGuard[int]:
-    """True for a JSON integer (and not a boolean, which Python counts as one)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class HttpAdapter(Adapter, Generic[S]):

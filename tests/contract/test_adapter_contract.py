@@ -14,7 +14,7 @@ from sync.emulation.faults import Fault
 from sync.emulation.platform import EmulatedPlatform
 from sync.errors import AuthError, FatalError, RetriableError
 from sync.platforms import PLATFORMS, build_adapter
-from sync.platforms.base import Adapter, Change, Outcome
+from sync.platforms.base import Adapter, Change, Outcome, ReadProblem
 from tests.fakes import Fleet, fleet
 
 PLATFORM_NAMES = sorted(PLATFORMS)
@@ -171,12 +171,16 @@ def test_a_write_whose_answer_is_lost_is_in_doubt_and_never_resent(
     assert harness.emulator.quantity("sku-000") == (6 if applied else 10)
 
 
-def test_an_answer_that_breaks_the_document_is_a_failed_read(harness: Harness) -> None:
-    codes = harness.seed(2)
+def test_an_answer_that_breaks_the_document_is_refused_whole(harness: Harness) -> None:
+    codes = harness.seed(4)
     harness.emulator.faults.inject(Fault.BAD_SHAPE)
-    with pytest.raises(RetriableError) as caught:
-        run(lambda: _read(harness.adapter(), codes))
-    assert harness.platform in str(caught.value)
+    result = run(lambda: _read(harness.adapter(batch_size=2), codes))
+    # Only the batch whose answer broke is refused; the other batch is read as usual.
+    assert len(result.refusals) == 1
+    refusal = result.refusals[0]
+    assert refusal.problem is ReadProblem.UNPARSEABLE and harness.platform in refusal.reason
+    assert set(refusal.codes) | set(result.observed) == set(codes)
+    assert not set(refusal.codes) & set(result.observed)
 
 
 def test_an_unreachable_platform_is_retriable_and_writes_fail_cleanly(harness: Harness) -> None:
@@ -194,7 +198,7 @@ def test_a_quantity_that_is_not_an_integer_is_skipped_not_guessed(harness: Harne
     codes = harness.seed(2)
     harness.emulator.set_quantity(codes[0], 2.5)  # type: ignore[arg-type]
     result = run(lambda: _read(harness.adapter(), codes))
-    assert codes[0] in result.skipped and codes[0] not in result.observed
+    assert codes[0] in result.bad and codes[0] not in result.observed
     assert result.observed[codes[1]].quantity == 10
 
 

@@ -60,7 +60,7 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
 
     async def _read_batch(self, codes: list[str]) -> ReadResult:
         found = mapping.collect(await self._list({"filter[sku]": ",".join(codes)}), set(codes))
-        result = ReadResult(skipped=dict(found.skipped))
+        result = ReadResult(skipped=dict(found.skipped), bad=dict(found.bad))
         for sku, variant in found.variants.items():
             result.observed[sku] = Observed(sku, variant.available, variant.id)
         return result

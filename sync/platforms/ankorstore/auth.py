@@ -4,8 +4,9 @@ token endpoint allows 60 requests an hour, so the token is cached and renewed ea
 from __future__ import annotations
 
 from sync.errors import RetriableError
-from sync.platforms.http import PlatformHTTP, is_int, json_body
+from sync.platforms.http import PlatformHTTP, json_body
 from sync.platforms.tokens import BearerTokens
+from sync.platforms.values import is_int
 
 TOKEN = "/oauth/token"
 

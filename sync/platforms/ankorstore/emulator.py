@@ -21,7 +21,7 @@ from sync.emulation.faults import FaultPlan
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.ankorstore.emulated_orders import REJECT_TYPES, included_resources, order_resource
-from sync.platforms.http import is_int
+from sync.platforms.values import is_int
 
 JSON_API = "application/vnd.api+json"
 TOKEN = "/oauth/token"

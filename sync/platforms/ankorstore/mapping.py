@@ -10,13 +10,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sync.errors import RetriableError
-from sync.platforms.http import is_int
+from sync.errors import BadAnswerError
+from sync.platforms.base import ReadProblem
+from sync.platforms.values import quantity_or_reason
 
 VARIANT_TYPES = ("productVariant", "product-variants")
 
 
-class AnkorstoreShapeError(RetriableError):
+class AnkorstoreShapeError(BadAnswerError):
     """An Ankorstore answer that does not follow JSON:API or the document's shape."""
 
 
@@ -31,16 +32,28 @@ class Variant:
     always_in_stock: bool
 
 
+class BadValue(str):
+    """Why a variant's numbers cannot be believed (a bad read, unlike a variant we do not track)."""
+
+
 def variant(resource: Any) -> Variant | str:
-    """A Variant from a resource object, or why it cannot be used."""
+    """A Variant from a resource object, or why it cannot be used (a BadValue when its numbers
+    cannot be believed)."""
     if not isinstance(resource, dict) or resource.get("type") not in VARIANT_TYPES:
         return "not a product variant"
     attributes = resource.get("attributes")
     if not isinstance(attributes, dict) or not isinstance(resource.get("id"), str):
         return "variant without id or attributes"
-    available, reserved = attributes.get("availableQuantity"), attributes.get("reservedQuantity")
-    if not is_int(available) or not is_int(reserved):
-        return f"availableQuantity {available!r} / reservedQuantity {reserved!r} are not integers"
+    available = quantity_or_reason(attributes.get("availableQuantity"))
+    reserved = quantity_or_reason(attributes.get("reservedQuantity"))
+    if isinstance(available, str) or isinstance(reserved, str):
+        return BadValue(
+            "; ".join(
+                f"{name}: {reason}"
+                for name, reason in (("availableQuantity", available), ("reservedQuantity", reserved))
+                if isinstance(reason, str)
+            )
+        )
     return Variant(
         resource["id"], str(attributes.get("sku")), available, reserved, attributes.get("isAlwaysInStock") is True
     )
@@ -59,21 +72,36 @@ def page(payload: Any) -> tuple[list[Any], str | None]:
 
 @dataclass
 class VariantRead:
-    """Variants found by SKU, and the SKUs whose variant could not be used (with why)."""
+    """Variants found by SKU, the SKUs whose variant is not tracked (with why), and those whose
+    numbers cannot be believed (with why)."""
 
     variants: dict[str, Variant]
     skipped: dict[str, str]
+    bad: dict[str, str]
 
 
 def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
-    """Variants of the wanted SKUs; always-in-stock ones are reported and left alone."""
-    found = VariantRead({}, {})
+    """Variants of the wanted SKUs; always-in-stock ones are reported and left alone. The same
+    variant twice with different numbers refuses the whole answer."""
+    found = VariantRead({}, {}, {})
+    seen: dict[str, Variant | str] = {}
     for resource in resources:
         parsed = variant(resource)
         sku = resource.get("attributes", {}).get("sku") if isinstance(resource, dict) else None
         if not isinstance(sku, str) or sku not in wanted:
             continue
-        if isinstance(parsed, str):
+        vid = resource.get("id") if isinstance(resource, dict) else None
+        if isinstance(vid, str):
+            if seen.setdefault(vid, parsed) != parsed:
+                raise AnkorstoreShapeError(
+                    f"ankorstore: variant {vid} ({sku}) listed twice with different numbers",
+                    ReadProblem.DUPLICATE.value,
+                )
+            if seen[vid] is not parsed:
+                continue  # the same variant twice, identically: once is enough
+        if isinstance(parsed, BadValue):
+            found.bad[sku] = parsed
+        elif isinstance(parsed, str):
             found.skipped[sku] = parsed
         elif parsed.always_in_stock:
             found.skipped[sku] = "isAlwaysInStock: Ankorstore tracks no stock for it; left alone"
@@ -81,8 +109,9 @@ def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
             found.skipped[sku] = "several variants share this SKU"
         else:
             found.variants[sku] = parsed
-    for sku in found.skipped:
+    for sku in (*found.skipped, *found.bad):
         found.variants.pop(sku, None)
+    found.bad = {sku: reason for sku, reason in found.bad.items() if sku not in found.skipped}
     return found
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sync.platforms.ankorstore.mapping import AnkorstoreShapeError
 from sync.platforms.base import OrderLine, OrderRecord, OrderState
-from sync.platforms.http import is_int
+from sync.platforms.values import is_int
 
 STATES = {
     "ankor_confirmed": OrderState.OPEN,

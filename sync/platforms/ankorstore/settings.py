@@ -18,3 +18,11 @@ class AnkorstoreSettings(AccountSettings):
     platform: Literal["ankorstore"]
     client_id: str
     client_secret: SecretStr
+
+    @classmethod
+    def unreadable_code(cls, code: str) -> str | None:
+        """Why this platform cannot read a listing with this code, or None if it can."""
+        reason = super().unreadable_code(code)
+        if reason is None and "," in code:
+            return "Ankorstore's filter[sku] takes a comma-separated sku list"
+        return reason

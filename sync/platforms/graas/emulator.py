@@ -11,7 +11,7 @@ from sync.emulation.faults import FaultPlan
 from sync.emulation.orders import EmuOrder
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
-from sync.platforms.http import is_int
+from sync.platforms.values import is_int
 
 DIFF_LIST = "/v1/productMaster/quantityDiffList"
 QUANTITIES_LIST = "/v1/productMaster/quantitiesList"

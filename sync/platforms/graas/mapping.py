@@ -12,14 +12,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sync.errors import RetriableError
-from sync.platforms.base import Change, Observed, ReadResult
-from sync.platforms.http import is_int
+from sync.errors import BadAnswerError
+from sync.platforms.base import Change, Observed, ReadProblem, ReadResult
+from sync.platforms.values import is_int, quantity_or_reason
 
 NOT_FOUND = 404
 
 
-class GraasShapeError(RetriableError):
+class GraasShapeError(BadAnswerError):
     """A Graas answer that does not follow the document's shape."""
 
 
@@ -32,6 +32,7 @@ class SkuAnswer:
     http_code: int | None
     quantity: int | None
     message: str
+    bad: bool = False  # answered with a quantity that cannot be believed
 
 
 def diff_body(diffs: Sequence[tuple[str, int]], warehouse_id: str) -> dict[str, Any]:
@@ -55,14 +56,19 @@ def push_body(changes: Sequence[Change], warehouse_id: str) -> dict[str, Any]:
 
 
 def parse_answers(payload: Any, warehouse_id: str) -> dict[str, SkuAnswer]:
-    """sellerSKU -> its answer; raises GraasShapeError when `result` is missing."""
+    """sellerSKU -> its answer; raises GraasShapeError when `result` is missing or holds one SKU
+    twice with different answers."""
     if not isinstance(payload, dict) or not isinstance(payload.get("result"), list):
         raise GraasShapeError("graas: answer has no `result` array")
     answers: dict[str, SkuAnswer] = {}
     for entry in payload["result"]:
         if not isinstance(entry, dict) or not isinstance(entry.get("sellerSKU"), str):
             continue
-        answers[entry["sellerSKU"]] = _answer(entry, warehouse_id)
+        answer = _answer(entry, warehouse_id)
+        if answers.setdefault(answer.sku, answer) != answer:
+            raise GraasShapeError(
+                f"graas: {answer.sku} answered twice with different results", ReadProblem.DUPLICATE.value
+            )
     return answers
 
 
@@ -74,13 +80,20 @@ def _answer(entry: dict[str, Any], warehouse_id: str) -> SkuAnswer:
     failed = entry.get("status") == "failure" or (http_code is not None and http_code >= 300)
     if failed:
         return SkuAnswer(sku, False, http_code, None, message or "failure")
-    quantity: int | None = None
-    for row in entry.get("updatedQuantity") or []:
-        if isinstance(row, dict) and row.get("warehouseID") == warehouse_id:
-            quantity = row.get("quantity")
-    if not is_int(quantity):
-        # Applied, but without a usable quantity for our warehouse.
-        return SkuAnswer(sku, True, http_code, None, f"no integer quantity for warehouse {warehouse_id}")
+    rows = entry.get("updatedQuantity")
+    values = [
+        row.get("quantity")
+        for row in (rows if isinstance(rows, list) else [])
+        if isinstance(row, dict) and row.get("warehouseID") == warehouse_id
+    ]
+    if not values:
+        return SkuAnswer(sku, True, http_code, None, f"no quantity for warehouse {warehouse_id}")
+    quantity = quantity_or_reason(values[0])
+    if len(set(map(repr, values))) > 1:
+        quantity = f"{len(values)} different quantities for warehouse {warehouse_id}"
+    if isinstance(quantity, str):
+        # Applied (or read), but the number cannot be believed: it is not an observation.
+        return SkuAnswer(sku, True, http_code, None, quantity, bad=True)
     return SkuAnswer(sku, True, http_code, quantity, message)
 
 
@@ -93,6 +106,8 @@ def to_read(answers: dict[str, SkuAnswer], wanted: Collection[str]) -> ReadResul
             continue
         if answer.ok and answer.quantity is not None:
             result.observed[code] = Observed(code, answer.quantity, code)
+        elif answer.bad:
+            result.bad[code] = answer.message
         else:
             result.skipped[code] = answer.message
     return result

@@ -9,7 +9,7 @@ from typing import Any
 
 from sync.platforms.base import OrderLine, OrderRecord, OrderState
 from sync.platforms.graas.mapping import GraasShapeError
-from sync.platforms.http import is_int
+from sync.platforms.values import is_int
 
 STATES = {
     "INITIATED": OrderState.OPEN,

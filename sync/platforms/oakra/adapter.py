@@ -5,10 +5,11 @@ pool through stock reads alone, and stocksync never learns a sale id to cancel o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from sync.errors import InDoubtError, RejectedError, SkippableError
 from sync.platforms.base import CancelResult, Change, OrderRecord, Outcome, PushResult, ReadResult
-from sync.platforms.batching import push_in_batches, read_in_batches
+from sync.platforms.batching import chunked_by_length, push_in_batches, read_in_batches
 from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
 from sync.platforms.oakra import mapping
 from sync.platforms.oakra.settings import OakraSettings
@@ -16,6 +17,9 @@ from sync.platforms.oakra.settings import OakraSettings
 RECORDS = "/stock/stock-records/"
 CHANGE = "/stock/stock-records/change/"
 CANCEL = "/sales/cancel/"
+# Characters of `&sku=...` per read: with the path and location, URLs stay under 4 KiB, which
+# every proxy and server accepts (8 KiB is a common limit, 4 KiB the safe one).
+QUERY_BUDGET = 3500
 
 
 class OakraAdapter(HttpAdapter[OakraSettings]):
@@ -30,8 +34,11 @@ class OakraAdapter(HttpAdapter[OakraSettings]):
         return {"Authorization": f"Bearer {key}", "X-OAKRA-API-VERSION": "v1", "Accept": "application/json"}
 
     async def read(self, codes: Sequence[str]) -> ReadResult:
-        """Read stock records at our location, `batch_size` SKUs per call."""
-        return await read_in_batches(codes, self.settings.effective_batch_size, self._read_batch)
+        """Read stock records at our location, `batch_size` SKUs per call and no more than
+        QUERY_BUDGET characters of query string (100 SKUs of 80 characters make an 8.5 kB URL)."""
+        size = self.settings.effective_batch_size
+        batches = chunked_by_length(codes, size, QUERY_BUDGET, lambda code: len(quote(code, safe="")) + 5)
+        return await read_in_batches(codes, size, self._read_batch, batches)
 
     async def _read_batch(self, codes: list[str]) -> ReadResult:
         params = [("location_id", self.settings.location_id)] + [("sku", code) for code in codes]

@@ -11,7 +11,7 @@ from typing import Any
 from sync.emulation.faults import FaultPlan
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
-from sync.platforms.http import is_int
+from sync.platforms.values import is_int
 
 PREFIX = "/api/v1"
 CANCEL_REASONS = frozenset({"out_of_stock", "customer_request", "other"})

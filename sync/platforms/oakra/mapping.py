@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sync.errors import RetriableError
-from sync.platforms.base import Change, Observed, ReadResult
-from sync.platforms.http import is_int
+from sync.errors import BadAnswerError
+from sync.platforms.base import Change, Observed, ReadProblem, ReadResult
+from sync.platforms.values import is_int, quantity_or_reason
 
 
-class OakraShapeError(RetriableError):
+class OakraShapeError(BadAnswerError):
     """An Oakra answer that does not follow the document's shape: a failed call."""
 
 
@@ -24,9 +24,10 @@ def stock_records(payload: Any) -> list[Any]:
 
 
 def parse_read(payload: Any, location_id: str, wanted: Collection[str]) -> ReadResult:
-    """Observations for the wanted SKUs at our location; bad records are skipped with a reason."""
+    """Observations for the wanted SKUs at our location; a record with a bad value is skipped with
+    a reason; an answer holding one SKU twice with different numbers is refused whole."""
     result = ReadResult()
-    seen: dict[str, int] = {}
+    records: dict[str, tuple[object, object]] = {}
     for record in stock_records(payload):
         if not isinstance(record, dict):
             continue
@@ -35,18 +36,20 @@ def parse_read(payload: Any, location_id: str, wanted: Collection[str]) -> ReadR
             continue
         if record.get("location_id", location_id) != location_id:
             continue  # the location filter is optional on Oakra's side: ignore other locations
-        seen[sku] = seen.get(sku, 0) + 1
-        quantity, record_id = record.get("quantity"), record.get("id")
-        if not is_int(quantity):
-            result.skipped[sku] = f"quantity {quantity!r} is not an integer"
+        found = (record.get("quantity"), record.get("id"))
+        if records.setdefault(sku, found) != found:
+            raise OakraShapeError(
+                f"oakra: {sku} appears twice at location {location_id} with different records",
+                ReadProblem.DUPLICATE.value,
+            )
+    for sku, (value, record_id) in records.items():
+        quantity = quantity_or_reason(value)
+        if isinstance(quantity, str):
+            result.bad[sku] = quantity
         elif not is_int(record_id):
-            result.skipped[sku] = f"stock record id {record_id!r} is not an integer"
+            result.bad[sku] = f"stock record id {record_id!r} is not an integer"
         else:
             result.observed[sku] = Observed(sku, quantity, str(record_id))
-    for sku, count in seen.items():
-        if count > 1:
-            result.observed.pop(sku, None)
-            result.skipped[sku] = f"{count} stock records at location {location_id}"
     return result
 
 
@@ -64,5 +67,5 @@ def answered_quantities(payload: Any) -> dict[str, int]:
     return {
         str(r["id"]): r["quantity"]
         for r in records
-        if isinstance(r, dict) and is_int(r.get("id")) and is_int(r.get("quantity"))
+        if isinstance(r, dict) and is_int(r.get("id")) and isinstance(quantity_or_reason(r.get("quantity")), int)
     }

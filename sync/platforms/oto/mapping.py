@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sync.errors import RejectedError, RetriableError
-from sync.platforms.base import Change, Observed, ReadResult
-from sync.platforms.http import is_int
+from sync.errors import BadAnswerError, RejectedError
+from sync.platforms.base import Change, Observed, ReadProblem, ReadResult
+from sync.platforms.values import quantity_or_reason
 
 
-class OtoShapeError(RetriableError):
+class OtoShapeError(BadAnswerError):
     """An OTO answer that does not follow the document's shape."""
 
 
@@ -23,14 +23,9 @@ def refused(payload: Any) -> str | None:
 
 
 def quantity(value: Any) -> int | None:
-    """`qty`/`quantityOnHand` as an integer: a JSON integer or a string of digits; else None."""
-    if is_int(value):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("-").isdigit():
-            return int(text)
-    return None
+    """`qty`/`expires_in` as an integer: a JSON integer or a string of digits, in range; else None."""
+    number = quantity_or_reason(value, digit_strings=True, negative_ok=True)
+    return number if isinstance(number, int) else None
 
 
 def parse_stock(payload: Any, location_code: str, wanted: Collection[str]) -> ReadResult:
@@ -48,12 +43,14 @@ def parse_stock(payload: Any, location_code: str, wanted: Collection[str]) -> Re
         here = [r for r in rows if isinstance(r, dict) and r.get("pickupLocationCode") == location_code]
         if not here:
             continue  # not stocked at our location: unobserved
-        if len(here) > 1:
-            result.skipped[sku] = f"{len(here)} rows for location {location_code}"
-            continue
-        on_hand = quantity(here[0].get("quantityOnHand"))
-        if on_hand is None:
-            result.skipped[sku] = f"quantityOnHand {here[0].get('quantityOnHand')!r} is not an integer"
+        values = {repr(r.get("quantityOnHand")) for r in here}
+        if len(values) > 1:
+            raise OtoShapeError(
+                f"oto: {sku} has {len(here)} different rows for location {location_code}", ReadProblem.DUPLICATE.value
+            )
+        on_hand = quantity_or_reason(here[0].get("quantityOnHand"), digit_strings=True)
+        if isinstance(on_hand, str):
+            result.bad[sku] = f"quantityOnHand: {on_hand}"
         else:
             result.observed[sku] = Observed(sku, on_hand, sku)
     return result

@@ -18,3 +18,11 @@ class OtoSettings(AccountSettings):
     platform: Literal["oto"]
     refresh_token: SecretStr
     location_code: str = Field(min_length=1)
+
+    @classmethod
+    def unreadable_code(cls, code: str) -> str | None:
+        """Why this platform cannot read a listing with this code, or None if it can."""
+        reason = super().unreadable_code(code)
+        if reason is None and "," in code:
+            return "OTO's checkInventoryStock takes a comma-separated sku list"
+        return reason

@@ -1,0 +1,271 @@
+"""What the ledger keeps of judged reads: read events, safety stops and the listings they hold,
+operators' decisions, whether an account is answering badly, and SKUs that left the catalogue.
+
+The writes for a batch run inside the plan's transaction (fenced by the lease like the rest of it);
+the queries serve `status`, `explain`, `accept`/`reject`, `/readyz` and the metrics.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import structlog
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from sync.judge import Judgement, ListingKey
+from sync.ledger.models import Account, Listing, ReadEvent, SafetyStop, Sku
+
+log = structlog.get_logger(__name__)
+
+# Read events are evidence for `explain` and `status`; older ones are pruned.
+EVENT_RETENTION = timedelta(days=14)
+
+
+def write_judgement(
+    session: Session,
+    judgement: Judgement,
+    sku_ids: Mapping[str, int],
+    listing_ids: Mapping[ListingKey, int],
+    held_by: Mapping[ListingKey, int | None],
+    account_ids: Mapping[str, int],
+    cycle_id: int | None,
+    now: datetime,
+) -> None:
+    """Write a batch's judgement: read events, new stops, held, released and decided listings, and
+    close the stops left with no listing. `held_by` maps a listing to the stop holding it now."""
+    if judgement.notes:
+        session.execute(
+            insert(ReadEvent),
+            [
+                {
+                    "account_id": account_ids[n.account],
+                    "sku_id": sku_ids.get(n.sku) if n.sku is not None else None,
+                    "cycle_id": cycle_id,
+                    "at": now,
+                    "kind": n.kind,
+                    "quantity": n.quantity,
+                    "expected": n.expected,
+                    "reason": n.reason[:500],
+                }
+                for n in judgement.notes
+            ],
+        )
+    stop_of: dict[str, int] = {}
+    for account, reason in judgement.new_stops.items():
+        # One open stop per account: a later batch's drops join it.
+        stop_id = session.scalar(
+            select(SafetyStop.id)
+            .where(SafetyStop.account_id == account_ids[account])
+            .where(SafetyStop.closed_at.is_(None))
+            .order_by(SafetyStop.id)
+            .limit(1)
+        )
+        if stop_id is None:
+            stop = SafetyStop(account_id=account_ids[account], opened_at=now, reason=reason)
+            session.add(stop)
+            session.flush()
+            stop_id = stop.id
+        stop_of[account] = stop_id
+    table = cast(Table, Listing.__table__)
+    holds = [
+        {"lid": listing_ids[key], "stop": held_by.get(key) or stop_of[key[0]], "held": quantity}
+        for key, quantity in judgement.held.items()
+        if key in listing_ids
+    ]
+    if holds:
+        hold = update(table).where(table.c.id == bindparam("lid"))
+        session.connection().execute(hold.values(stop_id=bindparam("stop"), held_quantity=bindparam("held")), holds)
+    freed = [listing_ids[key] for key in (*judgement.released, *judgement.decided) if key in listing_ids]
+    if freed:
+        session.execute(
+            update(Listing).where(Listing.id.in_(freed)).values(stop_id=None, held_quantity=None, decision=None)
+        )
+    touched = {held_by[key] for key in judgement.released if held_by.get(key) is not None}
+    _close_empty_stops(session, touched, judgement, now)
+
+
+def _close_empty_stops(session: Session, stop_ids: Collection[int | None], judgement: Judgement, now: datetime) -> None:
+    """Close the stops that hold no listing any more, saying how their listings were released."""
+    ids = [i for i in stop_ids if i is not None]
+    if not ids:
+        return
+    still = set(session.scalars(select(Listing.stop_id).where(Listing.stop_id.in_(ids)).distinct()))
+    empty = [i for i in ids if i not in still]
+    if not empty:
+        return
+    how = Counter(judgement.released.values())
+    resolution = "lifted: " + ", ".join(f"{n} {why}" for why, n in how.most_common())
+    session.execute(
+        update(SafetyStop)
+        .where(SafetyStop.id.in_(empty))
+        .where(SafetyStop.closed_at.is_(None))
+        .values(closed_at=now, resolution=resolution)
+    )
+
+
+def retire_missing(session: Session, catalogue: Collection[str], now: datetime) -> int:
+    """Mark the ledger's SKUs that are no longer in the catalogue; returns how many."""
+    wanted = set(catalogue)
+    live = session.execute(select(Sku.code, Sku.id).where(Sku.retired_at.is_(None)))
+    gone = [sku_id for code, sku_id in live if code not in wanted]
+    for start in range(0, len(gone), 1000):
+        session.execute(update(Sku).where(Sku.id.in_(gone[start : start + 1000])).values(retired_at=now))
+    return len(gone)
+
+
+def unretire(session: Session, sku_ids: Iterable[int]) -> None:
+    """The SKUs started afresh after coming back to the catalogue."""
+    ids = list(sku_ids)
+    if ids:
+        session.execute(update(Sku).where(Sku.id.in_(ids)).values(retired_at=None))
+
+
+@dataclass(frozen=True)
+class AnsweringChange:
+    """An account that started answering badly, or recovered."""
+
+    account: str
+    bad: bool
+    since: datetime | None
+
+
+def note_answering(
+    session: Session, bad_reads: Mapping[str, int], read_ok: Collection[str], now: datetime, quiet: timedelta
+) -> list[AnsweringChange]:
+    """Update each account's answering state: bad from its first bad read, well again once it has
+    been read with no bad read for `quiet`. Returns the changes (each logged once)."""
+    changes: list[AnsweringChange] = []
+    for account in session.scalars(select(Account).where(Account.name.in_([*bad_reads, *read_ok]))):
+        if bad_reads.get(account.name):
+            account.last_bad_at = now
+            if account.bad_since is None:
+                account.bad_since = now
+                changes.append(AnsweringChange(account.name, True, now))
+        elif (
+            account.bad_since is not None
+            and account.name in read_ok
+            and (account.last_bad_at is None or now - account.last_bad_at >= quiet)
+        ):
+            changes.append(AnsweringChange(account.name, False, account.bad_since))
+            account.bad_since = None
+    return changes
+
+
+def answering_badly(session: Session) -> set[str]:
+    """Accounts answering badly now."""
+    return set(session.scalars(select(Account.name).where(Account.bad_since.is_not(None))))
+
+
+def prune_events(session: Session, now: datetime) -> int:
+    """Drop read events older than the retention; returns how many."""
+    result = session.execute(delete(ReadEvent).where(ReadEvent.at < now - EVENT_RETENTION))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+def open_stops(session: Session, account: str | None = None) -> list[dict[str, Any]]:
+    """Open safety stops with the listings they hold (SKU, expected, held reading)."""
+    query = (
+        select(SafetyStop.id, Account.name, SafetyStop.opened_at, SafetyStop.reason)
+        .join(Account, SafetyStop.account_id == Account.id)
+        .where(SafetyStop.closed_at.is_(None))
+        .order_by(SafetyStop.id)
+    )
+    if account is not None:
+        query = query.where(Account.name == account)
+    stops: list[dict[str, Any]] = [
+        {"id": i, "account": name, "opened_at": at.isoformat(), "reason": reason, "listings": []}
+        for i, name, at, reason in session.execute(query)
+    ]
+    if not stops:
+        return stops
+    by_id = {stop["id"]: stop for stop in stops}
+    rows = session.execute(
+        select(Listing.stop_id, Sku.code, Listing.expected, Listing.held_quantity, Listing.decision)
+        .join(Sku, Listing.sku_id == Sku.id)
+        .where(Listing.stop_id.in_(by_id))
+        .order_by(Sku.code)
+    )
+    for stop_id, code, expected, held, decision in rows:
+        by_id[stop_id]["listings"].append({"sku": code, "expected": expected, "held": held, "decision": decision})
+    return stops
+
+
+def decide(session: Session, account: str, decision: str, skus: Collection[str] = ()) -> int:
+    """Record an operator's decision on the listings an account's open stops hold (all of them,
+    or only `skus`); the next read of each applies it. Returns how many listings."""
+    query = (
+        select(Listing.id)
+        .join(Account, Listing.account_id == Account.id)
+        .join(Sku, Listing.sku_id == Sku.id)
+        .where(Account.name == account)
+        .where(Listing.stop_id.is_not(None))
+    )
+    if skus:
+        query = query.where(Sku.code.in_(list(skus)))
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(update(Listing).where(Listing.id.in_(ids)).values(decision=decision))
+    return len(ids)
+
+
+def bad_read_counts(session: Session, since: datetime) -> dict[str, dict[str, int]]:
+    """Per account, read events since `since` by kind (bad reads and how held drops ended)."""
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    rows = session.execute(
+        select(Account.name, ReadEvent.kind, func.count())
+        .join(Account, ReadEvent.account_id == Account.id)
+        .where(ReadEvent.at >= since)
+        .group_by(Account.name, ReadEvent.kind)
+    )
+    for name, kind, n in rows:
+        counts[name][kind] = int(n)
+    return dict(counts)
+
+
+def sku_events(session: Session, sku_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest read events of one SKU's listings."""
+    rows = session.execute(
+        select(ReadEvent.at, Account.name, ReadEvent.kind, ReadEvent.quantity, ReadEvent.expected, ReadEvent.reason)
+        .join(Account, ReadEvent.account_id == Account.id)
+        .where(ReadEvent.sku_id == sku_id)
+        .order_by(ReadEvent.id.desc())
+        .limit(limit)
+    )
+    return [
+        {"at": at.isoformat(), "account": name, "kind": kind, "quantity": q, "expected": e, "reason": reason}
+        for at, name, kind, q, e, reason in rows
+    ]
+
+
+class JudgementStore:
+    """The judged-read state the engine reads and updates around its cycles."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def prepare(self, catalogue: Collection[str] | None, now: datetime) -> set[str]:
+        """At a cycle's start: retire SKUs gone from `catalogue` (when given) and return the
+        accounts answering badly."""
+        with self.sessions.begin() as session:
+            if catalogue is not None:
+                retired = retire_missing(session, catalogue, now)
+                if retired:
+                    log.info("catalogue.retired", skus=retired)
+            return answering_badly(session)
+
+    def after_cycle(
+        self, bad_reads: Mapping[str, int], read_ok: Collection[str], now: datetime, quiet: timedelta
+    ) -> list[AnsweringChange]:
+        """At a cycle's end: each account's answering state, and pruning of old read events."""
+        with self.sessions.begin() as session:
+            changes = note_answering(session, bad_reads, read_ok, now, quiet)
+            prune_events(session, now)
+            return changes
