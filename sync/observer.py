@@ -110,7 +110,7 @@ class Observer:
             if read is not None:
                 run = report.reading(name)
                 run.observed += len(read.observed)
-                seen = self._judge_answers(name, read, wanted[name], state, run, judgement)
+                seen = self._judge_answers(name, read, wanted[name], state, explained, run, judgement)
                 if not seen and run.bad and (read.refusals or read.answers):
                     first = next(n.reason for n in reversed(judgement.notes) if n.account == name)
                     kinds = ", ".join(sorted(run.bad))
@@ -126,11 +126,18 @@ class Observer:
     # --- one account's answers ----------------------------------------------------------------
 
     def _judge_answers(
-        self, name: str, read: ReadResult, skus: Sequence[str], state: BatchState, run: AccountRead, out: Judgement
+        self,
+        name: str,
+        read: ReadResult,
+        skus: Sequence[str],
+        state: BatchState,
+        explained: Mapping[ListingKey, int],
+        run: AccountRead,
+        out: Judgement,
     ) -> dict[str, Observed]:
         """SKU -> observation for what survives the adapter's and the answer rules."""
         by_code = {self.codes[name][sku]: sku for sku in skus}
-        priors = self._priors(name, skus, state, {})
+        priors = self._priors(name, skus, state, explained)
         for code, reason in read.skipped.items():
             run.skipped[code] = reason
             log.warning("listing.skipped", account=name, code=code, reason=reason)
@@ -293,7 +300,7 @@ class Observer:
                 run = report.reading(name)
                 just_read = {sku: believed[(name, sku)].quantity for sku in extra[name]}
                 canary_priors = {sku: Prior(quantity, quantity) for sku, quantity in just_read.items()}
-                seen = self._judge_answers(name, read, extra[name] + by_account[name], state, run, out)
+                seen = self._judge_answers(name, read, extra[name] + by_account[name], state, explained, run, out)
                 if self._canary_fell(name, seen, canary_priors):
                     why = "a confirming read dropped listings just read"
                     self._bad(name, run, ReadProblem.DISAGREED, why, None, out)

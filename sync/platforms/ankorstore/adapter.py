@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sync.errors import RejectedError, SkippableError
+from sync.errors import RejectedError, RetriableError
+from sync.judge import Prior, TrustRules, suspicious_drop
 from sync.platforms.ankorstore import mapping, orders
 from sync.platforms.ankorstore.auth import AnkorstoreTokens
 from sync.platforms.ankorstore.settings import AnkorstoreSettings
@@ -34,6 +35,9 @@ VARIANTS = "/api/v1/product-variants"
 OPERATIONS = "/api/v1/operations"
 ORDERS = "/api/v1/orders"
 PAGE_LIMIT = 50
+# A fresh read is judged like the engine's reads, without orders: a drop to zero or past half the
+# listing since the engine read it is not set from; the next cycle reads and judges it.
+FRESH = TrustRules()
 
 
 class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
@@ -113,13 +117,16 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
 
     async def _push_batch(self, changes: list[Change]) -> list[PushResult]:
         # Fresh read just before the set: the absolute value is computed from it, not from the
-        # engine's older read, so a sale made in between is kept.
-        fresh = {v.id: v for v in self._variants(await self._list([("filter[id][]", c.ref) for c in changes]))}
+        # engine's older read, so a sale made in between is kept. It is judged like any read: a set
+        # computed from a number that cannot be believed is not sent.
+        fresh = mapping.by_id(await self._list([("filter[id][]", c.ref) for c in changes]))
+        refused = _refused_fresh_read(changes, fresh)
         sendable, results = [], {}
         for change in changes:
             variant = fresh.get(change.ref)
-            if variant is None or variant.always_in_stock:
-                error = SkippableError(f"ankorstore: variant {change.ref} ({change.code}) not found or always in stock")
+            problem = refused or _unusable(change, variant)
+            if problem is not None or not isinstance(variant, mapping.Variant):
+                error = RetriableError(f"ankorstore {self.settings.name}: {change.code}: {problem}; not set")
                 results[change.ref] = PushResult(change, Outcome.FAILED, error.message, error=error)
             else:
                 sendable.append((change, variant))
@@ -136,9 +143,34 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
                 results[change.ref] = _outcome(change, variant, after.get(variant.id))
         return [results[c.ref] for c in changes]
 
-    @staticmethod
-    def _variants(resources: list[Any]) -> list[mapping.Variant]:
-        return [v for v in map(mapping.variant, resources) if isinstance(v, mapping.Variant)]
+
+
+def _refused_fresh_read(changes: Sequence[Change], fresh: dict[str, mapping.Variant | str]) -> str | None:
+    """Why the fresh read as a whole cannot be believed (the answer rules), or None."""
+    variants = [fresh.get(c.ref) for c in changes]
+    if not any(variants):
+        return "the fresh read listed none of the variants"
+    pairs = zip(changes, variants, strict=True)
+    numbers = [(v.available, c.observed) for c, v in pairs if isinstance(v, mapping.Variant)]
+    stocked = sum(1 for _, before in numbers if before)
+    if len(numbers) >= 2 and stocked >= 2 and all(available == 0 for available, _ in numbers):
+        return f"the fresh read showed all {len(numbers)} variants at zero"
+    return None
+
+
+def _unusable(change: Change, variant: mapping.Variant | str | None) -> str | None:
+    """Why one variant's fresh read cannot carry a set, or None."""
+    if variant is None:
+        return "variant not in the fresh read"
+    if isinstance(variant, str):
+        return f"fresh read unusable: {variant}"
+    if variant.always_in_stock:
+        return "always in stock: left alone"
+    if change.observed is not None:
+        drop = suspicious_drop(variant.available, Prior(change.observed, change.observed), has_feed=False, rules=FRESH)
+        if drop is not None:
+            return f"fresh read {drop} since the engine's read: not confirmed"
+    return None
 
 
 def _outcome(change: Change, before: mapping.Variant, after: mapping.Variant | None) -> PushResult:

@@ -115,6 +115,20 @@ def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
     return found
 
 
+def by_id(resources: Sequence[Any]) -> dict[str, Variant | str]:
+    """Variant id -> the variant, or why it cannot be used; the same variant twice with different
+    numbers refuses the whole answer."""
+    found: dict[str, Variant | str] = {}
+    for resource in resources:
+        vid = resource.get("id") if isinstance(resource, dict) else None
+        if not isinstance(vid, str):
+            continue
+        parsed = variant(resource)
+        if found.setdefault(vid, parsed) != parsed:
+            raise AnkorstoreShapeError(f"ankorstore: variant {vid} listed twice with different numbers", "duplicate")
+    return found
+
+
 def set_stock_operations(targets: Sequence[tuple[str, int]]) -> dict[str, Any]:
     """`/api/v1/operations` body setting `stockQuantity` for (variant id, stockQuantity) pairs."""
     return {

@@ -152,7 +152,10 @@ class GraasEmulator(EmulatedPlatform):
         for row in rows:
             warehouse = row["warehouseID"]
             current = product.get(warehouse, 0)
-            product[warehouse] = current + row[value_key] if relative else row[value_key]
+            if not relative:
+                product[warehouse] = row[value_key]
+            elif row[value_key]:  # a zero diff reads the quantity as it is, whatever it holds
+                product[warehouse] = current + row[value_key]
             if relative and row[value_key]:
                 self.applied.append((sku, row[value_key]))
             updated.append({"warehouseID": warehouse, "quantity": product[warehouse]})
