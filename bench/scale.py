@@ -2,12 +2,14 @@
 
 The engine runs in its own thread (its CPU time is measured there alone) against the four
 emulators on loopback, each with a per-request latency; Ankorstore keeps its published limit of
-600 requests a minute. For each catalogue size it runs a bootstrap sweep, books one sale on a tenth
-of the SKUs on each platform, and measures the next full sweep: wall time, API calls per platform
+600 requests a minute. For each catalogue size it runs a bootstrap sweep, makes the scenario's
+changes (by default one sale on a tenth of the SKUs, spread over the platforms, with the orders read
+from the feeds), and measures the next full sweep: wall time, API calls per platform
 against the theoretical minimum for the batch sizes each accepts, the engine's CPU time per listing,
 and the process's peak memory.
 
-    python -m bench.scale [--sizes 1000,10000,100000] [--latency 0.05] [--json FILE]
+    python -m bench.scale [--sizes 1000,10000,100000] [--latency 0.05] [--scenario sales|quiet|drops]
+                          [--json FILE]
 
 The rate-limit floor is the time Ankorstore's 600 requests a minute impose on the sweep's calls (the
 other platforms publish no limit). `python -m bench.side_by_side` runs the naive poller beside it.
@@ -36,6 +38,7 @@ from sync.config import Config
 from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.logs import configure_logging
+from sync.order_flow import FeedReport
 from sync.platforms import PLATFORMS
 
 PROFILE: cProfile.Profile | None = None  # set by --profile
@@ -62,11 +65,31 @@ def minimum_calls(platform: str, skus: int, changed: int, batch: int) -> int:
     return reads + writes
 
 
-def sweep(skus: int, latency: float) -> dict[str, Any]:
-    """Bootstrap, one sale on a tenth of the SKUs per platform, then the measured full sweep."""
+SCENARIOS = ("sales", "quiet", "drops")
+
+
+def change_before_sweep(scenario: str, platforms: dict[str, Any], codes: list[str]) -> None:
+    """What happens on the platforms between the bootstrap and the measured sweep:
+    - sales: one sale (an order) on a tenth of the SKUs, spread over the platforms;
+    - quiet: nothing;
+    - drops: 1% of every account's listings drop to zero by hand, with no order (the worst case for
+      confirmation reads: every one is read again before it is booked)."""
+    if scenario == "sales":
+        for emulator in platforms.values():
+            for code in codes[:: max(1, 10 * len(platforms))]:
+                emulator.sell(code, 1)
+    elif scenario == "drops":
+        for offset, emulator in enumerate(platforms.values()):
+            for code in codes[offset::100]:
+                emulator.set_quantity(code, 0)
+
+
+def sweep(skus: int, latency: float, scenario: str = "sales") -> dict[str, Any]:
+    """Bootstrap, the scenario's changes (orders read from the feeds, as the daemon reads them
+    every few seconds), then the measured full sweep."""
     codes = [f"sku-{i:06d}" for i in range(skus)]
     platforms, servers, entries = start_fleet(ACCOUNTS, codes, 100)
-    figures: dict[str, Any] = {"skus": skus}
+    figures: dict[str, Any] = {"skus": skus, "scenario": scenario}
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(create_db_engine(url))
@@ -85,10 +108,10 @@ def sweep(skus: int, latency: float) -> dict[str, Any]:
             async def go() -> None:
                 async with running_engine(config, ledger, Wiring()) as engine:
                     await engine.run_cycle("scheduled")  # bootstrap
+                    change_before_sweep(scenario, platforms, codes)
+                    await engine.flow.poll(engine.account_ids, FeedReport(), lambda _session: None)
                     for emulator in platforms.values():
                         emulator.faults.latency = latency
-                        for code in codes[:: max(1, 10 * len(platforms))]:
-                            emulator.sell(code, 1)
                         emulator.calls.clear()
                     cpu, wall = time.thread_time(), time.monotonic()
                     if PROFILE is not None:
@@ -131,13 +154,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000", help="catalogue sizes, comma-separated")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request at the emulators")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="sales", help=change_before_sweep.__doc__)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="profile the measured sweeps (slower)")
     args = parser.parse_args()
     configure_logging("error", "json")
     global PROFILE
     PROFILE = cProfile.Profile() if args.profile else None
-    rows = [sweep(int(size), args.latency) for size in args.sizes.split(",")]
+    rows = [sweep(int(size), args.latency, args.scenario) for size in args.sizes.split(",")]
     machine = f"{host.system()} {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}"
     print(machine)
     for row in rows:

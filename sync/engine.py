@@ -207,6 +207,11 @@ class Engine:
         return report
 
     @property
+    def account_ids(self) -> dict[str, int]:
+        """The ledger's id of each account (known once a cycle has opened)."""
+        return dict(self._account_ids)
+
+    @property
     def reads_feeds(self) -> bool:
         """The order feeds are read under shard 0's lease: by one replica at a time."""
         return self.shard == 0
