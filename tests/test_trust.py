@@ -8,12 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.ledger.models import Account, Movement, ReadEvent, SafetyStop
 from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
-from sync.ledger.models import Movement, ReadEvent, SafetyStop
 from tests.fakes import Fleet, fleet
 from tests.test_orders import cycle, pools, rows, stock
 
@@ -28,17 +27,8 @@ def seeded(running: Fleet, skus: list[str], quantity: int) -> None:
 
 def kinds(config: Any) -> list[tuple[str, str]]:
     """(kind, account) of every read event, in order."""
-    ledger_rows = rows(config, ReadEvent)
-    from sync.bootstrap import open_ledger
-    from sync.ledger.models import Account
-
-    ledger = open_ledger(config)
-    try:
-        with ledger.store.sessions() as session:
-            names = dict(session.execute(select(Account.id, Account.name)).all())
-    finally:
-        ledger.close()
-    return [(e.kind, names[e.account_id]) for e in ledger_rows]
+    names = {account.id: account.name for account in rows(config, Account)}
+    return [(e.kind, names[e.account_id]) for e in rows(config, ReadEvent)]
 
 
 def answer_badly(platform: EmulatedPlatform, sku: str, value: Any) -> None:
@@ -167,7 +157,8 @@ def test_mass_unexplained_drops_stop_only_those_listings_until_the_reads_recover
         assert back.ok and back.accounts["oak"].stopped == 0
         (stop,) = rows(config, SafetyStop)
         assert stop.closed_at is not None and stop.resolution == "lifted: 10 read back as expected"
-        assert all(e.kind != "external" for e in rows(config, Movement) if e.quantity < 0 and e.sku_id <= 10)
+        assert all(pools(config)[sku] == 8 for sku in skus[:10])
+        assert [m.quantity for m in rows(config, Movement) if m.kind == "external"] == [-3]  # the real sale only
 
 
 def test_a_listing_created_again_with_a_new_id_is_adopted_not_booked(db_url: str) -> None:
@@ -197,3 +188,38 @@ def test_a_sku_back_in_the_catalogue_starts_afresh(db_url: str) -> None:
         (start,) = [m for m in report.movements if m.sku == "mug"]
         assert start.kind.value == "bootstrap" and start.quantity == 2 - 5 and "back in the catalogue" in start.note
         assert pools(config)["mug"] == 2 and stock(running, "mug") == {"oak": 2, "gra": 2}
+
+
+def test_oakra_reads_are_cut_by_url_length_as_well_as_by_count(db_url: str) -> None:
+    from sync.platforms.batching import chunked_by_length
+
+    long = [f"{i:03d}-" + "x" * 76 for i in range(100)]  # 100 SKUs of 80 characters: an 8.5 kB URL in one read
+    assert [len(b) for b in chunked_by_length(long, 100, 3500, lambda code: len(code) + 5)] == [41, 41, 18]
+    with fleet(("oak", "oakra")) as running:
+        seeded(running, long, 3)
+        sizes: list[int] = []
+        running.platforms["oak"].after_request = lambda request: sizes.append(len(request.query.get("sku", [])))
+        report = cycle(running.config(db_url, long))
+        assert report.ok and report.accounts["oak"].observed == 100
+        assert sizes == [41, 41, 18] or sorted(sizes) == [18, 41, 41]
+
+
+def test_an_account_answering_badly_is_logged_once_and_its_recovery_once(db_url: str) -> None:
+    from structlog.testing import capture_logs
+
+    from sync.logs import configure_logging
+
+    configure_logging("info", "json")  # the recovery is good news: logged at info
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, ["mug", "cup"], 3)
+        config = running.config(db_url, ["mug", "cup"], sync={"bad_read_quiet_seconds": 0})
+        cycle(config)
+        with capture_logs() as logs:
+            for _ in range(2):
+                running.platforms["gra"].set_quantity("mug", "three")  # type: ignore[arg-type]
+                cycle(config)
+            running.platforms["gra"].set_quantity("mug", 3)
+            cycle(config)
+            cycle(config)
+        events = [e["event"] for e in logs if e["event"].startswith("account.answering")]
+        assert events == ["account.answering_badly", "account.answering_well"]
