@@ -24,10 +24,10 @@ from bench.fleet import start_fleet
 from sync.bootstrap import Wiring, open_ledger
 from sync.config import Config
 from sync.emulation.sales import SalesDriver
-from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.ledger.models import Account, Listing, Push, PushState
 from sync.logs import configure_logging
+from sync.report import CycleReport
 from sync.scheduler import run_daemon
 
 SKUS = [f"sku-{i:03d}" for i in range(100)]

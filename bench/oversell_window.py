@@ -32,9 +32,9 @@ from bench.fleet import start_fleet
 from sync.bootstrap import Wiring, open_ledger
 from sync.config import Config
 from sync.emulation.platform import EmulatedPlatform
-from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.logs import configure_logging
+from sync.report import CycleReport
 from sync.scheduler import run_daemon
 
 ACCOUNTS = [

@@ -35,11 +35,11 @@ from typing import Any
 from bench.fleet import start_fleet
 from sync.bootstrap import Wiring, open_ledger, running_engine
 from sync.config import Config
-from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.logs import configure_logging
 from sync.order_flow import FeedReport
 from sync.platforms import PLATFORMS
+from sync.report import CycleReport
 
 PROFILE: cProfile.Profile | None = None  # set by --profile
 ANKORSTORE_PER_MINUTE = 600

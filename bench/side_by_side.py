@@ -29,11 +29,11 @@ from sync.bootstrap import Wiring, open_ledger
 from sync.config import Config
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.sales import SalesDriver
-from sync.engine import CycleReport
 from sync.ledger.db import create_db_engine, upgrade
 from sync.ledger.snapshot import skus as sku_views
 from sync.logs import configure_logging
 from sync.platforms import PLATFORMS, build_adapter
+from sync.report import CycleReport
 from sync.scheduler import run_daemon
 
 START = 50

@@ -16,11 +16,11 @@ from sync.config import Config, DatabaseSettings
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.sales import SalesDriver
 from sync.emulation.server import EmulatorServer
-from sync.engine import CycleReport
 from sync.errors import ConfigError
 from sync.ledger import snapshot
 from sync.ledger.db import create_db_engine, upgrade
 from sync.platforms import PLATFORMS
+from sync.report import CycleReport
 from sync.scheduler import run_daemon
 
 Echo = Callable[[str], None]

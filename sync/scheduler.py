@@ -19,10 +19,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from sync.bootstrap import Ledger, Wiring, running_engines
 from sync.config import Config
-from sync.engine import CycleReport, Engine
+from sync.engine import Engine
 from sync.health import DaemonState, HealthServer
 from sync.ledger.lease import LeaseBusy, Membership
 from sync.notify import Notifier
+from sync.report import CycleReport
 from sync.sharding import fair_share, rotation
 
 log = structlog.get_logger(__name__)

@@ -20,10 +20,10 @@ from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.sales import SalesDriver
 from sync.emulation.wire import EmuRequest
-from sync.engine import CycleReport
 from sync.ledger.models import Account, Listing, Movement, MovementKind, Push, PushState, Sku
 from sync.ledger.snapshot import skus as sku_views
 from sync.planner import AccountRules
+from sync.report import CycleReport
 from sync.scheduler import run_daemon
 from tests.fakes import Fleet, fleet
 

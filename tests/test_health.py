@@ -14,9 +14,9 @@ from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.bootstrap import Wiring, open_ledger
-from sync.engine import CycleReport
 from sync.health import DaemonState, HealthServer
 from sync.ledger.models import Account, Listing, SafetyStop, Sku
+from sync.report import CycleReport
 from sync.scheduler import run_daemon
 from tests.fakes import fleet
 

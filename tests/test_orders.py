@@ -19,7 +19,7 @@ from sync.bootstrap import Wiring, open_ledger, running_engine
 from sync.config import Config
 from sync.crashpoints import ProcessDeath, no_crash
 from sync.emulation.faults import Fault
-from sync.engine import CycleReport, Engine
+from sync.engine import Engine
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.models import (
     Attribution,
@@ -31,6 +31,7 @@ from sync.ledger.models import (
     Oversell,
 )
 from sync.ledger.snapshot import skus as sku_views
+from sync.report import CycleReport
 from tests.fakes import Fleet, fleet
 
 T = TypeVar("T")

@@ -12,8 +12,8 @@ from sync.bootstrap import Ledger, Wiring, running_engines
 from sync.cli.common import EXIT_BUSY, EXIT_FAILED, EXIT_OK, config_option, fail, ledger_for, load
 from sync.cli.render import report_json, report_text
 from sync.config import Config
-from sync.engine import CycleReport
 from sync.ledger.lease import LeaseBusy
+from sync.report import CycleReport
 
 
 @click.command()

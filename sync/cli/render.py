@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.engine import CycleReport
+from sync.report import CycleReport
 
 
 def report_json(report: CycleReport) -> dict[str, Any]:

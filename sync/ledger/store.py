@@ -1,22 +1,24 @@
-"""The ledger queries the engine runs: load a batch's state, apply a plan in one transaction,
-record what became of each push, and keep account health.
+"""The ledger queries the engine runs for a batch: load its state, apply a plan in one transaction
+(the reads' judgement included), and record what became of each push. Cycles open and close in
+`cycles.py`.
 
 Every write is in bulk (one statement per table per batch); no query runs per listing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Result, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.judge import Judgement
+from sync.ledger.cycles import CycleQueries
 from sync.ledger.judgements import unretire, write_judgement
-from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku
+from sync.ledger.models import Account, Listing, Movement, Push, PushState, Sku
 from sync.planner import InDoubtPush, ListingKey, ListingState, Plan, SkuState
 from sync.platforms.base import Observed, Outcome, PushResult
 
@@ -51,129 +53,11 @@ class Hold:
     decision: str | None
 
 
-@dataclass(frozen=True)
-class OpenedCycle:
-    """A cycle just opened, with what recovery found."""
-
-    cycle_id: int
-    account_ids: dict[str, int]
-    cancelled: int
-    doubted: int
-
-
-@dataclass(frozen=True)
-class CycleCounts:
-    """What a cycle did, for its ledger row."""
-
-    outcome: str
-    listings_observed: int = 0
-    movements: int = 0
-    pushes_planned: int = 0
-    pushes_confirmed: int = 0
-    pushes_failed: int = 0
-    pushes_in_doubt: int = 0
-    accounts_failed: int = 0
-    error: str | None = None
-
-
-class LedgerStore:
+class LedgerStore(CycleQueries):
     """Reads and writes the ledger through short transactions."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-
-    # --- opening and closing a cycle ------------------------------------------------------
-
-    def open_cycle(
-        self,
-        trigger: str,
-        now: datetime,
-        holder: str | None,
-        accounts: Iterable[tuple[str, str]],
-        shard: int | None = None,
-    ) -> OpenedCycle:
-        """In one transaction: recover what a dead reconciler left open (in this shard, among
-        several), make sure every account has a row, and open the cycle row."""
-        with self.sessions.begin() as session:
-            cancelled, doubted = self._recover(session, now, shard)
-            account_ids = self._sync_accounts(session, accounts)
-            cycle = Cycle(trigger=trigger, started_at=now, outcome="running", holder=holder, shard=shard)
-            session.add(cycle)
-            session.flush()
-            return OpenedCycle(cycle.id, account_ids, cancelled, doubted)
-
-    def close_cycle(
-        self, cycle_id: int, counts: CycleCounts, now: datetime, health: Sequence[tuple[str, bool, str | None]]
-    ) -> list[str]:
-        """In one transaction: each account's health and the cycle's outcome. Returns the accounts
-        whose health changed (broke or recovered)."""
-        with self.sessions.begin() as session:
-            accounts = {a.name: a for a in session.scalars(select(Account))}
-            changed = []
-            for name, ok, error in health:
-                account = accounts[name]
-                if account.healthy != ok:
-                    changed.append(name)
-                account.healthy = ok
-                if ok:
-                    account.last_success_at = now
-                else:
-                    account.last_error_at, account.last_error = now, error
-            session.execute(update(Cycle).where(Cycle.id == cycle_id).values(finished_at=now, **counts.__dict__))
-            return changed
-
-    def ensure_accounts(self, accounts: Iterable[tuple[str, str]]) -> dict[str, int]:
-        """Make sure every configured account has a row; return their ids by name."""
-        with self.sessions.begin() as session:
-            return self._sync_accounts(session, accounts)
-
-    @staticmethod
-    def _sync_accounts(session: Session, accounts: Iterable[tuple[str, str]]) -> dict[str, int]:
-        existing = {a.name: a for a in session.scalars(select(Account))}
-        for name, platform in accounts:
-            if name not in existing:
-                existing[name] = Account(name=name, platform=platform, healthy=True)
-                session.add(existing[name])
-            elif existing[name].platform != platform:
-                existing[name].platform = platform
-        session.flush()
-        return {name: account.id for name, account in existing.items()}
-
-    @staticmethod
-    def _recover(session: Session, now: datetime, shard: int | None) -> tuple[int, int]:
-        """Settle pushes a crash left open: planned ones were never sent (cancelled); sent ones may
-        have been applied (in doubt). Close the cycles that never finished. Only safe under the
-        reconcile lease (the shard's, among several replicas: then only that shard's cycles)."""
-        mine_push: list[ColumnElement[bool]] = []
-        mine_cycle: list[ColumnElement[bool]] = []
-        if shard is not None:
-            # Cycles from before shards count as shard 0's.
-            in_shard = Cycle.shard == shard if shard else or_(Cycle.shard == 0, Cycle.shard.is_(None))
-            mine_cycle = [in_shard]
-            mine_push = [Push.cycle_id.in_(select(Cycle.id).where(in_shard))]
-        cancelled = _rowcount(
-            session.execute(
-                update(Push)
-                .where(*mine_push)
-                .where(Push.state == PushState.PLANNED.value)
-                .values(state=PushState.CANCELLED.value, settled_at=now, detail="never sent: stopped before sending")
-            )
-        )
-        doubted = _rowcount(
-            session.execute(
-                update(Push)
-                .where(*mine_push)
-                .where(Push.state == PushState.SENT.value)
-                .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
-            )
-        )
-        session.execute(
-            update(Cycle)
-            .where(*mine_cycle)
-            .where(Cycle.finished_at.is_(None))
-            .values(finished_at=now, outcome="abandoned", error="the reconciler stopped mid-cycle")
-        )
-        return cancelled, doubted
 
     # --- one batch --------------------------------------------------------------------------
 
@@ -455,8 +339,3 @@ class LedgerStore:
                     .values(expected=table.c.expected + bindparam("delta"))
                 )
                 session.connection().execute(bump, [{"listing": lid, "delta": d} for lid, d in deltas])
-
-
-def _rowcount(result: Result[Any]) -> int:
-    """Rows an UPDATE touched."""
-    return cast(CursorResult[Any], result).rowcount

@@ -15,13 +15,21 @@ from sqlalchemy.pool import StaticPool
 from sync.bootstrap import Ledger, Wiring, running_engine
 from sync.config import Config
 from sync.crashpoints import ProcessDeath
-from sync.engine import CycleReport, Engine
+from sync.engine import Engine
 from sync.ledger.db import session_factory
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.models import Base, PushState
 from sync.ledger.store import LedgerStore
 from sync.planner import AccountRules
-from sync.simulation.books import InvariantViolation, LedgerView, check_balance, check_outbox_closed, read_ledger
+from sync.report import CycleReport
+from sync.simulation.books import (
+    InvariantViolation,
+    LedgerView,
+    check_balance,
+    check_outbox_closed,
+    check_undershoot,
+    read_ledger,
+)
 from sync.simulation.transport import SimTransport
 from sync.simulation.world import ABSOLUTE, World
 
@@ -48,6 +56,7 @@ class Figures:
 
     steps: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    bad_reads: Counter[str] = field(default_factory=Counter)  # the kinds of lie the reads told
     crashes: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     in_doubt: int = 0
@@ -61,6 +70,7 @@ class Figures:
         self.steps += other.steps
         for mine, theirs in (
             (self.faults, other.faults),
+            (self.bad_reads, other.bad_reads),
             (self.crashes, other.crashes),
             (self.events, other.events),
             (self.settled, other.settled),
@@ -112,6 +122,7 @@ class Simulation:
         self.processes = 0
         self.dead: set[str] = set()
         self.truth: dict[str, int] = {}
+        self.rules = {name: AccountRules(s.buffer, s.max_quantity) for name, s in self.world.settings.items()}
 
     # --- the engine as a process ------------------------------------------------------------
 
@@ -127,6 +138,8 @@ class Simulation:
         """One cycle in a fresh process (a long-running daemon behaves the same: each cycle starts
         from the ledger). Returns None when the process crashed."""
         self.processes += 1
+        for transport in self.transports.values():
+            transport.cycle_started = self.world.clock.now
         wiring = Wiring(
             transports=self.transports,
             clock=self.world.clock,
@@ -163,10 +176,21 @@ class Simulation:
         """Each pool as it truly is: the bootstrap plus every external change since."""
         return {sku: start + self.world.external_total(sku) for sku, start in self.truth.items()}
 
+    def lowest_truth(self) -> dict[str, int]:
+        """Each pool's lowest lawful value: the bootstrap plus every external change that lowered it."""
+        return {sku: start + self.world.lowered[sku] for sku, start in self.truth.items()}
+
     def check(self, step: str, *, completed: bool) -> LedgerView:
         view = self.view()
+        quantities, applied = self.quantities(), self.applied()
+        since = {
+            (name, sku): when
+            for name, transport in self.transports.items()
+            for sku, when in transport.changed_in_cycle.items()
+        }
         try:
-            check_balance(view, self.quantities(), self.applied(), self.truth_now())
+            check_balance(view, quantities, applied, self.truth_now())
+            check_undershoot(view, quantities, applied, self.lowest_truth(), self.rules, self.world.own_drops(since))
             if completed:
                 check_outbox_closed(view)
         except InvariantViolation as err:
@@ -264,6 +288,7 @@ class Simulation:
     def _tally(self, view: LedgerView) -> None:
         for transport in self.transports.values():
             self.result.faults.update(transport.faults)
+            self.result.bad_reads.update(transport.bad_reads)
         self.result.events.update(self.world.event_kinds)
         for push in view.pushes:
             if push.state in (PushState.APPLIED.value, PushState.NOT_APPLIED.value):
