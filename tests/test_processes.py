@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -93,16 +94,26 @@ def test_the_demo_converges_and_ends_by_itself(tmp_path: Path) -> None:
     assert "every platform shows the shared pool" in result.stdout
 
 
+class LoggedProcess(subprocess.Popen[str]):
+    """A process whose output goes to a file, read back by `communicate`: a daemon logs a line per
+    event, and a pipe nobody reads until the end fills up and blocks it mid-cycle."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self._sink = tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="stocksync-")  # noqa: SIM115
+        super().__init__(args, stdout=self._sink, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+
+    def communicate(self, input: str | None = None, timeout: float | None = None) -> tuple[str, str]:
+        """Wait for the process, then return everything it wrote."""
+        self.wait(timeout)
+        self._sink.seek(0)
+        output = self._sink.read()
+        self._sink.close()
+        return output, ""
+
+
 def start_daemon(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`stocksync run` as a real process."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "sync", "run", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
+    """`stocksync run` as a real process, its output going to a file."""
+    return LoggedProcess([sys.executable, "-m", "sync", "run", "--config", str(config)], {**os.environ, **(env or {})})
 
 
 def stocksync(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
