@@ -240,7 +240,8 @@ class Engine:
     def _finish(self, report: CycleReport, error: str | None) -> None:
         now = self.clock()
         failed = sum(1 for run in report.accounts.values() if not run.ok)
-        outcome = "crashed" if error else "stopped" if report.stopped else "ok" if failed == 0 else "partial"
+        # "partial": an account failed, answered badly, or holds listings under a safety stop.
+        outcome = "crashed" if error else "stopped" if report.stopped else "ok" if report.ok else "partial"
         counts = CycleCounts(
             outcome=outcome,
             listings_observed=sum(run.observed for run in report.accounts.values()),

@@ -48,14 +48,25 @@ class RateLimitedError(RetriableError):
         self.retry_after = retry_after
 
 
+class ReadProblem(str, Enum):
+    """Why a read, or part of one, was not believed: the kinds of bad read that are counted."""
+
+    EMPTY = "empty"  # no listings where the ledger knows some
+    ALL_ZEROS = "all_zeros"  # every quantity zero where several listings had stock
+    UNPARSEABLE = "unparseable"  # truncated, not JSON, or not the document's shape
+    DUPLICATE = "duplicate"  # the same listing twice with different numbers
+    BAD_VALUE = "bad_value"  # one listing's quantity: not an integer, out of range, negative
+    DISAGREED = "disagreed"  # a confirming read did not show the drop it was asked to confirm
+
+
 class BadAnswerError(RetriableError):
     """An answer that cannot be believed as a whole: not JSON, not the document's shape, or the
     same listing twice with different numbers. Nothing in it is booked; reading again may help.
-    `problem` is a `ReadProblem` value (a string, so this module stays free of platform types)."""
+    `problem` is a `ReadProblem` value."""
 
-    problem = "unparseable"
+    problem = ReadProblem.UNPARSEABLE
 
-    def __init__(self, message: str, problem: str | None = None) -> None:
+    def __init__(self, message: str, problem: ReadProblem | None = None) -> None:
         super().__init__(message)
         if problem is not None:
             self.problem = problem

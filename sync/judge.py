@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from sync.platforms.base import ReadProblem
+from sync.errors import ReadProblem
 
 
 @dataclass(frozen=True)

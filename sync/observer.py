@@ -19,7 +19,7 @@ from typing import Protocol
 
 import structlog
 
-from sync.errors import SyncError
+from sync.errors import ReadProblem, SyncError
 from sync.judge import (
     Check,
     Judgement,
@@ -34,7 +34,7 @@ from sync.judge import (
 )
 from sync.ledger.store import BatchState
 from sync.metrics import METRICS
-from sync.platforms.base import Adapter, Observed, ReadProblem, ReadResult
+from sync.platforms.base import Adapter, Observed, ReadResult
 
 log = structlog.get_logger(__name__)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sync.errors import ReadProblem
 from sync.judge import Check, Prior, TrustRules, canaries, confirm, refused_answer, stop_reason, suspicious_drop
-from sync.platforms.base import ReadProblem
 
 RULES = TrustRules(confirm_drop_share=0.5, stop_min_listings=4, stop_drop_share=0.5)
 

@@ -1,5 +1,5 @@
-"""The `stocksync` command line: reconcile, run, db upgrade, status, explain, healthcheck, demo,
-simulate.
+"""The `stocksync` command line: reconcile, run, db upgrade, status, explain, accept, reject,
+healthcheck, demo, simulate.
 
 Exit status: 0 success; 1 some account failed (the others still synced); 2 bad configuration,
 bad usage, or a ledger schema that is missing or behind; 3 another reconciler holds the ledger.
@@ -14,6 +14,7 @@ import click
 from sync import __version__
 from sync.cli.common import EXIT_CONFIG
 from sync.cli.db import db
+from sync.cli.decide import accept, reject
 from sync.cli.demo import demo
 from sync.cli.explain import explain
 from sync.cli.healthcheck import healthcheck
@@ -36,7 +37,7 @@ def cli() -> None:
     """
 
 
-for command in (reconcile, run, db, status, explain, healthcheck, demo, simulate):
+for command in (reconcile, run, db, status, explain, accept, reject, healthcheck, demo, simulate):
     cli.add_command(command)
 
 

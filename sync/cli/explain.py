@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import datetime
 from typing import Any
 
 import click
 
 from sync.cli.common import config_option, fail, ledger_for, load
 from sync.config import Config
-from sync.ledger import snapshot
+from sync.ledger import judgements, snapshot
 from sync.planner import AccountRules
 from sync.platforms import PLATFORMS
 
@@ -24,15 +25,21 @@ def explain(sku: str, config_path: str, as_json: bool) -> None:
     amount, time, cycle, and the orders that explain it, or that none does), each listing's
     expected and last read quantity with the buffer and cap applied, every push with its outcome
     and how an in-doubt one was settled, the SKU's newest orders, and its oversells with what was
-    done about each."""
+    done about each. A listing held by a safety stop is shown first, with the command that decides
+    it, and the SKU's newest held or refused readings with their reason close the list."""
     config = load(config_path)
     with ledger_for(config) as ledger, ledger.store.sessions() as session:
         found = snapshot.explain(session, sku)
+        judged = judgements.sku_judged(session, sku)
     if found is None:
         fail(f"{sku}: no such SKU in the ledger (it is booked at its first reconcile)", 1)
         return
+    found = dataclasses.replace(found, holds=judged["holds"], read_events=judged["read_events"])
     for listing in found.listings:
         listing.update(_rules(config, listing["account"], found.pool))
+    for hold in found.holds:
+        hold["accept"] = f"stocksync accept {hold['account']} --sku {sku}"
+        hold["reject"] = f"stocksync reject {hold['account']} --sku {sku}"
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(found), indent=2, default=snapshot.as_json))
     else:
@@ -50,7 +57,8 @@ def _rules(config: Config, account: str, pool: int) -> dict[str, int | None]:
 
 def _text(found: snapshot.Explanation) -> str:
     when = lambda value: value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"  # noqa: E731
-    lines = [f"{found.sku}: pool {found.pool} = the sum of {len(found.movements)} movements"]
+    lines = [_held(hold) for hold in found.holds]
+    lines.append(f"{found.sku}: pool {found.pool} = the sum of {len(found.movements)} movements")
     platforms = {listing["account"]: listing["platform"] for listing in found.listings}
     for m in found.movements:
         flag = "  [flagged for the operator]" if m["flagged"] else ""
@@ -85,7 +93,30 @@ def _text(found: snapshot.Explanation) -> str:
         for a in o["actions"]:
             what = f"{a['kind']:<6} {a['account']}: order {a['order']} ({a['units']} unit(s))"
             lines.append(f"  {what}  {a['state']}  {a['detail']}")
+    lines.append(
+        "held/refused readings with their reason (newest first):"
+        if found.read_events
+        else "held/refused readings: none"
+    )
+    for e in found.read_events:
+        reading = "-" if e["quantity"] is None else e["quantity"]
+        expected = "-" if e["expected"] is None else e["expected"]
+        lines.append(
+            f"  {when(datetime.fromisoformat(e['at']))}  {e['account']:<18} {e['kind']:<12} "
+            f"reading {reading}, expected {expected}: {e['reason']}"
+        )
     return "\n".join(lines)
+
+
+def _held(hold: dict[str, Any]) -> str:
+    """The line saying a listing of the SKU is held by a safety stop, and how to decide it."""
+    since = datetime.fromisoformat(hold["since"]).strftime("%Y-%m-%d %H:%M:%S")
+    decided = f" [{hold['decision']} recorded, applied at the next reconcile]" if hold["decision"] else ""
+    return (
+        f"HELD by a safety stop on {hold['account']} since {since}: reading {hold['held']}, expected "
+        f"{hold['expected']}; {hold['accept']} (the drop was real) or {hold['reject']} (the platform is wrong)"
+        f"{decided}"
+    )
 
 
 def _why(movement: dict[str, Any], platforms: dict[str, str]) -> str:

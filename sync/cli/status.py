@@ -1,5 +1,6 @@
-"""`stocksync status`: account health, the last cycle, per SKU the pool and its listings, and the
-order side: feeds, open oversells, order actions and drifting listings."""
+"""`stocksync status`: account health, the last cycle, per SKU the pool and its listings, how the
+reads went (bad reads, held drops, safety stops), and the order side: feeds, open oversells, order
+actions and drifting listings."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from sync.bootstrap import Ledger
 from sync.cli.common import config_option, ledger_for, load
+from sync.cli.reads import reads_text, reads_view
 from sync.config import Config
 from sync.ledger import order_views, snapshot
 from sync.ledger.models import Account, Cycle, Lease
@@ -28,15 +30,17 @@ from sync.platforms import PLATFORMS
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Show each account's health, the last cycle, per SKU the pool and each listing, in-doubt
-    pushes, the leases held (which reconciler or replica works on what), order feeds, open
-    oversells (and the orders alerted or cancelled for them), order actions, and listings drifting
-    with no order to explain their changes."""
+    pushes, how each account has been answering (bad reads and held drops in the last hour) with
+    the open safety stops and the listings they hold, the leases held (which reconciler or replica
+    works on what), order feeds, open oversells (and the orders alerted or cancelled for them),
+    order actions, and listings drifting with no order to explain their changes."""
     config = load(config_path)
     with ledger_for(config) as ledger, ledger.store.sessions() as session:
         accounts = snapshot.accounts(session)
         cycle = snapshot.last_cycle(session)
         skus = snapshot.skus(session, list(only) or None, limit)
         doubts = snapshot.in_doubt_counts(session)
+        reads = reads_view(session, accounts, datetime.now(UTC))
         leases = [
             {"name": lease.name, "holder": lease.holder, "expires_at": lease.expires_at}
             for lease in session.scalars(select(Lease).order_by(Lease.name))
@@ -50,7 +54,7 @@ def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -
             "drifting": [drift.__dict__ for drift in _drifting(config, ledger)],
         }
         if as_json:
-            data = _json(accounts, cycle, skus) | {"in_doubt_pushes": doubts} | orders
+            data = _json(accounts, cycle, skus) | {"in_doubt_pushes": doubts, "reads": reads} | orders
             click.echo(json.dumps(data, indent=2, default=snapshot.as_json))
         else:
             click.echo(_text(accounts, cycle, skus))
@@ -59,6 +63,7 @@ def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -
                 f"{doubts['evidence_applied']} applied / {doubts['evidence_not_applied']} not applied, "
                 f"by the timeout rule {doubts['rule_applied']} applied / {doubts['rule_not_applied']} not applied"
             )
+            click.echo(reads_text(reads))
             click.echo(_orders_text(orders))
 
 

@@ -245,6 +245,49 @@ def sku_events(session: Session, sku_id: int, limit: int = 20) -> list[dict[str,
     ]
 
 
+def sku_holds(session: Session, sku_id: int) -> list[dict[str, Any]]:
+    """The listings of one SKU held by an open safety stop: account, stop, since when, why, the
+    held reading, what the ledger expected and any decision waiting for the next read."""
+    rows = session.execute(
+        select(
+            Account.name,
+            SafetyStop.id,
+            SafetyStop.opened_at,
+            SafetyStop.reason,
+            Listing.held_quantity,
+            Listing.expected,
+            Listing.decision,
+        )
+        .select_from(Listing)
+        .join(Account, Listing.account_id == Account.id)
+        .join(SafetyStop, Listing.stop_id == SafetyStop.id)
+        .where(Listing.sku_id == sku_id)
+        .where(SafetyStop.closed_at.is_(None))
+        .order_by(Account.name)
+    )
+    return [
+        {
+            "account": name,
+            "stop": stop_id,
+            "since": at.isoformat(),
+            "reason": reason,
+            "held": held,
+            "expected": expected,
+            "decision": decision,
+        }
+        for name, stop_id, at, reason, held, expected, decision in rows
+    ]
+
+
+def sku_judged(session: Session, sku: str) -> dict[str, list[dict[str, Any]]]:
+    """For `explain`: the SKU's listings held by an open stop ("holds") and its newest read events
+    ("read_events"); both empty for an unknown SKU."""
+    sku_id = session.scalar(select(Sku.id).where(Sku.code == sku))
+    if sku_id is None:
+        return {"holds": [], "read_events": []}
+    return {"holds": sku_holds(session, sku_id), "read_events": sku_events(session, sku_id)}
+
+
 class JudgementStore:
     """The judged-read state the engine reads and updates around its cycles."""
 

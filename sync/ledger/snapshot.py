@@ -1,9 +1,10 @@
 """Read-only views of the ledger for `stocksync status`: account health, the last cycle, and per
-SKU the pool and each listing's numbers."""
+SKU the pool and each listing's numbers (and for `explain`, `accept` and `reject`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,13 +54,7 @@ def skus(session: Session, only: list[str] | None = None, limit: int | None = No
         query = query.limit(limit)
     rows = session.execute(query).all()
     ids = [sku_id for sku_id, _ in rows]
-    pools = dict(
-        session.execute(
-            select(Movement.sku_id, func.sum(Movement.quantity))
-            .where(Movement.sku_id.in_(ids))
-            .group_by(Movement.sku_id)
-        ).all()
-    )
+    pools = _pools(session, ids)
     doubtful = set(session.scalars(select(Push.listing_id).where(Push.state == PushState.IN_DOUBT.value)).all())
     listings: dict[int, list[ListingView]] = {sku_id: [] for sku_id in ids}
     for listing, name in session.execute(
@@ -69,6 +64,27 @@ def skus(session: Session, only: list[str] | None = None, limit: int | None = No
             ListingView(name, listing.expected, listing.last_observed, listing.last_observed_at, listing.id in doubtful)
         )
     return [SkuView(code, int(pools.get(sku_id, 0)), listings[sku_id]) for sku_id, code in rows]
+
+
+def _pools(session: Session, sku_ids: Collection[int]) -> dict[int, int]:
+    """SKU id -> pool (the sum of its movements); SKUs with no movement are left out."""
+    rows = session.execute(
+        select(Movement.sku_id, func.sum(Movement.quantity))
+        .where(Movement.sku_id.in_(list(sku_ids)))
+        .group_by(Movement.sku_id)
+    )
+    return {sku_id: int(total) for sku_id, total in rows}
+
+
+def pools(session: Session, codes: Collection[str]) -> dict[str, int]:
+    """SKU code -> pool (the sum of its movements; 0 with none) for the codes the ledger knows."""
+    wanted, result = list(codes), {}
+    for start in range(0, len(wanted), 1000):  # a safety stop can hold a whole catalogue
+        chunk = wanted[start : start + 1000]
+        found = dict(session.execute(select(Sku.code, Sku.id).where(Sku.code.in_(chunk))).all())
+        by_id = _pools(session, found.values())
+        result.update({code: by_id.get(sku_id, 0) for code, sku_id in found.items()})
+    return result
 
 
 def in_doubt_counts(session: Session) -> dict[str, int]:
@@ -105,6 +121,10 @@ class Explanation:
     pushes: list[dict[str, Any]]
     orders: list[dict[str, Any]]
     oversells: list[dict[str, Any]]
+    # Listings held by an open safety stop, and the newest held or refused readings (newest first):
+    # filled by the caller from sync.ledger.judgements.sku_judged.
+    holds: list[dict[str, Any]] = field(default_factory=list)
+    read_events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def explain(session: Session, sku: str) -> Explanation | None:
@@ -168,5 +188,11 @@ def explain(session: Session, sku: str) -> Explanation | None:
     pool = sum(int(m["quantity"]) for m in movements)
     orders = order_views.sku_orders(session, sku_id)
     return Explanation(
-        sku, pool, movements, listings, pushes, orders, order_views.oversells(session, open_only=False, sku_id=sku_id)
+        sku,
+        pool,
+        movements,
+        listings,
+        pushes,
+        orders,
+        order_views.oversells(session, open_only=False, sku_id=sku_id),
     )

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TypeVar
 
-from sync.errors import SyncError
+from sync.errors import ReadProblem, SyncError
 
 T = TypeVar("T")
 
@@ -25,17 +25,6 @@ class Observed:
     code: str
     quantity: int
     ref: str
-
-
-class ReadProblem(str, Enum):
-    """Why a read, or part of one, was not believed: the kinds of bad read that are counted."""
-
-    EMPTY = "empty"  # no listings where the ledger knows some
-    ALL_ZEROS = "all_zeros"  # every quantity zero where several listings had stock
-    UNPARSEABLE = "unparseable"  # truncated, not JSON, or not the document's shape
-    DUPLICATE = "duplicate"  # the same listing twice with different numbers
-    BAD_VALUE = "bad_value"  # one listing's quantity: not an integer, out of range, negative
-    DISAGREED = "disagreed"  # a confirming read did not show the drop it was asked to confirm
 
 
 @dataclass(frozen=True)

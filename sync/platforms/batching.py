@@ -15,7 +15,6 @@ from sync.errors import BadAnswerError, InDoubtError, RejectedError, SyncError
 from sync.platforms.base import (
     Change,
     PushResult,
-    ReadProblem,
     ReadResult,
     Refusal,
     chunked,
@@ -58,7 +57,7 @@ async def read_in_batches(
         try:
             result = await read(batch)
         except BadAnswerError as err:
-            return ReadResult(refusals=[Refusal(tuple(batch), ReadProblem(err.problem), err.message)])
+            return ReadResult(refusals=[Refusal(tuple(batch), err.problem, err.message)])
         except RejectedError as err:
             if len(batch) == 1:
                 return ReadResult(skipped={batch[0]: err.message})

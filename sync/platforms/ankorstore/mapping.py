@@ -10,8 +10,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sync.errors import BadAnswerError
-from sync.platforms.base import ReadProblem
+from sync.errors import BadAnswerError, ReadProblem
 from sync.platforms.values import quantity_or_reason
 
 VARIANT_TYPES = ("productVariant", "product-variants")
@@ -95,7 +94,7 @@ def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
             if seen.setdefault(vid, parsed) != parsed:
                 raise AnkorstoreShapeError(
                     f"ankorstore: variant {vid} ({sku}) listed twice with different numbers",
-                    ReadProblem.DUPLICATE.value,
+                    ReadProblem.DUPLICATE,
                 )
             if seen[vid] is not parsed:
                 continue  # the same variant twice, identically: once is enough
@@ -125,7 +124,8 @@ def by_id(resources: Sequence[Any]) -> dict[str, Variant | str]:
             continue
         parsed = variant(resource)
         if found.setdefault(vid, parsed) != parsed:
-            raise AnkorstoreShapeError(f"ankorstore: variant {vid} listed twice with different numbers", "duplicate")
+            why = f"ankorstore: variant {vid} listed twice with different numbers"
+            raise AnkorstoreShapeError(why, ReadProblem.DUPLICATE)
     return found
 
 

@@ -12,8 +12,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sync.errors import BadAnswerError
-from sync.platforms.base import Change, Observed, ReadProblem, ReadResult
+from sync.errors import BadAnswerError, ReadProblem
+from sync.platforms.base import Change, Observed, ReadResult
 from sync.platforms.values import is_int, quantity_or_reason
 
 NOT_FOUND = 404
@@ -67,7 +67,7 @@ def parse_answers(payload: Any, warehouse_id: str) -> dict[str, SkuAnswer]:
         answer = _answer(entry, warehouse_id)
         if answers.setdefault(answer.sku, answer) != answer:
             raise GraasShapeError(
-                f"graas: {answer.sku} answered twice with different results", ReadProblem.DUPLICATE.value
+                f"graas: {answer.sku} answered twice with different results", ReadProblem.DUPLICATE
             )
     return answers
 

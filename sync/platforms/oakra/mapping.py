@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sync.errors import BadAnswerError
-from sync.platforms.base import Change, Observed, ReadProblem, ReadResult
+from sync.errors import BadAnswerError, ReadProblem
+from sync.platforms.base import Change, Observed, ReadResult
 from sync.platforms.values import is_int, quantity_or_reason
 
 
@@ -40,7 +40,7 @@ def parse_read(payload: Any, location_id: str, wanted: Collection[str]) -> ReadR
         if records.setdefault(sku, found) != found:
             raise OakraShapeError(
                 f"oakra: {sku} appears twice at location {location_id} with different records",
-                ReadProblem.DUPLICATE.value,
+                ReadProblem.DUPLICATE,
             )
     for sku, (value, record_id) in records.items():
         quantity = quantity_or_reason(value)

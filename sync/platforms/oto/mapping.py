@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sync.errors import BadAnswerError, RejectedError
-from sync.platforms.base import Change, Observed, ReadProblem, ReadResult
+from sync.errors import BadAnswerError, ReadProblem, RejectedError
+from sync.platforms.base import Change, Observed, ReadResult
 from sync.platforms.values import quantity_or_reason
 
 
@@ -46,7 +46,7 @@ def parse_stock(payload: Any, location_code: str, wanted: Collection[str]) -> Re
         values = {repr(r.get("quantityOnHand")) for r in here}
         if len(values) > 1:
             raise OtoShapeError(
-                f"oto: {sku} has {len(here)} different rows for location {location_code}", ReadProblem.DUPLICATE.value
+                f"oto: {sku} has {len(here)} different rows for location {location_code}", ReadProblem.DUPLICATE
             )
         on_hand = quantity_or_reason(here[0].get("quantityOnHand"), digit_strings=True)
         if isinstance(on_hand, str):
