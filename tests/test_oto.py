@@ -90,6 +90,7 @@ def test_quantities_as_strings_rows_without_location_and_negatives() -> None:
         },
     }
     result = parse_stock(payload, "DMW", {"a", "b", "c", "d", "e"})
-    assert {k: v.quantity for k, v in result.observed.items()} == {"a": 7}
-    assert set(result.bad) == {"b", "d", "e"} and not result.skipped
-    assert "negative" in result.bad["d"] and "not an integer" in result.bad["e"]
+    assert {k: v.quantity for k, v in result.observed.items()} == {"a": 7, "d": -2}
+    # A negative quantity on hand is plausible on OTO (an adjust has no floor): believed, not skipped.
+    assert set(result.bad) == {"b", "e"} and not result.skipped
+    assert "not an integer" in result.bad["e"]

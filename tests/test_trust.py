@@ -50,8 +50,11 @@ def answer_badly(platform: EmulatedPlatform, sku: str, value: Any) -> None:
     platform.route = lying  # type: ignore[method-assign]
 
 
-@pytest.mark.parametrize("bad", [10**20, "seven", None, -3, 2.5])
-@pytest.mark.parametrize("account", ["oak", "gra", "oto", "ank"])
+@pytest.mark.parametrize(
+    ("account", "bad"),
+    [(account, bad) for account in ("oak", "gra", "oto", "ank") for bad in (10**20, "seven", None, 2.5)]
+    + [("ank", -3)],  # negative only where no write can take a listing below zero
+)
 def test_one_listing_answering_nonsense_never_stops_the_others(db_url: str, account: str, bad: Any) -> None:
     skus = ["bad", "good"]
     with fleet(*ALL) as running:

@@ -1,9 +1,11 @@
 """Judging one listing's number as a platform wrote it, before anything is booked from it.
 
 A quantity is believed only if it is an integer (a JSON integer; a string of digits where the
-platform's document writes quantities as strings), within range, and not negative: none of the
-four documents lets a shown quantity go below zero. Anything else is a bad value, skipped with a
-reason; it never fails the rest of its answer.
+platform's document writes quantities as strings), within range, and not negative where the
+platform cannot go below zero (Ankorstore: `stockQuantity` has a documented minimum of 0). Where
+relative writes have no documented floor (Oakra, Graas, OTO), a decrease racing a sale can leave a
+listing below zero, so a negative reading is plausible there and believed. Anything else is a bad
+value, skipped with a reason; it never fails the rest of its answer.
 """
 
 from __future__ import annotations

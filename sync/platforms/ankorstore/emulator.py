@@ -9,18 +9,20 @@ order transition endpoint) releases it too. Orders are listed newest first in cu
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from sync.emulation.faults import FaultPlan
+from sync.emulation.bad_reads import corrupt
+from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.ankorstore.emulated_orders import REJECT_TYPES, included_resources, order_resource
+from sync.platforms.ankorstore.emulated_stock import READ_SHAPE, Variant
 from sync.platforms.values import is_int
 
 JSON_API = "application/vnd.api+json"
@@ -29,7 +31,6 @@ VARIANTS = "/api/v1/product-variants"
 OPERATIONS = "/api/v1/operations"
 ORDERS = "/api/v1/orders"
 TRANSITION = "/-actions/transition"
-STAMP = "2024-01-03T11:22:02.000000Z"
 
 
 def _errors(status: int, title: str, detail: str, pointer: str | None = None) -> EmuResponse:
@@ -37,47 +38,6 @@ def _errors(status: int, title: str, detail: str, pointer: str | None = None) ->
     if pointer:
         error["source"] = {"pointer": pointer}
     return EmuResponse(status, {"errors": [error]}, {"Content-Type": JSON_API})
-
-
-@dataclass
-class Variant:
-    """One product variant's stock."""
-
-    id: str
-    sku: str
-    stock: int
-    reserved: int = 0
-    always_in_stock: bool = False
-
-    @property
-    def available(self) -> int:
-        """Units that can still be ordered."""
-        return self.stock - self.reserved
-
-    def resource(self, type_: str = "productVariant") -> dict[str, Any]:
-        """The JSON:API resource object."""
-        return {
-            "type": type_,
-            "id": self.id,
-            "attributes": {
-                "name": f"Variant {self.sku}",
-                "sku": self.sku,
-                "ian": None,
-                "createdAt": STAMP,
-                "updatedAt": STAMP,
-                "archivedAt": None,
-                "retailPrice": 800,
-                "wholesalePrice": 500,
-                "originalWholesalePrice": 500,
-                "availableQuantity": self.available,
-                "reservedQuantity": self.reserved,
-                "stockQuantity": self.stock,
-                "isAlwaysInStock": self.always_in_stock,
-            },
-            "relationships": {
-                "product": {"data": {"type": "product", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.sku))}}
-            },
-        }
 
 
 class AnkorstoreEmulator(EmulatedPlatform):
@@ -178,6 +138,14 @@ class AnkorstoreEmulator(EmulatedPlatform):
     def changes_stock(self, request: EmuRequest) -> bool:
         """Stock writes: the operations endpoint and the per-variant stock PATCH."""
         return request.method in ("POST", "PATCH") and request.path != TOKEN
+
+    def is_stock_read(self, request: EmuRequest) -> bool:
+        """`GET product-variants`, by SKU or by id (the fresh read before a set)."""
+        return request.method == "GET" and request.path == VARIANTS
+
+    def corrupt_read(self, response: EmuResponse, fault: Fault, rng: random.Random) -> EmuResponse:
+        """A lying variant list: `data[].attributes.availableQuantity` (see `emulated_stock`)."""
+        return self.told(corrupt(response, fault, rng, READ_SHAPE))
 
     def route(self, request: EmuRequest) -> EmuResponse:
         """Dispatch a request that passed fault injection."""

@@ -43,6 +43,8 @@ def variant(resource: Any) -> Variant | str:
     attributes = resource.get("attributes")
     if not isinstance(attributes, dict) or not isinstance(resource.get("id"), str):
         return "variant without id or attributes"
+    # stockQuantity has a documented minimum of 0 and our sets never go below the reservations:
+    # a negative available quantity is a bad value.
     available = quantity_or_reason(attributes.get("availableQuantity"))
     reserved = quantity_or_reason(attributes.get("reservedQuantity"))
     if isinstance(available, str) or isinstance(reserved, str):

@@ -5,9 +5,11 @@ cancelled through `PUT /v1/orders`, and `accountNumber` + `appKey` headers."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
-from sync.emulation.faults import FaultPlan
+from sync.emulation.bad_reads import ReadShape, Slot, corrupt
+from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.orders import EmuOrder
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
@@ -69,6 +71,14 @@ class GraasEmulator(EmulatedPlatform):
             return any(row["quantityDiff"] != 0 for item in data for row in item["quantityDiffs"])
         except (ValueError, KeyError, TypeError):
             return True
+
+    def is_stock_read(self, request: EmuRequest) -> bool:
+        """A `quantityDiffList` whose diffs are all zero: Graas's only way to read quantities."""
+        return request.method == "PUT" and request.path == DIFF_LIST and not self.changes_stock(request)
+
+    def corrupt_read(self, response: EmuResponse, fault: Fault, rng: random.Random) -> EmuResponse:
+        """A lying zero-diff answer: `result[].updatedQuantity[].quantity`."""
+        return self.told(corrupt(response, fault, rng, READ_SHAPE))
 
     def route(self, request: EmuRequest) -> EmuResponse:
         """Dispatch a request that passed fault injection."""
@@ -182,3 +192,25 @@ def _order(order: EmuOrder) -> dict[str, Any]:
 
 def _failure(sku: str, code: int, message: str) -> dict[str, Any]:
     return {"sellerSKU": sku, "status": "failure", "httpCode": code, "errorMessage": message}
+
+
+def _slots(body: Any) -> list[Slot]:
+    """Every successful `result[]` entry (one per SKU), whose rows carry the quantities."""
+    results = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        return []
+    return [(results, entry) for entry in results if isinstance(entry, dict) and entry.get("updatedQuantity")]
+
+
+def _put(entry: Any, value: object) -> None:
+    for row in entry["updatedQuantity"]:
+        row["quantity"] = value
+
+
+READ_SHAPE = ReadShape(
+    slots=_slots,
+    code=lambda entry: str(entry["sellerSKU"]),
+    get=lambda entry: entry["updatedQuantity"][0].get("quantity"),
+    put=_put,
+    empty=lambda body: {**body, "result": []},
+)

@@ -17,6 +17,9 @@ from sync.platforms.base import Change, Observed, ReadResult
 from sync.platforms.values import is_int, quantity_or_reason
 
 NOT_FOUND = 404
+# quantityDiff has no documented floor: a decrease racing a sale can take a listing below zero, so a
+# negative quantity is a plausible reading here, not a bad value.
+NEGATIVE_OK = True
 
 
 class GraasShapeError(BadAnswerError):
@@ -88,7 +91,7 @@ def _answer(entry: dict[str, Any], warehouse_id: str) -> SkuAnswer:
     ]
     if not values:
         return SkuAnswer(sku, True, http_code, None, f"no quantity for warehouse {warehouse_id}")
-    quantity = quantity_or_reason(values[0])
+    quantity = quantity_or_reason(values[0], negative_ok=NEGATIVE_OK)
     if len(set(map(repr, values))) > 1:
         quantity = f"{len(values)} different quantities for warehouse {warehouse_id}"
     if isinstance(quantity, str):

@@ -5,15 +5,18 @@ every call."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
-from sync.emulation.faults import FaultPlan
+from sync.emulation.bad_reads import ReadShape, Slot, corrupt
+from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.values import is_int
 
 PREFIX = "/api/v1"
+RECORDS = "/stock/stock-records/"
 CANCEL_REASONS = frozenset({"out_of_stock", "customer_request", "other"})
 
 
@@ -81,6 +84,14 @@ class OakraEmulator(EmulatedPlatform):
 
     # --- HTTP -------------------------------------------------------------------------------
 
+    def is_stock_read(self, request: EmuRequest) -> bool:
+        """`GET stock/stock-records/`."""
+        return request.method == "GET" and request.path.removeprefix(PREFIX) == RECORDS
+
+    def corrupt_read(self, response: EmuResponse, fault: Fault, rng: random.Random) -> EmuResponse:
+        """A lying stock-record list: `quantity` per record."""
+        return self.told(corrupt(response, fault, rng, READ_SHAPE))
+
     def route(self, request: EmuRequest) -> EmuResponse:
         """Dispatch a request that passed fault injection."""
         if request.headers.get("authorization") != f"Bearer {self.app_key}":
@@ -88,7 +99,7 @@ class OakraEmulator(EmulatedPlatform):
         if request.headers.get("x-oakra-api-version") != "v1":
             return EmuResponse(400, {"detail": "X-OAKRA-API-VERSION header must be v1."})
         path = request.path.removeprefix(PREFIX)
-        if request.method == "GET" and path == "/stock/stock-records/":
+        if request.method == "GET" and path == RECORDS:
             return self._list(request)
         if request.method == "POST" and path == "/stock/stock-records/change/":
             return self._write(request, "quantity_change", relative=True)
@@ -154,3 +165,27 @@ class OakraEmulator(EmulatedPlatform):
         if not is_int(item.get(field)):
             return {field: ["A valid integer is required."]}
         return {}
+
+
+def _records(body: Any) -> list[Any]:
+    """The record list of a read answer, bare or wrapped."""
+    records = body.get("stock_records") if isinstance(body, dict) else body
+    return records if isinstance(records, list) else []
+
+
+def _slots(body: Any) -> list[Slot]:
+    records = _records(body)
+    return [(records, record) for record in records]
+
+
+def _put(record: Any, value: object) -> None:
+    record["quantity"] = value
+
+
+READ_SHAPE = ReadShape(
+    slots=_slots,
+    code=lambda record: str(record["sku"]),
+    get=lambda record: record.get("quantity"),
+    put=_put,
+    empty=lambda body: {**body, "stock_records": []} if isinstance(body, dict) else [],
+)

@@ -9,6 +9,10 @@ from sync.errors import BadAnswerError, ReadProblem
 from sync.platforms.base import Change, Observed, ReadResult
 from sync.platforms.values import is_int, quantity_or_reason
 
+# `quantity_change` has no documented floor: a deduction racing a sale can take a record below
+# zero, so a negative quantity is a plausible reading here, not a bad value.
+NEGATIVE_OK = True
+
 
 class OakraShapeError(BadAnswerError):
     """An Oakra answer that does not follow the document's shape: a failed call."""
@@ -43,7 +47,7 @@ def parse_read(payload: Any, location_id: str, wanted: Collection[str]) -> ReadR
                 ReadProblem.DUPLICATE,
             )
     for sku, (value, record_id) in records.items():
-        quantity = quantity_or_reason(value)
+        quantity = quantity_or_reason(value, negative_ok=NEGATIVE_OK)
         if isinstance(quantity, str):
             result.bad[sku] = quantity
         elif not is_int(record_id):
@@ -64,8 +68,11 @@ def answered_quantities(payload: Any) -> dict[str, int]:
         records = stock_records(payload)
     except OakraShapeError:
         return {}
-    return {
-        str(r["id"]): r["quantity"]
-        for r in records
-        if isinstance(r, dict) and is_int(r.get("id")) and isinstance(quantity_or_reason(r.get("quantity")), int)
-    }
+    found: dict[str, int] = {}
+    for record in records:
+        if not isinstance(record, dict) or not is_int(record.get("id")):
+            continue
+        quantity = quantity_or_reason(record.get("quantity"), negative_ok=NEGATIVE_OK)
+        if isinstance(quantity, int):
+            found[str(record["id"])] = quantity
+    return found

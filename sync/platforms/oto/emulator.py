@@ -6,17 +6,20 @@ with `checkInventoryStock`, `updateStockQuantity` with `adjust` or `set`, one SK
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sync.emulation.faults import FaultPlan
+from sync.emulation.bad_reads import ReadShape, Slot, corrupt
+from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.orders import EmuOrder
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.oto.mapping import quantity
+from sync.platforms.values import is_int
 
 REFRESH = "/rest/v2/refreshToken"
 STOCK = "/rest/v2/checkInventoryStock"
@@ -91,6 +94,14 @@ class OtoEmulator(EmulatedPlatform):
     def changes_stock(self, request: EmuRequest) -> bool:
         """updateStockQuantity changes stock, and so does a cancelled order."""
         return request.path in (UPDATE, CANCEL)
+
+    def is_stock_read(self, request: EmuRequest) -> bool:
+        """`GET checkInventoryStock`."""
+        return request.method == "GET" and request.path == STOCK
+
+    def corrupt_read(self, response: EmuResponse, fault: Fault, rng: random.Random) -> EmuResponse:
+        """A lying stock answer: `stock[sku][].quantityOnHand` of the rows with a location."""
+        return self.told(corrupt(response, fault, rng, READ_SHAPE))
 
     def route(self, request: EmuRequest) -> EmuResponse:
         """Dispatch a request that passed fault injection."""
@@ -237,3 +248,32 @@ class OtoEmulator(EmulatedPlatform):
                 "transactionID": 591611 + len(self.applied),
             },
         )
+
+
+def _slots(body: Any) -> list[Slot]:
+    """Every row with a location (the rows without one carry no stock of ours)."""
+    stock = body.get("stock") if isinstance(body, dict) else None
+    if not isinstance(stock, dict):
+        return []
+    return [
+        (rows, row)
+        for rows in stock.values()
+        if isinstance(rows, list)
+        for row in rows
+        if isinstance(row, dict) and "pickupLocationCode" in row
+    ]
+
+
+def _put(row: Any, value: object) -> None:
+    row["quantityOnHand"] = value
+    if is_int(value):
+        row["quantityForecasted"] = value
+
+
+READ_SHAPE = ReadShape(
+    slots=_slots,
+    code=lambda row: str(row["sku"]),
+    get=lambda row: row.get("quantityOnHand"),
+    put=_put,
+    empty=lambda body: {**body, "stock": {}},
+)

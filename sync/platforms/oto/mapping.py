@@ -9,6 +9,10 @@ from sync.errors import BadAnswerError, ReadProblem, RejectedError
 from sync.platforms.base import Change, Observed, ReadResult
 from sync.platforms.values import quantity_or_reason
 
+# `adjust` has no documented floor: a deduction racing a sale can take a SKU below zero, so a
+# negative quantity on hand is a plausible reading here, not a bad value.
+NEGATIVE_OK = True
+
 
 class OtoShapeError(BadAnswerError):
     """An OTO answer that does not follow the document's shape."""
@@ -48,7 +52,7 @@ def parse_stock(payload: Any, location_code: str, wanted: Collection[str]) -> Re
             raise OtoShapeError(
                 f"oto: {sku} has {len(here)} different rows for location {location_code}", ReadProblem.DUPLICATE
             )
-        on_hand = quantity_or_reason(here[0].get("quantityOnHand"), digit_strings=True)
+        on_hand = quantity_or_reason(here[0].get("quantityOnHand"), digit_strings=True, negative_ok=NEGATIVE_OK)
         if isinstance(on_hand, str):
             result.bad[sku] = f"quantityOnHand: {on_hand}"
         else:
