@@ -1,14 +1,17 @@
 """The part every emulated platform shares: a lock around its state, fault injection around its
-routes, a sales ledger for checking results, call counts, and the orders its customers place."""
+routes (lying stock reads included), a sales ledger for checking results, call counts, and the
+orders its customers place."""
 
 from __future__ import annotations
 
 import abc
+import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 
+from sync.emulation.bad_reads import BadRead
 from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.orders import EmuOrder, OrderBook
 from sync.emulation.wire import EmuRequest, EmuResponse, LostResponse
@@ -32,13 +35,18 @@ class EmulatedPlatform(abc.ABC):
         self.wall: Callable[[], float] = time.time
         self.book = OrderBook(lambda: self.wall(), self.order_id)
         self.cancelled_by_api: list[str] = []  # order ids cancelled through the API, in order
+        self.lies: list[BadRead] = []  # every stock read that lied, in order
 
     def handle(self, request: EmuRequest) -> EmuResponse:
         """Answer one request with faults applied around the route."""
         if self.faults.latency:
             time.sleep(self.faults.latency)
         # Token requests are left unfaulted so that a queued fault meets the call it is meant for.
-        fault = None if request.path in self.auth_paths else self.faults.draw(self.changes_stock(request))
+        fault = (
+            None
+            if request.path in self.auth_paths
+            else self.faults.draw(self.changes_stock(request), self.is_stock_read(request))
+        )
         with self.lock:
             self.calls[f"{request.method} {request.path}"] += 1
             if fault is Fault.RATE_LIMIT:
@@ -52,6 +60,8 @@ class EmulatedPlatform(abc.ABC):
             return EmuResponse(502, raw=b"<html>Bad Gateway</html>", headers={"Content-Type": "text/html"})
         if fault is Fault.BAD_SHAPE and response.status < 300:
             return EmuResponse(200, {"unexpected": "shape"})
+        if fault is not None and fault.is_bad_read and response.status < 300:
+            response = self.corrupt_read(response, fault, self.faults.rng)
         if self.after_request is not None:
             self.after_request(request)
         return response
@@ -63,6 +73,21 @@ class EmulatedPlatform(abc.ABC):
     def changes_stock(self, request: EmuRequest) -> bool:
         """True for a request that may change a quantity (the ones whose lost answer matters)."""
         return request.method != "GET"
+
+    def is_stock_read(self, request: EmuRequest) -> bool:
+        """True for a request that reads stock quantities (the only kind a bad-read fault meets)."""
+        return False
+
+    def corrupt_read(self, response: EmuResponse, fault: Fault, rng: random.Random) -> EmuResponse:
+        """The stock-read answer `response` made to lie as `fault` says (see `bad_reads`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not emulate bad reads")
+
+    def told(self, lie: tuple[EmuResponse, BadRead]) -> EmuResponse:
+        """Record a lying answer (`lies`) and return it."""
+        response, record = lie
+        with self.lock:
+            self.lies.append(record)
+        return response
 
     @abc.abstractmethod
     def route(self, request: EmuRequest) -> EmuResponse:
