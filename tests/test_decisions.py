@@ -248,16 +248,22 @@ E2E_SKUS = [f"sku-{i:02d}" for i in range(12)]
 DROPPED = E2E_SKUS[:10]
 
 
+def reconciled_fleet(running: Fleet, tmp_path: Path, db_url: str, skus: list[str], stock: int) -> Path:
+    """Every platform showing `stock` of each SKU, a configuration for them, and a first reconcile."""
+    for platform in running.platforms.values():
+        for sku in skus:
+            platform.set_quantity(sku, stock)
+    config = tmp_path / "stocksync.toml"
+    config.write_text(running.toml(db_url, skus))
+    config.chmod(0o600)
+    assert invoke("reconcile", "--config", config).exit_code == 0
+    return config
+
+
 def stopped_fleet(running: Fleet, tmp_path: Path, db_url: str) -> Path:
     """Reconcile 12 SKUs at 8, then zero 10 of Oakra's listings (Oakra has no order feed): the
     next reconcile must open a safety stop and book nothing."""
-    for platform in running.platforms.values():
-        for sku in E2E_SKUS:
-            platform.set_quantity(sku, 8)
-    config = tmp_path / "stocksync.toml"
-    config.write_text(running.toml(db_url, E2E_SKUS))
-    config.chmod(0o600)
-    assert invoke("reconcile", "--config", config).exit_code == 0
+    config = reconciled_fleet(running, tmp_path, db_url, E2E_SKUS, 8)
     for sku in DROPPED:
         running.platforms["oak"].set_quantity(sku, 0)
     result = invoke("reconcile", "--config", config, "--json")

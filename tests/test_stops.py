@@ -8,18 +8,13 @@ from pathlib import Path
 
 from tests.fakes import fleet
 from tests.test_cli import assert_ledger_consistent, invoke
+from tests.test_decisions import reconciled_fleet
 
 
 def test_a_platform_reporting_all_zeros_is_refused_and_not_booked(tmp_path: Path, db_url: str) -> None:
     skus = [f"sku-{i}" for i in range(12)]
     with fleet(("oak", "oakra"), ("gra", "graas")) as running:
-        for platform in running.platforms.values():
-            for sku in skus:
-                platform.set_quantity(sku, 8)
-        config = tmp_path / "stocksync.toml"
-        config.write_text(running.toml(db_url, skus))
-        config.chmod(0o600)
-        assert invoke("reconcile", "--config", config).exit_code == 0
+        config = reconciled_fleet(running, tmp_path, db_url, skus, 8)
         for sku in skus:
             running.platforms["gra"].set_quantity(sku, 0)  # a broken Graas answers zero everywhere
         result = invoke("reconcile", "--config", config, "--json")

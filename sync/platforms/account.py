@@ -19,6 +19,8 @@ class AccountSettings(BaseModel):
 
     # Platform defaults, overridden per platform.
     default_batch_size: ClassVar[int] = 50
+    # The read that takes SKUs as one comma-separated list (a code with a comma cannot be read).
+    comma_separated_read: ClassVar[str | None] = None
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)
     platform: str
@@ -51,13 +53,14 @@ class AccountSettings(BaseModel):
     @classmethod
     def unreadable_code(cls, code: str) -> str | None:
         """Why this platform cannot read a listing with this code, or None if it can."""
-        # Platforms overriding this call it first: these hold everywhere.
         if not code:
             return "the code is empty"
         if code != code.strip():
             return "the code has leading or trailing whitespace"
         if _CONTROL.search(code):
             return "the code contains a control character"
+        if cls.comma_separated_read is not None and "," in code:
+            return f"{cls.comma_separated_read} takes a comma-separated sku list"
         return None
 
     @classmethod

@@ -14,15 +14,8 @@ class OtoSettings(AccountSettings):
 
     # checkInventoryStock takes a comma-separated SKU list in the query string.
     default_batch_size: ClassVar[int] = 50
+    comma_separated_read: ClassVar[str | None] = "OTO's checkInventoryStock"
 
     platform: Literal["oto"]
     refresh_token: SecretStr
     location_code: str = Field(min_length=1)
-
-    @classmethod
-    def unreadable_code(cls, code: str) -> str | None:
-        """Why this platform cannot read a listing with this code, or None if it can."""
-        reason = super().unreadable_code(code)
-        if reason is None and "," in code:
-            return "OTO's checkInventoryStock takes a comma-separated sku list"
-        return reason
