@@ -204,8 +204,14 @@ class Engine:
             report.cycle_id = opened.cycle_id
             self.flow.recover(lambda sku: shard_of(sku, self.shards) == self.shard)
             catalogue = None if self._retired else self.config.skus
-            self.observer.answering_badly = self.judgements.prepare(catalogue, self.clock())
+            accounts = [a.name for a in self.config.accounts]
+            self.observer.answering_badly = self.judgements.prepare(catalogue, accounts, self.clock())
             self._retired = True
+        else:
+            # A dry run judges like a real run (orders explain drops; accounts answering badly need
+            # two reads) and writes nothing.
+            self._account_ids = self.store.account_ids()
+            self.observer.answering_badly = self.judgements.answering_badly()
         log.info("cycle.start", cycle=report.cycle_id, trigger=trigger, skus=len(skus), dry_run=dry_run)
         error: str | None = None
         try:

@@ -40,6 +40,7 @@ log = structlog.get_logger(__name__)
 
 CONFIRM_ROUNDS = 3  # reads of a held drop before it is left for the next cycle
 CANARIES = 2  # believed listings read alongside a confirmation
+BAD_ANSWERS = "bad_answers"  # the failure kind of an account none of whose answers was believed
 HELD_OUTCOMES = frozenset({"confirmed", "unconfirmed", "stopped", "released", "accepted", "rejected"})
 
 
@@ -89,6 +90,8 @@ class Observer:
         self.rules = rules
         # Accounts whose answers have lately been bad: their drops need two agreeing reads.
         self.answering_badly: set[str] = set()
+        # Priors of the listings seen for the first time in the batch being observed.
+        self._first: dict[ListingKey, Prior] = {}
 
     async def observe(
         self,
@@ -103,6 +106,8 @@ class Observer:
         judgement (held, refused, stopped, adopted listings and read events) for the ledger."""
         names = list(wanted)
         reads = await asyncio.gather(*(self._read(name, wanted[name], report) for name in names))
+        self._first = self._first_priors(names, reads, wanted, state)
+        self._zeroed: dict[ListingKey, Observed] = {}
         judgement = Judgement()
         believed: dict[ListingKey, Observed] = {}
         held: dict[ListingKey, tuple[Observed, str]] = {}
@@ -110,14 +115,18 @@ class Observer:
             if read is not None:
                 run = report.reading(name)
                 run.observed += len(read.observed)
-                seen = self._judge_answers(name, read, wanted[name], state, explained, run, judgement)
-                if not seen and run.bad and (read.refusals or read.answers):
-                    first = next(n.reason for n in reversed(judgement.notes) if n.account == name)
-                    kinds = ", ".join(sorted(run.bad))
-                    report.fail(name, f"no answer could be believed ({kinds}): {first}", "bad_answers")
+                seen, refused = self._judge_answers(name, read, wanted[name], state, explained, run, judgement)
+                answers = len(read.refusals) + len(read.answers)
+                if answers and refused == answers:
+                    # Every answer of this batch refused: say so (health, exit status); the account
+                    # is still read in the cycle's other batches.
+                    first = next((n.reason for n in reversed(judgement.notes) if n.account == name), "")
+                    report.fail(name, f"no answer could be believed: {first}", BAD_ANSWERS)
                 self._judge_changes(name, seen, state, explained, report, judgement, believed, held, judge_stops)
         if held:
             await self._confirm(held, believed, state, explained, report, judgement)
+        if self._zeroed and judge_stops:
+            await self._recheck_zeros(believed, state, explained, report, judgement)
         for note in judgement.notes:
             if note.kind in HELD_OUTCOMES:
                 METRICS.held_drops.labels(note.account, note.kind).inc()
@@ -134,10 +143,12 @@ class Observer:
         explained: Mapping[ListingKey, int],
         run: AccountRead,
         out: Judgement,
-    ) -> dict[str, Observed]:
-        """SKU -> observation for what survives the adapter's and the answer rules."""
+    ) -> tuple[dict[str, Observed], int]:
+        """SKU -> observation for what survives the adapter's and the answer rules, and how many
+        answers were refused whole."""
         by_code = {self.codes[name][sku]: sku for sku in skus}
         priors = self._priors(name, skus, state, explained)
+        refused_answers = len(read.refusals)
         for code, reason in read.skipped.items():
             run.skipped[code] = reason
             log.warning("listing.skipped", account=name, code=code, reason=reason)
@@ -149,20 +160,26 @@ class Observer:
             out.unread.update((name, by_code[code]) for code in refusal.codes if code in by_code)
         seen = {by_code[code]: o for code, o in read.observed.items() if code in by_code}
         present = {by_code[c] for c in (*read.observed, *read.skipped, *read.bad) if c in by_code}
+        # Listings a stop holds are judged by the stop (orders, reads coming back, an operator):
+        # their zeros are no sign of a broken answer.
+        priors = {sku: prior for sku, prior in priors.items() if (name, sku) not in state.holds}
         for answer in read.answers:
             asked = [by_code[code] for code in answer if code in by_code]
             quantities = {sku: seen[sku].quantity for sku in asked if sku in seen}
             refused = refused_answer(asked, present, quantities, priors)
             if refused is not None:
                 problem, reason = refused
+                refused_answers += 1
                 self._bad(name, run, problem, reason, None, out)
+                if problem is ReadProblem.ALL_ZEROS:
+                    self._zeroed.update(((name, sku), seen[sku]) for sku in asked if sku in seen and sku in priors)
                 for sku in asked:
                     seen.pop(sku, None)
                     out.unread.add((name, sku))
         for code in read.bad:
             if code in by_code:
                 out.unread.add((name, by_code[code]))
-        return seen
+        return seen, refused_answers
 
     def _judge_changes(
         self,
@@ -187,6 +204,17 @@ class Observer:
             prior = priors.get(sku)
             if prior is None:
                 believed[key] = seen_now  # a listing seen for the first time: adopted, not booked
+                continue
+            if key in self._first:
+                # Seen for the first time: only a zero where other accounts show stock is suspect,
+                # and it is confirmed (a stop holds only listings the ledger knows).
+                if seen_now.quantity == 0:
+                    why = f"reads 0 where other accounts show {prior.expected}"
+                    held[key] = (seen_now, why)
+                    out.note(name, sku, "held", 0, None, why)
+                    run.held += 1
+                else:
+                    believed[key] = seen_now
                 continue
             stored_ref = state.refs.get(key)
             if stored_ref and seen_now.ref != stored_ref:
@@ -300,7 +328,7 @@ class Observer:
                 run = report.reading(name)
                 just_read = {sku: believed[(name, sku)].quantity for sku in extra[name]}
                 canary_priors = {sku: Prior(quantity, quantity) for sku, quantity in just_read.items()}
-                seen = self._judge_answers(name, read, extra[name] + by_account[name], state, explained, run, out)
+                seen, _ = self._judge_answers(name, read, extra[name] + by_account[name], state, explained, run, out)
                 if self._canary_fell(name, seen, canary_priors):
                     why = "a confirming read dropped listings just read"
                     self._bad(name, run, ReadProblem.DISAGREED, why, None, out)
@@ -354,6 +382,47 @@ class Observer:
         believed[key] = again
         del candidates[key]
 
+    async def _recheck_zeros(
+        self,
+        believed: Mapping[ListingKey, Observed],
+        state: BatchState,
+        explained: Mapping[ListingKey, int],
+        report: Failures,
+        out: Judgement,
+    ) -> None:
+        """An answer of all zeros is refused; read those listings once more. If they are all still
+        zero, it may be a real sell-out (a small account, no orders to explain it): hold them under
+        a safety stop, so that it shows and an operator can accept it, rather than refusing it at
+        every cycle in silence."""
+        by_account: dict[str, list[str]] = {}
+        for name, sku in self._zeroed:
+            by_account.setdefault(name, []).append(sku)
+        for name, skus in by_account.items():
+            extra = canaries(
+                {sku: o.quantity for (a, sku), o in believed.items() if a == name},
+                self._priors(name, [sku for (a, sku) in believed if a == name], state, {}),
+                skus,
+                CANARIES,
+            )
+            read = await self._read(name, extra + skus, report)
+            if read is None:
+                continue
+            by_code = {self.codes[name][sku]: sku for sku in extra + skus}
+            seen = {by_code[code]: o for code, o in read.observed.items() if code in by_code}
+            if read.refusals or any(sku not in seen or seen[sku].quantity != 0 for sku in skus):
+                continue  # the zeros did not hold: a bad answer, already counted
+            just_read = {sku: believed[(name, sku)].quantity for sku in extra}
+            if self._canary_fell(name, seen, {sku: Prior(q, q) for sku, q in just_read.items()}):
+                continue
+            priors = self._priors(name, skus, state, explained)
+            reason = f"answered all {len(skus)} listings at zero twice, with nothing to explain it"
+            out.new_stops[name] = reason
+            for sku in skus:
+                out.held[(name, sku)] = 0
+                out.note(name, sku, "stopped", 0, priors[sku].expected, reason)
+            report.reading(name).stopped += len(skus)
+            log.error("account.safety_stop", account=name, reason=reason, listings=sorted(skus)[:20])
+
     def _canary_fell(self, name: str, seen: Mapping[str, Observed], priors: Mapping[str, Prior]) -> bool:
         """True when a listing believed a moment ago reads a suspicious drop in the confirming
         answer: that answer cannot confirm anything."""
@@ -364,15 +433,45 @@ class Observer:
 
     # --- helpers ------------------------------------------------------------------------------
 
+    def _first_priors(
+        self,
+        names: Sequence[str],
+        reads: Sequence[ReadResult | None],
+        wanted: Mapping[str, Sequence[str]],
+        state: BatchState,
+    ) -> dict[ListingKey, Prior]:
+        """For listings the ledger does not know yet (a bootstrap, a new listing, a SKU back in the
+        catalogue): what the other accounts read of the same SKU, so that a first reading of 0, or
+        an answer of zeros, is judged against it instead of believed blindly."""
+        shown: dict[str, dict[str, int]] = {}
+        for name, read in zip(names, reads, strict=True):
+            if read is None:
+                continue
+            by_code = {self.codes[name][sku]: sku for sku in wanted[name]}
+            for code, seen in read.observed.items():
+                if code in by_code:
+                    shown.setdefault(by_code[code], {})[name] = seen.quantity
+        first: dict[ListingKey, Prior] = {}
+        for sku, by_account in shown.items():
+            for name in by_account:
+                others = [q for other, q in by_account.items() if other != name]
+                if state.listing(name, sku) is None and others and max(others) > 0:
+                    # "1": the question a confirmation answers is only whether it is really 0.
+                    first[(name, sku)] = Prior(max(others), 1)
+        return first
+
     def _priors(
         self, name: str, skus: Sequence[str], state: BatchState, explained: Mapping[ListingKey, int]
     ) -> dict[str, Prior]:
         """What the ledger believes of each known listing: expected, and the fewest units our own
-        pushes can explain (the lower outcome of a push in doubt)."""
+        pushes can explain (the lower outcome of a push in doubt). A listing seen for the first
+        time has the prior the other accounts' readings give it, if any."""
         priors: dict[str, Prior] = {}
         for sku in skus:
             listing = state.listing(name, sku)
             if listing is None:
+                if (name, sku) in self._first:
+                    priors[sku] = self._first[(name, sku)]
                 continue
             low = listing.expected
             if listing.in_doubt is not None:

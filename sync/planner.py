@@ -158,10 +158,15 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
         if start is None:
             return
         if state.retired:
-            # Back in the catalogue: a fresh start, whatever moved while it was out.
+            # Back in the catalogue: a fresh start, whatever moved while it was out. A push left in
+            # doubt from its old life no longer matters: settled, nothing booked from it.
             note = f"back in the catalogue; {start.note}"
             start = replace(start, quantity=start.quantity - (state.pool or 0), note=note)
             out.readopted.add(sku)
+            for account, old in sorted(state.listings.items()):
+                if old.in_doubt is not None:
+                    why = "SKU back in the catalogue: started afresh"
+                    out.settlements.append(Settlement(old.in_doubt.push_id, sku, account, False, False, why))
         movements.append(start)
         for account, quantity in observed.items():
             out.expected[(account, sku)] = quantity

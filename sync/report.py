@@ -64,8 +64,10 @@ class CycleReport:
         return all(run.ok and not run.stopped and not run.bad for run in self.accounts.values())
 
     def failed(self, account: str) -> bool:
-        """True when the account already failed this cycle."""
-        return not self.accounts[account].ok
+        """True when the account already failed this cycle in a way that reading it again would
+        not mend (answers that could not be believed leave its other batches to be read)."""
+        run = self.accounts[account]
+        return not run.ok and run.error_kind != "bad_answers"
 
     def fail(self, account: str, error: str, kind: str) -> None:
         """Record that the account could not be read this cycle."""

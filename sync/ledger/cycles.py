@@ -84,6 +84,11 @@ class CycleQueries:
             session.execute(update(Cycle).where(Cycle.id == cycle_id).values(finished_at=now, **counts.__dict__))
             return changed
 
+    def account_ids(self) -> dict[str, int]:
+        """The ids of the accounts the ledger has, by name (reads only)."""
+        with self.sessions() as session:
+            return {name: account_id for name, account_id in session.execute(select(Account.name, Account.id))}
+
     def ensure_accounts(self, accounts: Iterable[tuple[str, str]]) -> dict[str, int]:
         """Make sure every configured account has a row; return their ids by name."""
         with self.sessions.begin() as session:

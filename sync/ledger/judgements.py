@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.judge import Judgement, ListingKey
@@ -114,8 +114,33 @@ def retire_missing(session: Session, catalogue: Collection[str], now: datetime) 
     live = session.execute(select(Sku.code, Sku.id).where(Sku.retired_at.is_(None)))
     gone = [sku_id for code, sku_id in live if code not in wanted]
     for start in range(0, len(gone), 1000):
-        session.execute(update(Sku).where(Sku.id.in_(gone[start : start + 1000])).values(retired_at=now))
+        chunk = gone[start : start + 1000]
+        session.execute(update(Sku).where(Sku.id.in_(chunk)).values(retired_at=now))
+        # A SKU out of the catalogue is never read: its listings leave any stop holding them.
+        session.execute(
+            update(Listing)
+            .where(Listing.sku_id.in_(chunk))
+            .where(or_(Listing.stop_id.is_not(None), Listing.decision.is_not(None)))
+            .values(stop_id=None, held_quantity=None, decision=None)
+        )
     return len(gone)
+
+
+def close_orphaned_stops(session: Session, accounts: Collection[str], now: datetime) -> None:
+    """Release the listings of accounts no longer configured, and close every open stop left
+    holding no listing (its SKUs left the catalogue, or its account the configuration)."""
+    session.execute(
+        update(Listing)
+        .where(Listing.stop_id.is_not(None))
+        .where(Listing.account_id.in_(select(Account.id).where(Account.name.not_in(list(accounts)))))
+        .values(stop_id=None, held_quantity=None, decision=None)
+    )
+    session.execute(
+        update(SafetyStop)
+        .where(SafetyStop.closed_at.is_(None))
+        .where(~select(Listing.id).where(Listing.stop_id == SafetyStop.id).exists())
+        .values(closed_at=now, resolution="lifted: its listings left the catalogue or the configuration")
+    )
 
 
 def unretire(session: Session, sku_ids: Iterable[int]) -> None:
@@ -163,7 +188,11 @@ def answering_badly(session: Session) -> set[str]:
 
 def prune_events(session: Session, now: datetime) -> int:
     """Drop read events older than the retention; returns how many."""
-    result = session.execute(delete(ReadEvent).where(ReadEvent.at < now - EVENT_RETENTION))
+    return _rowcount(session.execute(delete(ReadEvent).where(ReadEvent.at < now - EVENT_RETENTION)))
+
+
+def _rowcount(result: Any) -> int:
+    """Rows a DELETE or UPDATE touched."""
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -201,19 +230,16 @@ def open_stops(session: Session, account: str | None = None) -> list[dict[str, A
 def decide(session: Session, account: str, decision: str, skus: Collection[str] = ()) -> int:
     """Record an operator's decision on the listings an account's open stops hold (all of them,
     or only `skus`); the next read of each applies it. Returns how many listings."""
-    query = (
-        select(Listing.id)
-        .join(Account, Listing.account_id == Account.id)
-        .join(Sku, Listing.sku_id == Sku.id)
-        .where(Account.name == account)
+    # One statement whatever the stop's size (a whole catalogue of ids would pass PostgreSQL's
+    # limit of 65,535 bound parameters).
+    held = (
+        update(Listing)
+        .where(Listing.account_id == select(Account.id).where(Account.name == account).scalar_subquery())
         .where(Listing.stop_id.is_not(None))
     )
     if skus:
-        query = query.where(Sku.code.in_(list(skus)))
-    ids = list(session.scalars(query))
-    if ids:
-        session.execute(update(Listing).where(Listing.id.in_(ids)).values(decision=decision))
-    return len(ids)
+        held = held.where(Listing.sku_id.in_(select(Sku.id).where(Sku.code.in_(list(skus)))))
+    return _rowcount(session.execute(held.values(decision=decision)))
 
 
 def bad_read_counts(session: Session, since: datetime) -> dict[str, dict[str, int]]:
@@ -294,14 +320,20 @@ class JudgementStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
-    def prepare(self, catalogue: Collection[str] | None, now: datetime) -> set[str]:
-        """At a cycle's start: retire SKUs gone from `catalogue` (when given) and return the
-        accounts answering badly."""
+    def prepare(self, catalogue: Collection[str] | None, accounts: Collection[str], now: datetime) -> set[str]:
+        """At a cycle's start: retire SKUs gone from `catalogue` (when given; then also close the
+        stops nothing configured is held by any more) and return the accounts answering badly."""
         with self.sessions.begin() as session:
             if catalogue is not None:
                 retired = retire_missing(session, catalogue, now)
                 if retired:
                     log.info("catalogue.retired", skus=retired)
+                close_orphaned_stops(session, accounts, now)
+            return answering_badly(session)
+
+    def answering_badly(self) -> set[str]:
+        """Accounts answering badly now (reads only)."""
+        with self.sessions() as session:
             return answering_badly(session)
 
     def after_cycle(

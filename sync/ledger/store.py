@@ -36,12 +36,16 @@ class BatchState:
     holds: dict[ListingKey, Hold] = field(default_factory=dict)
     _by_sku: dict[str, SkuState] = field(default_factory=dict, repr=False)
 
-    def listing(self, account: str, sku: str) -> ListingState | None:
-        """The ledger's state of one listing, or None when it has none."""
+    def sku(self, code: str) -> SkuState | None:
+        """The ledger's state of one SKU of the batch."""
         if len(self._by_sku) != len(self.skus):
             self._by_sku = {state.sku: state for state in self.skus}
-        state = self._by_sku.get(sku)
-        return None if state is None else state.listings.get(account)
+        return self._by_sku.get(code)
+
+    def listing(self, account: str, sku: str) -> ListingState | None:
+        """The ledger's state of one listing, or None when it has none (or its SKU starts afresh)."""
+        state = self.sku(sku)
+        return None if state is None or state.retired else state.listings.get(account)
 
 
 @dataclass(frozen=True)
