@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass, field
 
 from sync.ledger.oversells import Drift
-from sync.observer import AccountRead
 from sync.order_flow import FeedReport, OversellReport
 from sync.planner import PlannedMovement, PlannedPush
+from sync.reading import AccountRead
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """An httpx transport that carries requests to an emulator in process, with the world's faults
-and external events at every boundary, and a record of every change that reached the platform."""
+and external events at every boundary, and a record of every change that reached the platform.
+
+A bad read (BAD_READ) meets stock reads only: the emulator answers, then the answer lies in one of
+the six ways of `sync.emulation.bad_reads`, chosen by the world's randomness (the platform's state
+is untouched). Drawn for any other request, it gives way to one of the other faults."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from enum import Enum
 
 import httpx
 
+from sync.emulation.faults import BAD_READS
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest
 from sync.simulation.world import World
@@ -23,6 +28,7 @@ class SimFault(str, Enum):
     SERVER_ERROR = "server_error"  # refused with 500
     SERVER_ERROR_AFTER = "server_error_after"  # applied, then 502
     SLOW = "slow"  # applied late: within the timeout, or past it (then the client times out)
+    BAD_READ = "bad_read"  # a stock read answered, then the answer lies (empty, zeros, garbage...)
 
 
 class SimTransport(httpx.AsyncBaseTransport):
@@ -35,6 +41,11 @@ class SimTransport(httpx.AsyncBaseTransport):
         self.fault_rate = fault_rate
         self.timeout = timeout
         self.faults: Counter[str] = Counter()
+        self.bad_reads: Counter[str] = Counter()  # the kinds of lie told
+        # When the current cycle started (the simulation sets it), and per SKU the start of the
+        # cycle whose write last changed the listing: the read behind that write came after it.
+        self.cycle_started: datetime = world.clock.now
+        self.changed_in_cycle: dict[str, datetime] = {}
         # For absolute-set platforms: when each variant was read fresh, and the windows from that
         # read to its set, as (sku, start, end). Only there can a set overwrite an outside change.
         self._read_at: dict[str, datetime] = {}
@@ -47,7 +58,7 @@ class SimTransport(httpx.AsyncBaseTransport):
             request.method, request.url.raw_path.decode("ascii"), dict(request.headers.items()), request.read()
         )
         self._note_fresh_read(emu)
-        fault = self._draw()
+        fault = self._draw(emu)
         if fault is SimFault.LOST_REQUEST:
             self.world.clock.advance(self.timeout)
             raise httpx.ReadTimeout("request lost", request=request)
@@ -55,8 +66,15 @@ class SimTransport(httpx.AsyncBaseTransport):
             return httpx.Response(429, json={"message": "Too Many Requests"}, headers={"Retry-After": "2"})
         if fault is SimFault.SERVER_ERROR:
             return httpx.Response(500, json={"message": "Internal Server Error"})
+        applied_before = len(self.platform.applied)
         answer = self.platform.handle(emu)
+        for code, _ in self.platform.applied[applied_before:]:
+            self.changed_in_cycle[code] = self.cycle_started
         self._note_set(emu)
+        if fault is SimFault.BAD_READ and answer.status < 300:
+            kind = self.world.rng.choice(BAD_READS)
+            self.bad_reads[kind.value] += 1
+            answer = self.platform.corrupt_read(answer, kind, self.world.rng)
         self.world.boundary()  # something may happen between the change and its answer
         if fault is SimFault.LOST_RESPONSE:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
@@ -89,9 +107,11 @@ class SimTransport(httpx.AsyncBaseTransport):
             if start is not None and variant_id in variants:
                 self.set_windows.append((variants[variant_id].sku, start, self.world.clock.now))
 
-    def _draw(self) -> SimFault | None:
+    def _draw(self, emu: EmuRequest) -> SimFault | None:
         if self.fault_rate <= 0 or self.world.rng.random() >= self.fault_rate:
             return None
         fault = self.world.rng.choice(list(SimFault))
+        if fault is SimFault.BAD_READ and not self.platform.is_stock_read(emu):
+            fault = self.world.rng.choice([f for f in SimFault if f is not SimFault.BAD_READ])
         self.faults[fault.value] += 1
         return fault

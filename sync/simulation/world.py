@@ -73,6 +73,7 @@ class World:
     events: list[Event] = field(default_factory=list)
     events_on: bool = False
     event_kinds: Counter[str] = field(default_factory=Counter)
+    lowered: Counter[str] = field(default_factory=Counter)  # per SKU, the sum of negative events
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -104,7 +105,8 @@ class World:
         roll = self.rng.random()
         if roll < 0.7:
             units = min(current, self.rng.randint(1, 3))
-            if units == 0 or not platform.sell(sku, units):  # Ankorstore: a reservation
+            # Nothing to sell where the listing shows nothing (or less: a decrease that raced a sale).
+            if units <= 0 or not platform.sell(sku, units):  # Ankorstore: a reservation
                 return
             self._record(account, sku, -units, "sale")
             return
@@ -124,10 +126,20 @@ class World:
     def _record(self, account: str, sku: str, delta: int, kind: str) -> None:
         self.events.append(Event(self.clock.now, account, sku, delta, kind))
         self.event_kinds[kind] += 1
+        self.lowered[sku] += min(0, delta)
 
     def external_total(self, sku: str) -> int:
         """Units that external events added to `sku` (negative for net sales)."""
         return sum(e.delta for e in self.events if e.sku == sku)
+
+    def own_drops(self, since: dict[tuple[str, str], datetime]) -> Counter[tuple[str, str]]:
+        """Per listing (account, sku), the units external events took off it since its time in
+        `since` (since the start where it has none), as a negative number."""
+        drops: Counter[tuple[str, str]] = Counter()
+        for event in self.events:
+            if event.delta < 0 and event.time >= since.get((event.account, event.sku), START):
+                drops[(event.account, event.sku)] += event.delta
+        return drops
 
     def touched(self, account: str, sku: str, start: datetime, end: datetime) -> bool:
         """Whether an external event hit the listing between `start` and `end`."""

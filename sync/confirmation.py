@@ -1,0 +1,166 @@
+"""Confirmation reads: a suspicious drop is read again before it is booked, and an answer of all
+zeros once more before it is held for an operator.
+
+A confirming read carries a few listings that were just believed (canaries): an answer that zeros
+them too is no confirmation. A held drop is booked when the next read shows the same number (two
+more reads for an account whose answers have lately been bad); a different suspicious number is
+held in its place and read again, up to CONFIRM_ROUNDS reads; a read showing no suspicious drop is
+booked instead, and the held one counted as a bad read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from sync.errors import ReadProblem
+from sync.judge import Check, Judgement, ListingKey, Prior, canaries, confirm, suspicious_drop
+from sync.ledger.store import BatchState
+from sync.platforms.base import Observed
+from sync.reading import AccountRead, Failures, Reading, _expected
+
+log = structlog.get_logger(__name__)
+
+CONFIRM_ROUNDS = 3  # reads of a held drop before it is left for the next cycle
+CANARIES = 2  # believed listings read alongside a confirmation
+
+
+class Confirmations(Reading):
+    """Reading, plus the confirmation reads of held drops and refused zeros."""
+
+    async def _confirm(
+        self,
+        held: dict[ListingKey, tuple[Observed, str]],
+        believed: dict[ListingKey, Observed],
+        state: BatchState,
+        explained: Mapping[ListingKey, int],
+        report: Failures,
+        out: Judgement,
+    ) -> None:
+        """Read held drops again until each is confirmed, contradicted, or out of rounds."""
+        candidates = {key: seen for key, (seen, _) in held.items()}
+        agreed: Counter[ListingKey] = Counter()
+        for _ in range(CONFIRM_ROUNDS):
+            if not candidates:
+                break
+            by_account: dict[str, list[str]] = {}
+            for name, sku in candidates:
+                by_account.setdefault(name, []).append(sku)
+            names = list(by_account)
+            extra = {name: self._canaries(name, believed, state, by_account[name]) for name in names}
+            reads = await asyncio.gather(
+                *(self._read(name, extra[name] + by_account[name], report) for name in names)
+            )
+            for name, read in zip(names, reads, strict=True):
+                if read is None:
+                    continue
+                run = report.reading(name)
+                just_read = {sku: believed[(name, sku)].quantity for sku in extra[name]}
+                canary_priors = {sku: Prior(quantity, quantity) for sku, quantity in just_read.items()}
+                seen, _ = self._judge_answers(name, read, extra[name] + by_account[name], state, explained, run, out)
+                if self._canary_fell(name, seen, canary_priors):
+                    why = "a confirming read dropped listings just read"
+                    self._bad(name, run, ReadProblem.DISAGREED, why, None, out)
+                    continue
+                priors = self._priors(name, by_account[name], state, explained)
+                for sku in by_account[name]:
+                    key, again = (name, sku), seen.get(sku)
+                    self._settle_candidate(key, again, priors[sku], candidates, agreed, believed, out, run)
+        for (name, sku), seen_now in candidates.items():
+            out.unread.add((name, sku))
+            expected = _expected(self._priors(name, [sku], state, {}), sku)
+            out.note(name, sku, "unconfirmed", seen_now.quantity, expected, "no read agreed; nothing booked")
+
+    def _settle_candidate(
+        self,
+        key: ListingKey,
+        again: Observed | None,
+        prior: Prior,
+        candidates: dict[ListingKey, Observed],
+        agreed: Counter[ListingKey],
+        believed: dict[ListingKey, Observed],
+        out: Judgement,
+        run: AccountRead,
+    ) -> None:
+        """Judge one held drop against its confirming read; believe it, hold another, or wait."""
+        name, sku = key
+        held_now = candidates[key]
+        result = confirm(
+            held_now.quantity,
+            None if again is None else again.quantity,
+            prior,
+            has_feed=name in self.feed_accounts,
+            rules=self.rules,
+        )
+        if result.check is Check.UNCONFIRMED:
+            return
+        assert again is not None
+        if result.disagreed:
+            why = f"read {again.quantity} after {held_now.quantity}"
+            self._bad(name, run, ReadProblem.DISAGREED, why, sku, out, expected=prior.expected)
+        if result.check is Check.AGAIN:
+            candidates[key] = again
+            agreed[key] = 0
+            return
+        if result.check is Check.CONFIRMED:
+            agreed[key] += 1
+            if agreed[key] < (2 if name in self.answering_badly else 1):
+                return
+            out.note(name, sku, "confirmed", again.quantity, prior.expected, f"{agreed[key] + 1} reads agree")
+            run.confirmed += 1
+        believed[key] = again
+        del candidates[key]
+
+    async def _recheck_zeros(
+        self,
+        believed: Mapping[ListingKey, Observed],
+        state: BatchState,
+        explained: Mapping[ListingKey, int],
+        report: Failures,
+        out: Judgement,
+    ) -> None:
+        """An answer of all zeros is refused; read those listings once more. If they are all still
+        zero, it may be a real sell-out (a small account, no orders to explain it): hold them under
+        a safety stop, so that it shows and an operator can accept it, rather than refusing it at
+        every cycle in silence."""
+        by_account: dict[str, list[str]] = {}
+        for name, sku in self._zeroed:
+            by_account.setdefault(name, []).append(sku)
+        for name, skus in by_account.items():
+            extra = self._canaries(name, believed, state, skus)
+            read = await self._read(name, extra + skus, report)
+            if read is None:
+                continue
+            by_code = {self.codes[name][sku]: sku for sku in extra + skus}
+            seen = {by_code[code]: o for code, o in read.observed.items() if code in by_code}
+            if read.refusals or any(sku not in seen or seen[sku].quantity != 0 for sku in skus):
+                continue  # the zeros did not hold: a bad answer, already counted
+            just_read = {sku: believed[(name, sku)].quantity for sku in extra}
+            if self._canary_fell(name, seen, {sku: Prior(q, q) for sku, q in just_read.items()}):
+                continue
+            priors = self._priors(name, skus, state, explained)
+            reason = f"answered all {len(skus)} listings at zero twice, with nothing to explain it"
+            out.new_stops[name] = reason
+            for sku in skus:
+                out.held[(name, sku)] = 0
+                out.note(name, sku, "stopped", 0, priors[sku].expected, reason)
+            report.reading(name).stopped += len(skus)
+            log.error("account.safety_stop", account=name, reason=reason, listings=sorted(skus)[:20])
+
+    def _canaries(
+        self, name: str, believed: Mapping[ListingKey, Observed], state: BatchState, held: Sequence[str]
+    ) -> list[str]:
+        """Listings of the account just believed, with stock, to read alongside `held`."""
+        mine = {sku: seen.quantity for (account, sku), seen in believed.items() if account == name}
+        return canaries(mine, self._priors(name, list(mine), state, {}), held, CANARIES)
+
+    def _canary_fell(self, name: str, seen: Mapping[str, Observed], priors: Mapping[str, Prior]) -> bool:
+        """True when a listing believed a moment ago reads a suspicious drop in the confirming
+        answer: that answer cannot confirm anything."""
+        return any(
+            sku in seen and suspicious_drop(seen[sku].quantity, prior, has_feed=False, rules=self.rules) is not None
+            for sku, prior in priors.items()
+        )
