@@ -116,16 +116,17 @@ class Confirmations(Reading):
 
     async def _recheck_zeros(
         self,
-        believed: Mapping[ListingKey, Observed],
+        believed: dict[ListingKey, Observed],
         state: BatchState,
         explained: Mapping[ListingKey, int],
         report: Failures,
         out: Judgement,
     ) -> None:
         """An answer of all zeros is refused; read those listings once more. If they are all still
-        zero, it may be a real sell-out (a small account, no orders to explain it): hold them under
-        a safety stop, so that it shows and an operator can accept it, rather than refusing it at
-        every cycle in silence."""
+        zero, it may be a real sell-out (a small account, no orders to explain it): the listings the
+        ledger knows go under a safety stop, so that it shows and an operator can accept it, rather
+        than being refused at every cycle in silence; first readings (a bootstrap) are confirmed by
+        the second read like any first zero."""
         by_account: dict[str, list[str]] = {}
         for name, sku in self._zeroed:
             by_account.setdefault(name, []).append(sku)
@@ -142,13 +143,23 @@ class Confirmations(Reading):
             if self._canary_fell(name, seen, {sku: Prior(q, q) for sku, q in just_read.items()}):
                 continue
             priors = self._priors(name, skus, state, explained)
-            reason = f"answered all {len(skus)} listings at zero twice, with nothing to explain it"
-            out.new_stops[name] = reason
+            run = report.reading(name)
+            known = [sku for sku in skus if (name, sku) not in self._first]
             for sku in skus:
+                if sku not in known:
+                    believed[(name, sku)] = seen[sku]
+                    out.unread.discard((name, sku))
+                    out.note(name, sku, "confirmed", 0, None, "a first reading of 0, read twice")
+                    run.confirmed += 1
+            if not known:
+                continue
+            reason = f"answered all {len(known)} listings at zero twice, with nothing to explain it"
+            out.new_stops[name] = reason
+            for sku in known:
                 out.held[(name, sku)] = 0
                 out.note(name, sku, "stopped", 0, priors[sku].expected, reason)
-            report.reading(name).stopped += len(skus)
-            log.error("account.safety_stop", account=name, reason=reason, listings=sorted(skus)[:20])
+            run.stopped += len(known)
+            log.error("account.safety_stop", account=name, reason=reason, listings=sorted(known)[:20])
 
     def _canaries(
         self, name: str, believed: Mapping[ListingKey, Observed], state: BatchState, held: Sequence[str]

@@ -52,6 +52,7 @@ class Observer(Confirmations):
         judgement = Judgement()
         believed: dict[ListingKey, Observed] = {}
         held: dict[ListingKey, tuple[Observed, str]] = {}
+        all_refused: dict[str, str] = {}  # accounts none of whose answers was believed, and why
         for name, read in zip(names, reads, strict=True):
             if read is not None:
                 run = report.reading(name)
@@ -59,15 +60,18 @@ class Observer(Confirmations):
                 seen, refused = self._judge_answers(name, read, wanted[name], state, explained, run, judgement)
                 answers = len(read.refusals) + len(read.answers)
                 if answers and refused == answers:
-                    # Every answer of this batch refused: say so (health, exit status); the account
-                    # is still read in the cycle's other batches.
                     first = next((n.reason for n in reversed(judgement.notes) if n.account == name), "")
-                    report.fail(name, f"no answer could be believed: {first}", BAD_ANSWERS)
+                    all_refused[name] = first
                 self._judge_changes(name, seen, state, explained, report, judgement, believed, held, judge_stops)
         if held:
             await self._confirm(held, believed, state, explained, report, judgement)
         if self._zeroed and judge_stops:
             await self._recheck_zeros(believed, state, explained, report, judgement)
+        for name, why in all_refused.items():
+            if not any(account == name for account, _ in believed):
+                # Nothing of this batch believed: say so (health, exit status); the account is
+                # still read in the cycle's other batches.
+                report.fail(name, f"no answer could be believed: {why}", BAD_ANSWERS)
         for note in judgement.notes:
             if note.kind in HELD_OUTCOMES:
                 METRICS.held_drops.labels(note.account, note.kind).inc()

@@ -171,3 +171,15 @@ def test_a_whole_catalogue_stop_is_decided_in_one_statement(any_db_url: str) -> 
     with Session(engine) as session, session.begin():
         assert judgements.decide(session, "oak", "reject") == held
     engine.dispose()
+
+
+def test_a_new_account_whose_listings_truly_read_zero_bootstraps_after_a_second_read(db_url: str) -> None:
+    skus = [f"s{i}" for i in range(4)]
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, skus, 6)
+        for sku in skus:
+            running.platforms["gra"].set_quantity(sku, 0)  # really empty on Graas
+        config = running.config(db_url, skus)
+        report = cycle(config)
+        assert pools(config) == dict.fromkeys(skus, 0) and rows(config, SafetyStop) == []
+        assert report.accounts["gra"].confirmed == 4
