@@ -9,11 +9,14 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from sync.engine import CycleReport, Engine
+from sync.engine import Engine
+from sync.judge import Judgement, Prior
 from sync.ledger.models import Listing, Push, PushState
 from sync.ledger.store import BatchState, LedgerStore
+from sync.observer import Observer
 from sync.planner import ListingKey, Plan, PlannedPush
 from sync.platforms.base import Observed, Outcome, PushResult
+from sync.report import CycleReport
 
 
 class ResendsInDoubt(Engine):
@@ -65,9 +68,10 @@ class _NoOutboxStore(LedgerStore):
         account_ids: Mapping[str, int],
         now: datetime,
         before_commit: Any = lambda _session: None,
+        judgement: Judgement | None = None,
     ) -> dict[ListingKey, int]:
         pushes, plan.pushes = plan.pushes, []
-        super().apply_plan(cycle_id, plan, state, observed, account_ids, now, before_commit)
+        super().apply_plan(cycle_id, plan, state, observed, account_ids, now, before_commit, judgement)
         plan.pushes = pushes
         ids = {}
         for index, push in enumerate(pushes, 1):
@@ -109,3 +113,20 @@ class SkipsTheOutbox(Engine):
 
     def __init__(self, config: Any, store: LedgerStore, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, _NoOutboxStore(store.sessions), *args, **kwargs)
+
+
+class _Credulous(Observer):
+    """Knows nothing of what the ledger believes, so it judges nothing: no answer is refused as
+    empty or all zeros, every reading is taken as seen (a lying answer's zeros included), no drop
+    is held for a second read, no account is stopped."""
+
+    def _priors(self, *args: Any, **kwargs: Any) -> dict[str, Prior]:
+        return {}
+
+
+class BooksUnconfirmedDrops(Engine):
+    """Books every reading at once, a lying answer's zeros included."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.observer.__class__ = _Credulous

@@ -16,8 +16,13 @@ from sync.cli.common import EXIT_FAILED, EXIT_OK
 @click.option("--first-seed", type=int, default=0, show_default=True, help="The sweep's first seed.")
 @click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True, help="Cycles per seed.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Parallel processes (default: CPUs).")
+@click.option(
+    "--bad-reads", is_flag=True, help="Let stock reads lie too (empty, zeros, garbage, truncated, a SKU twice)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
-def simulate(seed: int | None, seeds: int, first_seed: int, steps: int, jobs: int | None, as_json: bool) -> None:
+def simulate(
+    seed: int | None, seeds: int, first_seed: int, steps: int, jobs: int | None, bad_reads: bool, as_json: bool
+) -> None:
     """Drive the real engine against emulated platforms on a virtual clock, with random sales,
     returns and hand edits, faults at every I/O boundary and crashes at every ledger commit, and
     check after every step that every unit is accounted for.
@@ -27,7 +32,7 @@ def simulate(seed: int | None, seeds: int, first_seed: int, steps: int, jobs: in
     from sync.simulation.run import SimOptions
     from sync.simulation.sweep import sweep
 
-    options = SimOptions(steps=steps)
+    options = SimOptions(steps=steps, bad_reads=bad_reads)
     chosen = [seed] if seed is not None else list(range(first_seed, first_seed + seeds))
     show = not as_json and sys.stderr.isatty()
     with click.progressbar(length=len(chosen), label="seeds", file=sys.stderr) if show else _nothing() as bar:

@@ -53,10 +53,11 @@ cancel in P while a listing planned between them still shows the lower pool (unt
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku
@@ -91,25 +92,41 @@ class PushRow:
     resolution: str | None
 
 
+ListingKey = tuple[str, str]  # (account, sku)
+
+
 @dataclass
 class LedgerView:
-    """The ledger's pools, listings and pushes at one moment."""
+    """The ledger's pools, listings and pushes at one moment: per listing and push state, how many
+    pushes and the units they moved (all, and upward only); each push itself only when asked."""
 
     pools: dict[str, int]
-    expected: dict[tuple[str, str], int]
-    pushes: list[PushRow]
+    expected: dict[ListingKey, int]
+    by_state: dict[tuple[str, str, str], tuple[int, int, int]]  # (account, sku, state) -> n, units, up
+    pushes: list[PushRow] = field(default_factory=list)
 
-    def counted(self) -> Counter[tuple[str, str]]:
-        """Per listing, the sum of deltas the ledger counts as applied."""
-        total: Counter[tuple[str, str]] = Counter()
-        for push in self.pushes:
-            if push.state in COUNTED:
-                total[(push.account, push.sku)] += push.delta
+    def _total(self, states: Collection[str], column: int) -> Counter[ListingKey]:
+        total: Counter[ListingKey] = Counter()
+        for (account, sku, state), figures in self.by_state.items():
+            if state in states:
+                total[(account, sku)] += figures[column]
         return total
 
+    def counted(self) -> Counter[ListingKey]:
+        """Per listing, the sum of deltas the ledger counts as applied."""
+        return self._total(COUNTED, 1)
 
-def read_ledger(session: Session) -> LedgerView:
-    """Load what the checks look at."""
+    def number(self, states: Collection[str]) -> Counter[ListingKey]:
+        """Per listing, how many pushes are in one of `states`."""
+        return self._total(states, 0)
+
+    def upward(self, states: Collection[str]) -> Counter[ListingKey]:
+        """Per listing, the units of the upward pushes in one of `states`."""
+        return self._total(states, 2)
+
+
+def read_ledger(session: Session, *, rows: bool = False) -> LedgerView:
+    """Load what the checks look at (every push as a row too when `rows`: the final checks)."""
     pools = dict(session.execute(select(Sku.code, func.sum(Movement.quantity)).join(Movement).group_by(Sku.code)).all())
     expected = {
         (account, code): e
@@ -117,25 +134,45 @@ def read_ledger(session: Session) -> LedgerView:
             select(Account.name, Sku.code, Listing.expected).join(Account).join(Sku)
         ).all()
     }
-    pushes = [
-        PushRow(account, code, delta, state, started, settled, resolution)
-        for account, code, delta, state, started, settled, resolution in session.execute(
+    moved = func.coalesce(Push.applied_delta, Push.delta)  # what the platform really moved
+    by_state = {
+        (account, code, state): (int(n), int(units), int(up))
+        for account, code, state, n, units, up in session.execute(
             select(
                 Account.name,
                 Sku.code,
-                func.coalesce(Push.applied_delta, Push.delta),  # what the platform really moved
                 Push.state,
-                Cycle.started_at,
-                Push.settled_at,
-                Push.resolution,
+                func.count(),
+                func.sum(moved),
+                func.sum(case((moved > 0, moved), else_=0)),
             )
             .join(Listing, Push.listing_id == Listing.id)
             .join(Account, Listing.account_id == Account.id)
             .join(Sku, Listing.sku_id == Sku.id)
-            .join(Cycle, Push.cycle_id == Cycle.id)
+            .group_by(Account.name, Sku.code, Push.state)
         ).all()
-    ]
-    return LedgerView({k: int(v) for k, v in pools.items()}, expected, pushes)
+    }
+    view = LedgerView({k: int(v) for k, v in pools.items()}, expected, by_state)
+    if rows:
+        view.pushes = [
+            PushRow(account, code, delta, state, started, settled, resolution)
+            for account, code, delta, state, started, settled, resolution in session.execute(
+                select(
+                    Account.name,
+                    Sku.code,
+                    moved,
+                    Push.state,
+                    Cycle.started_at,
+                    Push.settled_at,
+                    Push.resolution,
+                )
+                .join(Listing, Push.listing_id == Listing.id)
+                .join(Account, Listing.account_id == Account.id)
+                .join(Sku, Listing.sku_id == Sku.id)
+                .join(Cycle, Push.cycle_id == Cycle.id)
+            ).all()
+        ]
+    return view
 
 
 def applied_by_platform(
@@ -160,7 +197,7 @@ def check_balance(
     """The accounting identity, and no change applied more often than the ledger sent one."""
     applied_total, applied_count = applied_by_platform(applied)
     counted = view.counted()
-    sent = Counter((p.account, p.sku) for p in view.pushes if p.state in SENT)
+    sent = view.number(SENT)
     for key, times in applied_count.items():
         if times > sent[key]:
             raise InvariantViolation(f"{key}: the platform applied {times} changes, the ledger sent {sent[key]}")
@@ -172,7 +209,7 @@ def check_balance(
             raise InvariantViolation(
                 f"{sku}: ledger pool {pool} + unbooked {per_sku[sku]} != start plus external changes {truth[sku]}"
             )
-    doubts = Counter((p.account, p.sku) for p in view.pushes if p.state == PushState.IN_DOUBT.value)
+    doubts = view.number((PushState.IN_DOUBT.value,))
     for key, n in doubts.items():
         if n > 1:
             raise InvariantViolation(f"{key}: {n} pushes in doubt at once (a listing in doubt takes no new push)")
@@ -180,9 +217,9 @@ def check_balance(
 
 def check_outbox_closed(view: LedgerView) -> None:
     """After a cycle that completed, no push is left planned or sent."""
-    open_ = [p for p in view.pushes if p.state in (PushState.PLANNED.value, PushState.SENT.value)]
+    open_ = sum(view.number((PushState.PLANNED.value, PushState.SENT.value)).values())
     if open_:
-        raise InvariantViolation(f"{len(open_)} pushes left planned or sent after a completed cycle")
+        raise InvariantViolation(f"{open_} pushes left planned or sent after a completed cycle")
 
 
 def undershoot_floor(rules: AccountRules, low: int, own_drops: int) -> int:
@@ -205,10 +242,7 @@ def check_undershoot(
     """No listing shows fewer units than the truth allows (see the module's docstring)."""
     applied_total, _ = applied_by_platform(applied)
     counted = view.counted()
-    open_up: Counter[tuple[str, str]] = Counter()
-    for push in view.pushes:
-        if push.state in OPEN and push.delta > 0:
-            open_up[(push.account, push.sku)] += push.delta
+    open_up = view.upward(OPEN)
     slack: dict[str, int] = defaultdict(int)
     for key in {*applied_total, *counted, *open_up}:
         slack[key[1]] += min(0, applied_total[key] - counted[key] - open_up[key])

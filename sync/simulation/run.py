@@ -16,6 +16,7 @@ from sync.bootstrap import Ledger, Wiring, running_engine
 from sync.config import Config
 from sync.crashpoints import ProcessDeath
 from sync.engine import Engine
+from sync.ledger import judgements
 from sync.ledger.db import session_factory
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.models import Base, PushState
@@ -47,6 +48,7 @@ class SimOptions:
     crash_rate: float = 0.03  # chance of a crash at each crash point
     event_rate: float = 0.08  # chance of an external event at each I/O boundary
     interval: float = 30.0  # virtual seconds between cycles
+    bad_reads: bool = False  # whether stock reads may lie too (SimFault.BAD_READ)
     engine_class: type[Engine] = Engine
 
 
@@ -92,9 +94,11 @@ class SeedResult(Figures):
 class SimulationFailure(AssertionError):
     """A seed broke an invariant; the message says how to replay it."""
 
-    def __init__(self, seed: int, step: str, problem: str, steps: int) -> None:
+    def __init__(self, seed: int, step: str, problem: str, steps: int, bad_reads: bool = False) -> None:
+        flags = " --bad-reads" if bad_reads else ""
         super().__init__(
-            f"seed {seed} failed at {step}: {problem}\n  replay: stocksync simulate --seed {seed} --steps {steps}"
+            f"seed {seed} failed at {step}: {problem}\n"
+            f"  replay: stocksync simulate --seed {seed} --steps {steps}{flags}"
         )
         self.seed = seed
 
@@ -107,6 +111,8 @@ class Simulation:
         self.options = options
         self.world = World(seed, [f"sku-{i}" for i in range(options.skus)], options.event_rate)
         self.transports = {name: SimTransport(self.world, name, 0.0, TIMEOUT) for name in self.world.platforms}
+        for transport in self.transports.values():
+            transport.bad_reads_on = options.bad_reads
         db = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
         Base.metadata.create_all(db)  # the migrations build the same schema (tests/test_migrations.py)
         self.ledger = Ledger(db, LedgerStore(session_factory(db)))
@@ -125,6 +131,10 @@ class Simulation:
         self.rules = {name: AccountRules(s.buffer, s.max_quantity) for name, s in self.world.settings.items()}
 
     # --- the engine as a process ------------------------------------------------------------
+
+    def _failure(self, step: str, problem: str) -> SimulationFailure:
+        """A failure of this seed at `step`, with the command that replays it."""
+        return SimulationFailure(self.seed, step, problem, self.options.steps, self.options.bad_reads)
 
     def _crash(self, point: str) -> None:
         if self.crash_rate and self.world.rng.random() < self.crash_rate:
@@ -160,9 +170,9 @@ class Simulation:
 
     # --- checks -----------------------------------------------------------------------------
 
-    def view(self) -> LedgerView:
+    def view(self, *, rows: bool = False) -> LedgerView:
         with self.ledger.store.sessions() as session:
-            return read_ledger(session)
+            return read_ledger(session, rows=rows)
 
     def quantities(self) -> dict[tuple[str, str], int]:
         return {
@@ -194,7 +204,7 @@ class Simulation:
             if completed:
                 check_outbox_closed(view)
         except InvariantViolation as err:
-            raise SimulationFailure(self.seed, step, str(err), self.options.steps) from None
+            raise self._failure(step, str(err)) from None
         return view
 
     # --- the run ----------------------------------------------------------------------------
@@ -202,6 +212,7 @@ class Simulation:
     async def run(self) -> SeedResult:
         first = await self.cycle()  # bootstrap: no faults, no events, no crashes
         assert first is not None
+        await self.finish_bootstrap()
         self.truth = dict(self.view().pools)
         self._set_faults(on=True)
         for step in range(self.options.steps):
@@ -211,6 +222,27 @@ class Simulation:
         self._set_faults(on=False)
         await self.settle()
         return self.result
+
+    async def finish_bootstrap(self) -> None:
+        """Cycle until every SKU has its pool: a first read of true zeros where other accounts show
+        stock is held under a safety stop (the engine cannot tell it from a lie), which the
+        operator accepts."""
+        for _ in range(5):
+            missing = set(self.world.skus) - set(self.view().pools)
+            if not missing:
+                return
+            self.operator_accepts()
+            self.world.clock.advance(self.options.interval)
+            assert await self.cycle() is not None
+        raise self._failure("bootstrap", f"no pool for {sorted(missing)}")
+
+    def operator_accepts(self) -> None:
+        """The operator accepts every open safety stop. Called only while no fault or event is on:
+        every reading is then true, and an accepted listing books what its next read shows (its
+        true change, or none where the held drop was a lie)."""
+        with self.ledger.store.sessions.begin() as session:
+            for stop in judgements.open_stops(session):
+                judgements.decide(session, stop["account"], "accept")
 
     def _set_faults(self, *, on: bool) -> None:
         self.world.events_on = on
@@ -223,6 +255,7 @@ class Simulation:
         quiet = 0
         for attempt in range(30):
             self.world.clock.advance(IN_DOUBT_TIMEOUT)  # every doubt gets its chance to be ruled
+            self.operator_accepts()  # a safety stop waits for an operator (or orders) to lift it
             report = await self.cycle()
             assert report is not None
             self.check(f"settle {attempt}", completed=True)
@@ -230,12 +263,12 @@ class Simulation:
             if quiet >= 2:
                 break
         else:
-            raise SimulationFailure(self.seed, "settle", "did not settle within 30 cycles", self.options.steps)
+            raise self._failure("settle", "did not settle within 30 cycles")
         self.final_checks()
 
     def final_checks(self) -> None:
-        view = self.view()
-        fail = lambda problem: SimulationFailure(self.seed, "the end", problem, self.options.steps)  # noqa: E731
+        view = self.view(rows=True)
+        fail = lambda problem: self._failure("the end", problem)  # noqa: E731
         for name, settings in self.world.settings.items():
             rules = AccountRules(settings.buffer, settings.max_quantity)
             for sku in self.world.skus:

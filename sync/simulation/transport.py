@@ -42,6 +42,7 @@ class SimTransport(httpx.AsyncBaseTransport):
         self.timeout = timeout
         self.faults: Counter[str] = Counter()
         self.bad_reads: Counter[str] = Counter()  # the kinds of lie told
+        self.bad_reads_on = True  # whether BAD_READ is among the faults drawn
         # When the current cycle started (the simulation sets it), and per SKU the start of the
         # cycle whose write last changed the listing: the read behind that write came after it.
         self.cycle_started: datetime = world.clock.now
@@ -110,7 +111,8 @@ class SimTransport(httpx.AsyncBaseTransport):
     def _draw(self, emu: EmuRequest) -> SimFault | None:
         if self.fault_rate <= 0 or self.world.rng.random() >= self.fault_rate:
             return None
-        fault = self.world.rng.choice(list(SimFault))
+        kinds = list(SimFault) if self.bad_reads_on else [f for f in SimFault if f is not SimFault.BAD_READ]
+        fault = self.world.rng.choice(kinds)
         if fault is SimFault.BAD_READ and not self.platform.is_stock_read(emu):
             fault = self.world.rng.choice([f for f in SimFault if f is not SimFault.BAD_READ])
         self.faults[fault.value] += 1

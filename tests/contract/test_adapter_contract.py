@@ -5,17 +5,20 @@ shape differs, to `bad_change`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sync.emulation.faults import Fault
+from sync.emulation.faults import BAD_READS, Fault
 from sync.emulation.platform import EmulatedPlatform
-from sync.errors import AuthError, FatalError, RetriableError
+from sync.errors import AuthError, FatalError, ReadProblem, RetriableError
 from sync.platforms import PLATFORMS, build_adapter
-from sync.platforms.base import Adapter, Change, Outcome, ReadProblem
+from sync.platforms.base import Adapter, Change, Outcome
 from tests.fakes import Fleet, fleet
+from tests.test_cli import assert_ledger_consistent, invoke
 
 PLATFORM_NAMES = sorted(PLATFORMS)
 
@@ -209,3 +212,136 @@ def test_a_wrong_base_url_fails_the_account_at_once(harness: Harness) -> None:
         run(lambda: _read(harness.adapter(base_url=wrong, batch_size=10), codes))
     assert "HTTP 404" in str(caught.value)
     assert harness.emulator.api_calls() <= 3  # one call per batch, no splitting hunt for a bad SKU
+
+
+# --- bad reads ---------------------------------------------------------------------------------
+
+# Platforms whose document writes quantities as strings of digits: there "12" is a quantity.
+DIGIT_STRINGS = frozenset({"oto"})
+# Platforms whose relative writes have no floor (`sync.platforms.values`): there a negative number
+# is a believable count, so a lying one reaches the engine's judge like a lying zero does.
+NEGATIVE_OK = frozenset({"oakra", "graas", "oto"})
+# What the adapter must refuse on its own, whole answers at a time.
+REFUSED = {Fault.TRUNCATED: ReadProblem.UNPARSEABLE, Fault.DUPLICATE_SKU: ReadProblem.DUPLICATE}
+# What only the engine's judge can tell (the adapter sees a well-formed answer).
+JUDGED = (Fault.EMPTY_READ, Fault.ZERO_READ, Fault.SOME_ZEROS)
+
+
+def seed_for_lies(h: Harness) -> tuple[list[str], dict[str, int]]:
+    """Six listings at 10 and one at 7; returns the codes and each one's true quantity."""
+    codes = [*h.seed(6), "sku-odd"]
+    h.emulator.set_quantity("sku-odd", 7)
+    return codes, {code: h.emulator.quantity(code) or 0 for code in codes}
+
+
+@pytest.mark.parametrize("kind", BAD_READS)
+def test_a_lying_read_is_never_taken_for_the_truth(harness: Harness, kind: Fault) -> None:
+    codes, truth = seed_for_lies(harness)
+    harness.emulator.faults.inject(kind)
+    result = run(lambda: _read(harness.adapter(batch_size=50), codes))
+    assert [lie.fault for lie in harness.emulator.lies] == [kind]  # one stock read, and it lied
+    lie = harness.emulator.lies[0]
+    if kind in JUDGED:
+        assert tuple(codes) in result.answers
+        assert all(seen.quantity in (truth[code], 0) for code, seen in result.observed.items())
+        assert not set(lie.dropped) & set(result.observed)
+        assert all(result.observed[code].quantity == 0 for code in lie.told)
+        if kind is Fault.EMPTY_READ:
+            assert result.observed == {}
+        return
+    negatives = _negatives(harness.platform, lie.told)
+    assert all(seen.quantity == truth[code] for code, seen in result.observed.items() if code not in negatives)
+    if kind in REFUSED:
+        assert [r.problem for r in result.refusals] == [REFUSED[kind]]
+        assert set(result.refusals[0].codes) == set(codes)
+        assert result.observed == {}
+        return
+    assert kind is Fault.WRONG_TYPES and lie.told
+    for code, value in lie.told.items():
+        if harness.platform in DIGIT_STRINGS and value == str(truth[code]):
+            assert result.observed[code].quantity == truth[code]  # the document's own form
+        elif code in negatives:
+            assert result.observed[code].quantity == value  # believable there: the judge's to doubt
+        else:
+            assert code in result.bad and code not in result.observed, (code, value)
+    assert set(result.observed) == set(codes) - set(result.bad)
+
+
+def _negatives(platform: str, told: dict[str, object]) -> set[str]:
+    """The codes a lie gave a negative count where the platform's counts may go negative."""
+    if platform not in NEGATIVE_OK:
+        return set()
+    return {code for code, value in told.items() if isinstance(value, int) and value < 0}
+
+
+def _form(value: object) -> str:
+    """The kind of wrong value a lie told."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "null" if value is None else type(value).__name__
+    return "negative" if value < 0 else "huge"
+
+
+def test_every_wrong_value_is_set_apart_read_after_read(harness: Harness) -> None:
+    codes, truth = seed_for_lies(harness)
+    forms: set[str] = set()
+    for _ in range(8):
+        harness.emulator.faults.inject(Fault.WRONG_TYPES)
+        result = run(lambda: _read(harness.adapter(batch_size=50), codes))
+        told = harness.emulator.lies[-1].told
+        forms |= {_form(value) for value in told.values()}
+        negatives = _negatives(harness.platform, told)
+        assert {code: seen.quantity for code, seen in result.observed.items()} == {
+            code: told[code] if code in negatives else truth[code] for code in result.observed
+        }
+        assert negatives <= set(result.observed)
+        digit_strings = {c for c, v in told.items() if harness.platform in DIGIT_STRINGS and v == str(truth[c])}
+        assert set(result.bad) == set(told) - digit_strings - negatives
+    assert forms == {"str", "null", "float", "huge", "negative"}
+
+
+@pytest.mark.parametrize("kind", JUDGED)
+def test_a_reconcile_books_nothing_from_a_lying_read(tmp_path: Path, db_url: str, platform: str, kind: Fault) -> None:
+    peer = "graas" if platform == "oakra" else "oakra"
+    with fleet(("acct", platform), ("peer", peer)) as running:
+        codes = [f"sku-{i}" for i in range(6)] + ["sku-odd"]
+        for emulator in running.platforms.values():
+            for code in codes:
+                emulator.set_quantity(code, 7 if code == "sku-odd" else 10)
+        config = tmp_path / "stocksync.toml"
+        config.write_text(running.toml(db_url, codes))
+        config.chmod(0o600)
+        assert invoke("reconcile", "--config", config).exit_code == 0
+        pools = _pools(config)
+        running.platforms["acct"].faults.inject(kind)
+
+        result = invoke("reconcile", "--config", config, "--json")
+
+        lies = running.platforms["acct"].lies
+        assert [lie.fault for lie in lies] == [kind]
+        report = json.loads(result.stdout)
+        assert report["movements"] == [] and report["pushes"] == [], report
+        assert _pools(config) == pools
+        assert {code: running.platforms["peer"].quantity(code) for code in codes} == {
+            code: 7 if code == "sku-odd" else 10 for code in codes
+        }
+        account = report["accounts"]["acct"]
+        zeroed = [code for code, value in lies[0].told.items() if value == 0]
+        if kind is Fault.SOME_ZEROS:
+            # Each zero is held; the confirming read shows the truth, so nothing is booked.
+            assert account["held"] == len(zeroed) and account["confirmed"] == 0
+            assert zeroed and account["bad_reads"].get("disagreed") == len(zeroed)
+        else:
+            problem = "empty" if kind is Fault.EMPTY_READ else "all_zeros"
+            assert account["bad_reads"] == {problem: 1}
+            assert result.exit_code == 1
+    assert_ledger_consistent(db_url)
+
+
+@pytest.fixture(params=PLATFORM_NAMES)
+def platform(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _pools(config: Path) -> dict[str, int]:
+    status = json.loads(invoke("status", "--config", config, "--json").stdout)
+    return {s["sku"]: s["pool"] for s in status["skus"]}
