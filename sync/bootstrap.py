@@ -88,7 +88,11 @@ async def running_engines(
     wiring = wiring or Wiring()
     adapters: dict[str, Adapter] = {
         account.name: build_adapter(
-            account, transport=wiring.transports.get(account.name), sleep=wiring.sleep, rng=wiring.rng
+            account,
+            transport=wiring.transports.get(account.name),
+            sleep=wiring.sleep,
+            rng=wiring.rng,
+            trust=config.sync.trust_rules(),
         )
         for account in config.accounts
     }

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sync.errors import ConfigError
+from sync.judge import TrustRules
 from sync.platforms import PLATFORMS, AccountSettings
 
 ENV_VAR = "STOCKSYNC_CONFIG"
@@ -64,6 +65,10 @@ class SyncSettings(_Section):
     # under its own lease of `lease_seconds` (a dead replica's shards pass on when they run out).
     shards: int = Field(default=1, ge=1, le=1024)
     lease_seconds: float = Field(default=300.0, ge=1)
+
+    def trust_rules(self) -> TrustRules:
+        """The read judge's thresholds, as the engine and the adapters use them."""
+        return TrustRules(self.confirm_drop_share, self.safety_min_listings, self.safety_max_drop_share)
 
 
 class OrderSettings(_Section):

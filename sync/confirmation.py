@@ -51,9 +51,7 @@ class Confirmations(Reading):
                 by_account.setdefault(name, []).append(sku)
             names = list(by_account)
             extra = {name: self._canaries(name, believed, state, by_account[name]) for name in names}
-            reads = await asyncio.gather(
-                *(self._read(name, extra[name] + by_account[name], report) for name in names)
-            )
+            reads = await asyncio.gather(*(self._read(name, extra[name] + by_account[name], report) for name in names))
             for name, read in zip(names, reads, strict=True):
                 if read is None:
                     continue

@@ -24,19 +24,19 @@ from sqlalchemy.orm import Session
 
 from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
-from sync.judge import TrustRules
 from sync.ledger.cycles import CycleCounts
 from sync.ledger.judgements import JudgementStore
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.models import MovementKind
 from sync.ledger.orders import OrderStore
-from sync.ledger.store import BatchState, LedgerStore
+from sync.ledger.store import LedgerStore
 from sync.metrics import METRICS
 from sync.observer import Observer
 from sync.order_flow import FeedReport, OrderFlow
-from sync.planner import AccountRules, ListingKey, Plan, PlanInput, PlannedPush, plan
-from sync.platforms.base import Adapter, Change, Outcome, PushResult, chunked
+from sync.planner import AccountRules, Plan, PlanInput, plan
+from sync.platforms.base import Adapter, Outcome, chunked
 from sync.report import AccountRun, CycleReport, PushReport
+from sync.sender import Sender
 from sync.sharding import lease_name, shard_of, split
 
 log = structlog.get_logger(__name__)
@@ -82,10 +82,9 @@ class Engine:
         self._account_ids: dict[str, int] = {}
         self.flow = OrderFlow(config, OrderStore(store.sessions), adapters, clock, crash)
         self.judgements = JudgementStore(store.sessions)
-        rules = TrustRules(
-            config.sync.confirm_drop_share, config.sync.safety_min_listings, config.sync.safety_max_drop_share
-        )
+        rules = config.sync.trust_rules()
         platforms = {a.name: a.platform for a in config.accounts}
+        self.sender = Sender(store, adapters, self._codes, clock, crash)
         self.observer = Observer(adapters, self._codes, platforms, self.flow.feed_accounts, rules)
         self._next_poll = 0.0  # time.monotonic() at which the order feeds are due again
         self._retired = False  # SKUs that left the catalogue are marked once per engine
@@ -350,7 +349,7 @@ class Engine:
             judgement,
         )
         self.crash("after_plan_commit")
-        in_doubt = await self._send(the_plan.pushes, push_ids, state, report)
+        in_doubt = await self.sender.send(the_plan.pushes, push_ids, state, report)
         if not verify:
             external = {
                 (self._account_ids[m.account], state.sku_ids[m.sku])
@@ -372,56 +371,6 @@ class Engine:
         self.lease.extend(session)
         self.crash("before_plan_commit")
 
-    async def _send(
-        self,
-        pushes: Sequence[PlannedPush],
-        push_ids: Mapping[ListingKey, int],
-        state: BatchState,
-        report: CycleReport,
-    ) -> list[ListingKey]:
-        """Send the committed pushes per account; record outcomes; return the listings in doubt."""
-        if not pushes:
-            return []
-        self.store.mark_sent(list(push_ids.values()), self.clock())
-        self.crash("after_mark_sent")
-        by_account: dict[str, list[PlannedPush]] = defaultdict(list)
-        for push in pushes:
-            by_account[push.account].append(push)
-        accounts = list(by_account)
-        results = await asyncio.gather(*(self._push(name, by_account[name], state, report) for name in accounts))
-        outcomes: list[tuple[int, PushResult]] = []
-        in_doubt: list[ListingKey] = []
-        for name, account_results in zip(accounts, results, strict=True):
-            for push, result in zip(by_account[name], account_results, strict=True):
-                key = (name, push.sku)
-                outcomes.append((push_ids[key], result))
-                report.pushes.append(PushReport(push, result.outcome.value, result.detail))
-                METRICS.pushes.labels(report.accounts[name].platform, name, result.outcome.value).inc()
-                self._log_outcome(push, result)
-                if result.outcome is Outcome.IN_DOUBT:
-                    in_doubt.append(key)
-                elif (
-                    result.outcome is Outcome.FAILED and result.error is not None and result.error.kind.value == "fatal"
-                ):
-                    report.accounts[name].fail(result.error.message, result.error.kind.value)
-        self.crash("after_send")
-        self.store.record_outcomes(outcomes, self.clock())
-        self.crash("after_outcomes")
-        return in_doubt
-
-    async def _push(
-        self, name: str, pushes: Sequence[PlannedPush], state: BatchState, report: CycleReport
-    ) -> list[PushResult]:
-        changes = [Change(self._codes[name][p.sku], state.refs[(name, p.sku)], p.delta, p.observed) for p in pushes]
-        try:
-            return await self.adapters[name].push(changes)
-        except Exception as err:  # adapters return per-change results; anything raised is a bug
-            log.exception("account.push_crashed", account=name)
-            # Whether anything left is unknown: treat every change as in doubt, never as failed.
-            detail = f"internal error: {type(err).__name__}: {err}"
-            report.accounts[name].fail(detail, "internal")
-            return [PushResult(c, Outcome.IN_DOUBT, detail) for c in changes]
-
     def _log_plan(self, the_plan: Plan, report: CycleReport) -> None:
         for m in the_plan.movements:
             log.info(
@@ -439,13 +388,3 @@ class Engine:
             (log.error if s.by_rule else log.info)(
                 event, push=s.push_id, sku=s.sku, account=s.account, applied=s.applied, note=s.note
             )
-
-    @staticmethod
-    def _log_outcome(push: PlannedPush, result: PushResult) -> None:
-        context = dict(sku=push.sku, account=push.account, delta=push.delta, target=push.target)
-        if result.outcome is Outcome.CONFIRMED:
-            log.info("push.confirmed", **context)
-        elif result.outcome is Outcome.FAILED:
-            log.warning("push.failed", detail=result.detail, **context)
-        else:
-            log.warning("push.in_doubt", detail=result.detail, **context)

@@ -15,7 +15,9 @@ levels, in this order:
   stopped for those listings instead, and an operator (or orders) decides.
 
 Every drop is measured from the lowest count our own pushes can explain: `expected`, or with a
-push in doubt, the lower of its two outcomes.
+push in doubt, the lower of its two outcomes. A reading that would settle a push in doubt at its
+lower outcome is judged from the higher one too: a lying 0 that happens to equal the lower outcome
+would otherwise settle the push wrongly (a push sent twice, or one believed that never landed).
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ class Prior:
     expected: int
     low: int
     explained: int = 0
+    high: int | None = None  # with a push in doubt, the higher of its two outcomes
+
+    @property
+    def in_doubt(self) -> bool:
+        """Whether a push in doubt leaves two counts our own pushes can explain."""
+        return self.high is not None and self.high > self.low
 
 
 @dataclass(frozen=True)
@@ -64,18 +72,28 @@ def refused_answer(
 
 def suspicious_drop(quantity: int, prior: Prior, *, has_feed: bool, rules: TrustRules) -> str | None:
     """Why this reading is a drop that must be confirmed before it is booked, or None."""
-    drop = prior.low - quantity
+    why = _drop_from(prior.low, quantity, prior.explained, has_feed=has_feed, rules=rules)
+    if why is None and prior.in_doubt and prior.high is not None and quantity < prior.high:
+        # It would settle the push in doubt: only a reading that is no suspicious drop from the
+        # higher outcome either settles it at once.
+        why = _drop_from(prior.high, quantity, prior.explained, has_feed=has_feed, rules=rules)
+        if why is not None:
+            why += " (a push in doubt)"
+    return why
+
+
+def _drop_from(base: int, quantity: int, explained: int, *, has_feed: bool, rules: TrustRules) -> str | None:
+    drop = base - quantity
     if drop <= 0:
         return None
     if has_feed:
-        unexplained = drop - prior.explained
-        if unexplained <= 0:
+        if drop - explained <= 0:
             return None  # the feed's sales account for it: real, booked at once
-        return f"dropped {drop} from {prior.low}, orders explain {prior.explained}"
+        return f"dropped {drop} from {base}, orders explain {explained}"
     if quantity == 0:
-        return f"dropped to 0 from {prior.low}"
-    if drop > rules.confirm_drop_share * prior.low:
-        return f"dropped {drop} of {prior.low} (over {rules.confirm_drop_share:.0%})"
+        return f"dropped to 0 from {base}"
+    if drop > rules.confirm_drop_share * base:
+        return f"dropped {drop} of {base} (over {rules.confirm_drop_share:.0%})"
     return None
 
 
@@ -107,9 +125,7 @@ class Confirmation:
     disagreed: bool
 
 
-def confirm(
-    held: int, again: int | None, prior: Prior, *, has_feed: bool, rules: TrustRules
-) -> Confirmation:
+def confirm(held: int, again: int | None, prior: Prior, *, has_feed: bool, rules: TrustRules) -> Confirmation:
     """Judge a held drop `held` against the confirming read `again` (None: no usable value)."""
     if again is None:
         return Confirmation(Check.UNCONFIRMED, None, False)

@@ -57,7 +57,6 @@ class Failures(Protocol):
 class Reading:
     """Reads accounts through their adapters and judges each answer as a whole."""
 
-
     def __init__(
         self,
         adapters: Mapping[str, Adapter],
@@ -169,11 +168,12 @@ class Reading:
                 if (name, sku) in self._first:
                     priors[sku] = self._first[(name, sku)]
                 continue
-            low = listing.expected
+            low = high = listing.expected
             if listing.in_doubt is not None:
                 before = listing.in_doubt.expected_before
-                low = min(before, before + listing.in_doubt.delta)
-            priors[sku] = Prior(listing.expected, low, explained.get((name, sku), 0))
+                outcomes = (before, before + listing.in_doubt.delta)
+                low, high = min(outcomes), max(outcomes)
+            priors[sku] = Prior(listing.expected, low, explained.get((name, sku), 0), high)
         return priors
 
     def _bad(

@@ -10,6 +10,7 @@ import pytest
 
 import sync.platforms.ankorstore.adapter as adapter_module
 from sync.emulation.wire import EmuRequest
+from sync.judge import TrustRules
 from sync.metrics import METRICS
 from sync.platforms import PLATFORMS, AccountSettings, build_adapter
 from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
@@ -69,6 +70,26 @@ def test_a_sale_between_the_read_and_the_push_is_kept_and_reservations_stay(
     assert variant is not None
     assert (variant.available, variant.reserved, variant.stock) == (11, 3, 14)  # the order's unit is kept
     assert checked.requests >= 3 and checked.responses == checked.requests
+
+
+@pytest.mark.parametrize(("share", "sent"), [(0.5, False), (0.7, True)])
+def test_a_fresh_read_is_judged_with_the_configured_drop_share(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked], share: float, sent: bool
+) -> None:
+    running, emulator, _ = ankorstore
+    emulator.set_quantity("mug", 10)
+
+    async def scenario(adapter: Adapter) -> Outcome:
+        seen = (await adapter.read(["mug"])).observed["mug"]
+        emulator.sell("mug", 6)  # 10 -> 4 between the engine's read and the set: a drop of 60%
+        return (await adapter.push([Change("mug", seen.ref, +1, observed=seen.quantity)]))[0].outcome
+
+    adapter = build_adapter(settings_of(running), trust=TrustRules(confirm_drop_share=share))
+    outcome = asyncio.run(_closing(adapter, scenario))
+    assert (outcome is Outcome.CONFIRMED) is sent
+    assert bool(emulator.applied) is sent  # past the share: no set from an unconfirmed number
+    variant = emulator.variant("mug")
+    assert variant is not None and variant.available == (5 if sent else 4)
 
 
 def test_always_in_stock_variants_are_reported_and_left_alone(

@@ -102,9 +102,7 @@ def test_bad_reads_while_sales_land_hide_no_unit_and_leave_nothing_off(tmp_path:
             for sku in SKUS:
                 platform.set_quantity(sku, STOCK)
         config = tmp_path / "stocksync.toml"
-        config.write_text(
-            running.toml(db_url, SKUS, "[sync]\ninterval_seconds = 1\n\n[orders]\npoll_seconds = 1\n")
-        )
+        config.write_text(running.toml(db_url, SKUS, "[sync]\ninterval_seconds = 1\n\n[orders]\npoll_seconds = 1\n"))
         config.chmod(0o600)
         # A cycle a second keeps Ankorstore's 600 requests a minute in reach with every confirmation
         # read and feed poll: a 429 there would hold every account's cycle for up to a minute.
@@ -169,4 +167,3 @@ def test_bad_reads_while_sales_land_hide_no_unit_and_leave_nothing_off(tmp_path:
         assert off == {}, (off, {sku: truth.bound(sku) for sku in SKUS}, pools(db_url), output[-4000:])
         assert pools(db_url) == {sku: truth.bound(sku) for sku in SKUS}
         assert "Traceback" not in output
-

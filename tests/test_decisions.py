@@ -55,6 +55,8 @@ def build_ledger(db_url: str) -> None:
                         ref=f"{name}-{code}",
                         expected=pools[code],
                         last_observed=pools[code],
+                        # oak's sku-c was read after oak's all-zeros answer; the rest before it.
+                        last_observed_at=now if (name, code) == ("oak", "sku-c") else now - timedelta(minutes=15),
                         stop_id=stops[name].id if reading is not None else None,
                         held_quantity=reading,
                     )
@@ -237,9 +239,14 @@ def test_explain_shows_the_hold_first_then_the_judged_reads(config: Path) -> Non
     assert "stopped      reading 0, expected 8: dropped to 0 from 8" in text
     data = json.loads(invoke("explain", "sku-a", "--config", config, "--json").stdout)
     assert [(h["account"], h["held"], h["expected"]) for h in data["holds"]] == [("oak", 0, 8), ("oto", 0, 8)]
-    assert [(e["account"], e["kind"], e["quantity"]) for e in data["read_events"]] == [("oak", "stopped", 0)]
+    assert [(e["account"], e["kind"], e["quantity"], e["whole_answer"]) for e in data["read_events"]] == [
+        ("oak", "stopped", 0, False),
+        ("oak", "all_zeros", None, True),  # refused since the listing was last read: maybe its batch
+    ]
+    assert "all_zeros    whole answer refused since this listing was last read: reported all 3" in text
     plain = invoke("explain", "sku-c", "--config", config).output
     assert not plain.startswith("HELD") and "read 7 after 3" in plain and "read 3 after 0" in plain
+    assert "all_zeros" not in plain  # oak's sku-c was read since that answer
 
 
 # --- end to end, with emulators ---------------------------------------------------------------

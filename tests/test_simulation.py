@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from sync.cli import cli
 from sync.crashpoints import ORDER_POINTS, POINTS
+from sync.emulation.faults import BAD_READS
 from sync.simulation.run import SimOptions, SimulationFailure, run_seed
 from sync.simulation.sweep import sweep
 from sync.simulation.transport import SimFault
@@ -26,13 +27,12 @@ def test_a_seed_replays_exactly() -> None:
 
 
 def test_ci_sweep_every_fault_on_passes() -> None:
-    # Every fault but lying stock reads, with the undershoot invariant checked at every step. With
-    # lying reads on too, 12 of 200 seeds still fail (issue 11 stays open for them): that sweep is
-    # `stocksync simulate --seeds 200 --bad-reads` until they pass, then it joins this one.
-    result = sweep(range(200), SimOptions(steps=100, bad_reads=False), jobs=2)
+    # Every fault, lying stock reads included, with the undershoot invariant checked at every step.
+    result = sweep(range(200), SimOptions(steps=100), jobs=2)
     assert result.failures == []
     assert result.seeds == 200 and result.steps == 200 * 100
-    assert set(result.faults) == {fault.value for fault in SimFault} - {SimFault.BAD_READ.value}
+    assert set(result.faults) == {fault.value for fault in SimFault}
+    assert set(result.bad_reads) == {kind.value for kind in BAD_READS}  # every kind of lie was told
     # every push crash point; the feed ones too (the cancel one needs a cancel policy: not simulated)
     assert set(POINTS) | {"before_feed_commit", "after_feed_page"} == set(result.crashes)
     assert set(result.crashes) <= set(POINTS + ORDER_POINTS)
@@ -44,7 +44,7 @@ def test_the_simulator_catches_a_broken_engine(broken: type) -> None:
     caught = []
     for seed in range(30):
         try:
-            run_seed(seed, SimOptions(steps=60, engine_class=broken, bad_reads=True))
+            run_seed(seed, SimOptions(steps=60, engine_class=broken))
         except SimulationFailure as failure:
             caught.append(failure)
             break
@@ -56,7 +56,7 @@ def test_a_lie_booked_is_caught_as_an_undershoot() -> None:
     # Not by chance: a lying zero believed pulls the pool down and the other listings with it,
     # below what the truth allows, while the listing itself shows a count (not a negative one).
     with pytest.raises(SimulationFailure) as caught:
-        run_seed(0, SimOptions(steps=60, engine_class=BooksUnconfirmedDrops, bad_reads=True))
+        run_seed(0, SimOptions(steps=60, engine_class=BooksUnconfirmedDrops))
     assert "below the" in str(caught.value) and " shows -" not in str(caught.value)
 
 

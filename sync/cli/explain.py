@@ -99,12 +99,13 @@ def _text(found: snapshot.Explanation) -> str:
         else "held/refused readings: none"
     )
     for e in found.read_events:
+        at = f"  {when(datetime.fromisoformat(e['at']))}  {e['account']:<18} {e['kind']:<12} "
+        if e.get("whole_answer"):
+            lines.append(f"{at}whole answer refused since this listing was last read: {e['reason']}")
+            continue
         reading = "-" if e["quantity"] is None else e["quantity"]
         expected = "-" if e["expected"] is None else e["expected"]
-        lines.append(
-            f"  {when(datetime.fromisoformat(e['at']))}  {e['account']:<18} {e['kind']:<12} "
-            f"reading {reading}, expected {expected}: {e['reason']}"
-        )
+        lines.append(f"{at}reading {reading}, expected {expected}: {e['reason']}")
     return "\n".join(lines)
 
 

@@ -17,7 +17,10 @@ from sync.cli.common import EXIT_FAILED, EXIT_OK
 @click.option("--steps", type=click.IntRange(min=1), default=100, show_default=True, help="Cycles per seed.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Parallel processes (default: CPUs).")
 @click.option(
-    "--bad-reads", is_flag=True, help="Let stock reads lie too (empty, zeros, garbage, truncated, a SKU twice)."
+    "--bad-reads/--no-bad-reads",
+    default=True,
+    show_default=True,
+    help="Let stock reads lie too (empty, zeros, garbage, truncated, a SKU twice).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
 def simulate(
@@ -52,6 +55,7 @@ def simulate(
         "passed": total.seeds,
         "steps": total.steps,
         "faults_injected": dict(sorted(total.faults.items())),
+        "lying_reads_told": dict(sorted(total.bad_reads.items())),
         "crashes_injected": dict(sorted(total.crashes.items())),
         "external_events": dict(sorted(total.events.items())),
         "in_doubt_pushes": total.in_doubt,

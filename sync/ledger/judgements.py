@@ -256,19 +256,39 @@ def bad_read_counts(session: Session, since: datetime) -> dict[str, dict[str, in
     return dict(counts)
 
 
+_EVENT_COLUMNS = (ReadEvent.at, Account.name, ReadEvent.kind, ReadEvent.quantity, ReadEvent.expected, ReadEvent.reason)
+
+
 def sku_events(session: Session, sku_id: int, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest read events of one SKU's listings."""
-    rows = session.execute(
-        select(ReadEvent.at, Account.name, ReadEvent.kind, ReadEvent.quantity, ReadEvent.expected, ReadEvent.reason)
-        .join(Account, ReadEvent.account_id == Account.id)
-        .where(ReadEvent.sku_id == sku_id)
-        .order_by(ReadEvent.id.desc())
-        .limit(limit)
-    )
-    return [
-        {"at": at.isoformat(), "account": name, "kind": kind, "quantity": q, "expected": e, "reason": reason}
-        for at, name, kind, q, e, reason in rows
-    ]
+    """The newest read events of one SKU's listings, with the whole answers an account refused
+    since that listing was last read (one of them may have been its batch's): newest first."""
+    events_of = select(*_EVENT_COLUMNS).join(Account, ReadEvent.account_id == Account.id)
+    own = events_of.where(ReadEvent.sku_id == sku_id).order_by(ReadEvent.id.desc()).limit(limit)
+    events = [_event(*row, whole=False) for row in session.execute(own)]
+    listings = session.execute(
+        select(Listing.account_id, Listing.last_observed_at).where(Listing.sku_id == sku_id)
+    ).all()
+    for account_id, last_read in listings:
+        since = events_of.where(ReadEvent.sku_id.is_(None), ReadEvent.account_id == account_id)
+        if last_read is not None:
+            since = since.where(ReadEvent.at > last_read)
+        events += [_event(*row, whole=True) for row in session.execute(since.order_by(ReadEvent.id.desc()).limit(5))]
+    events.sort(key=lambda e: e["at"], reverse=True)
+    return events[:limit]
+
+
+def _event(
+    at: datetime, account: str, kind: str, quantity: int | None, expected: int | None, reason: str, *, whole: bool
+) -> dict[str, Any]:
+    return {
+        "at": at.isoformat(),
+        "account": account,
+        "kind": kind,
+        "quantity": quantity,
+        "expected": expected,
+        "reason": reason,
+        "whole_answer": whole,
+    }
 
 
 def sku_holds(session: Session, sku_id: int) -> list[dict[str, Any]]:

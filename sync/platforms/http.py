@@ -32,6 +32,7 @@ from sync.errors import (
     RetriableError,
     SyncError,
 )
+from sync.judge import TrustRules
 from sync.metrics import METRICS
 from sync.platforms.account import AccountSettings
 from sync.platforms.base import Adapter, CancelResult, Outcome
@@ -286,8 +287,11 @@ class HttpAdapter(Adapter, Generic[S]):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
+        trust: TrustRules | None = None,
     ) -> None:
         self.settings = settings
+        # How a number read inside a write (Ankorstore's fresh read before a set) is judged.
+        self.trust = trust or TrustRules()
         self.http = PlatformHTTP(
             platform=self.platform,
             account=settings.name,

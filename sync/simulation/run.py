@@ -48,7 +48,7 @@ class SimOptions:
     crash_rate: float = 0.03  # chance of a crash at each crash point
     event_rate: float = 0.08  # chance of an external event at each I/O boundary
     interval: float = 30.0  # virtual seconds between cycles
-    bad_reads: bool = False  # whether stock reads may lie too (SimFault.BAD_READ)
+    bad_reads: bool = True  # whether stock reads may lie too (SimFault.BAD_READ)
     engine_class: type[Engine] = Engine
 
 
@@ -94,8 +94,8 @@ class SeedResult(Figures):
 class SimulationFailure(AssertionError):
     """A seed broke an invariant; the message says how to replay it."""
 
-    def __init__(self, seed: int, step: str, problem: str, steps: int, bad_reads: bool = False) -> None:
-        flags = " --bad-reads" if bad_reads else ""
+    def __init__(self, seed: int, step: str, problem: str, steps: int, bad_reads: bool = True) -> None:
+        flags = "" if bad_reads else " --no-bad-reads"
         super().__init__(
             f"seed {seed} failed at {step}: {problem}\n"
             f"  replay: stocksync simulate --seed {seed} --steps {steps}{flags}"

@@ -35,9 +35,6 @@ VARIANTS = "/api/v1/product-variants"
 OPERATIONS = "/api/v1/operations"
 ORDERS = "/api/v1/orders"
 PAGE_LIMIT = 50
-# A fresh read is judged like the engine's reads, without orders: a drop to zero or past half the
-# listing since the engine read it is not set from; the next cycle reads and judges it.
-FRESH = TrustRules()
 
 
 class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
@@ -124,7 +121,7 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
         sendable, results = [], {}
         for change in changes:
             variant = fresh.get(change.ref)
-            problem = refused or _unusable(change, variant)
+            problem = refused or _unusable(change, variant, self.trust)
             if problem is not None or not isinstance(variant, mapping.Variant):
                 error = RetriableError(f"ankorstore {self.settings.name}: {change.code}: {problem}; not set")
                 results[change.ref] = PushResult(change, Outcome.FAILED, error.message, error=error)
@@ -144,7 +141,6 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
         return [results[c.ref] for c in changes]
 
 
-
 def _refused_fresh_read(changes: Sequence[Change], fresh: dict[str, mapping.Variant | str]) -> str | None:
     """Why the fresh read as a whole cannot be believed (the answer rules), or None."""
     variants = [fresh.get(c.ref) for c in changes]
@@ -158,7 +154,7 @@ def _refused_fresh_read(changes: Sequence[Change], fresh: dict[str, mapping.Vari
     return None
 
 
-def _unusable(change: Change, variant: mapping.Variant | str | None) -> str | None:
+def _unusable(change: Change, variant: mapping.Variant | str | None, rules: TrustRules) -> str | None:
     """Why one variant's fresh read cannot carry a set, or None."""
     if variant is None:
         return "variant not in the fresh read"
@@ -167,7 +163,9 @@ def _unusable(change: Change, variant: mapping.Variant | str | None) -> str | No
     if variant.always_in_stock:
         return "always in stock: left alone"
     if change.observed is not None:
-        drop = suspicious_drop(variant.available, Prior(change.observed, change.observed), has_feed=False, rules=FRESH)
+        # Judged like the engine's reads, without orders: a drop to zero or past the configured
+        # share since the engine read it is not set from; the next cycle reads and judges it.
+        drop = suspicious_drop(variant.available, Prior(change.observed, change.observed), has_feed=False, rules=rules)
         if drop is not None:
             return f"fresh read {drop} since the engine's read: not confirmed"
     return None

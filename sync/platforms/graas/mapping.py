@@ -69,9 +69,7 @@ def parse_answers(payload: Any, warehouse_id: str) -> dict[str, SkuAnswer]:
             continue
         answer = _answer(entry, warehouse_id)
         if answers.setdefault(answer.sku, answer) != answer:
-            raise GraasShapeError(
-                f"graas: {answer.sku} answered twice with different results", ReadProblem.DUPLICATE
-            )
+            raise GraasShapeError(f"graas: {answer.sku} answered twice with different results", ReadProblem.DUPLICATE)
     return answers
 
 
