@@ -51,15 +51,14 @@ class Confirmations(Reading):
                 by_account.setdefault(name, []).append(sku)
             names = list(by_account)
             extra = {name: self._canaries(name, believed, state, by_account[name]) for name in names}
-            reads = await asyncio.gather(*(self._read(name, extra[name] + by_account[name], report) for name in names))
+            asked = {name: [*extra[name], *by_account[name]] for name in names}
+            reads = await asyncio.gather(*(self._read(name, asked[name], report) for name in names))
             for name, read in zip(names, reads, strict=True):
                 if read is None:
                     continue
                 run = report.reading(name)
-                just_read = {sku: believed[(name, sku)].quantity for sku in extra[name]}
-                canary_priors = {sku: Prior(quantity, quantity) for sku, quantity in just_read.items()}
-                seen, _ = self._judge_answers(name, read, extra[name] + by_account[name], state, explained, run, out)
-                if self._canary_fell(name, seen, canary_priors):
+                seen, _ = self._judge_answers(name, read, asked[name], state, explained, run, out)
+                if self._canary_fell(name, seen, extra[name]):
                     why = "a confirming read dropped listings just read"
                     self._bad(name, run, ReadProblem.DISAGREED, why, None, out)
                     continue
@@ -130,15 +129,14 @@ class Confirmations(Reading):
             by_account.setdefault(name, []).append(sku)
         for name, skus in by_account.items():
             extra = self._canaries(name, believed, state, skus)
-            read = await self._read(name, extra + skus, report)
+            read = await self._read(name, [*extra, *skus], report)
             if read is None:
                 continue
-            by_code = {self.codes[name][sku]: sku for sku in extra + skus}
+            by_code = {self.codes[name][sku]: sku for sku in [*extra, *skus]}
             seen = {by_code[code]: o for code, o in read.observed.items() if code in by_code}
             if read.refusals or any(sku not in seen or seen[sku].quantity != 0 for sku in skus):
                 continue  # the zeros did not hold: a bad answer, already counted
-            just_read = {sku: believed[(name, sku)].quantity for sku in extra}
-            if self._canary_fell(name, seen, {sku: Prior(q, q) for sku, q in just_read.items()}):
+            if self._canary_fell(name, seen, extra):
                 continue
             priors = self._priors(name, skus, state, explained)
             run = report.reading(name)
@@ -161,15 +159,22 @@ class Confirmations(Reading):
 
     def _canaries(
         self, name: str, believed: Mapping[ListingKey, Observed], state: BatchState, held: Sequence[str]
-    ) -> list[str]:
-        """Listings of the account just believed, with stock, to read alongside `held`."""
+    ) -> dict[str, int]:
+        """Listings to read alongside `held`, with the count each should show: ones of the account
+        just believed with stock, else (a batch of one or two SKUs) ones the ledger believes
+        stocked."""
         mine = {sku: seen.quantity for (account, sku), seen in believed.items() if account == name}
-        return canaries(mine, self._priors(name, list(mine), state, {}), held, CANARIES)
+        chosen = {sku: mine[sku] for sku in canaries(mine, self._priors(name, list(mine), state, {}), held, CANARIES)}
+        if len(chosen) < CANARIES:
+            spare = self.stocked(name, {*mine, *held}, CANARIES - len(chosen))
+            chosen.update((sku, expected) for sku, expected in spare.items() if sku in self.codes[name])
+        return chosen
 
-    def _canary_fell(self, name: str, seen: Mapping[str, Observed], priors: Mapping[str, Prior]) -> bool:
-        """True when a listing believed a moment ago reads a suspicious drop in the confirming
+    def _canary_fell(self, name: str, seen: Mapping[str, Observed], shows: Mapping[str, int]) -> bool:
+        """True when a canary reads a suspicious drop from what it should show in the confirming
         answer: that answer cannot confirm anything."""
         return any(
-            sku in seen and suspicious_drop(seen[sku].quantity, prior, has_feed=False, rules=self.rules) is not None
-            for sku, prior in priors.items()
+            sku in seen
+            and suspicious_drop(seen[sku].quantity, Prior(q, q), has_feed=False, rules=self.rules) is not None
+            for sku, q in shows.items()
         )

@@ -85,7 +85,9 @@ class Engine:
         rules = config.sync.trust_rules()
         platforms = {a.name: a.platform for a in config.accounts}
         self.sender = Sender(store, adapters, self._codes, clock, crash)
-        self.observer = Observer(adapters, self._codes, platforms, self.flow.feed_accounts, rules)
+        self.observer = Observer(
+            adapters, self._codes, platforms, self.flow.feed_accounts, rules, self.judgements.stocked_listings
+        )
         self._next_poll = 0.0  # time.monotonic() at which the order feeds are due again
         self._retired = False  # SKUs that left the catalogue are marked once per engine
 

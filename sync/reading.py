@@ -9,7 +9,7 @@ noted for the ledger and logged.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,6 +54,10 @@ class Failures(Protocol):
         ...
 
 
+# (account, SKUs to leave out, how many) -> SKU -> expected: listings the ledger believes stocked.
+Stocked = Callable[[str, Collection[str], int], Mapping[str, int]]
+
+
 class Reading:
     """Reads accounts through their adapters and judges each answer as a whole."""
 
@@ -64,8 +68,11 @@ class Reading:
         platforms: Mapping[str, str],
         feed_accounts: Collection[str],
         rules: TrustRules,
+        stocked: Stocked | None = None,
     ) -> None:
         self.adapters = adapters
+        # Listings outside the batch with stock, by the ledger: canaries when the batch has none.
+        self.stocked: Stocked = stocked or (lambda account, exclude, count: {})
         self.codes = codes
         self.platforms = platforms
         self.feed_accounts = frozenset(feed_accounts)

@@ -183,3 +183,23 @@ def test_a_new_account_whose_listings_truly_read_zero_bootstraps_after_a_second_
         report = cycle(config)
         assert pools(config) == dict.fromkeys(skus, 0) and rows(config, SafetyStop) == []
         assert report.accounts["gra"].confirmed == 4
+
+
+def test_a_one_sku_batch_confirms_with_canaries_from_the_ledger(db_url: str) -> None:
+    # The fast path reconciles one or two SKUs at a time: a confirming read of one listing alone
+    # would believe a second lying 0. Listings the ledger believes stocked ride along instead.
+    skus = ["mug", "cup", "jar"]
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, skus, 5)
+        config = running.config(db_url, skus, sync={"batch_size": 1})
+        cycle(config)
+        oakra = running.platforms["oak"]
+        asked: list[list[str]] = []
+        oakra.after_request = lambda request: asked.append(request.query.get("sku", []))
+        oakra.faults.inject(Fault.ZERO_READ, times=2)  # "mug" read alone, then its confirmation: both lie
+        report = cycle(config)
+        assert pools(config) == dict.fromkeys(skus, 5)  # the lie was not booked
+        assert set(stock(running, "mug").values()) == {5}
+        assert report.accounts["oak"].confirmed == 0 and report.accounts["oak"].bad
+        confirming = asked[1]
+        assert "mug" in confirming and ("cup" in confirming or "jar" in confirming)

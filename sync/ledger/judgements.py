@@ -18,7 +18,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, upda
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.judge import Judgement, ListingKey
-from sync.ledger.models import Account, Listing, ReadEvent, SafetyStop, Sku
+from sync.ledger.models import Account, Listing, Push, PushState, ReadEvent, SafetyStop, Sku
 
 log = structlog.get_logger(__name__)
 
@@ -364,3 +364,28 @@ class JudgementStore:
             changes = note_answering(session, bad_reads, read_ok, now, quiet)
             prune_events(session, now)
             return changes
+
+    def stocked_listings(self, account: str, exclude: Collection[str], count: int) -> dict[str, int]:
+        """Up to `count` listings of `account` the ledger believes hold the most stock, outside
+        `exclude`, neither held, retired nor with a push in doubt or in flight: SKU -> expected.
+        Canaries for a confirming read when its batch has too few listings of its own (the fast
+        path's one or two SKUs)."""
+        unsettled = select(Push.listing_id).where(
+            Push.state.in_([PushState.PLANNED.value, PushState.SENT.value, PushState.IN_DOUBT.value])
+        )
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Sku.code, Listing.expected)
+                .join(Sku, Listing.sku_id == Sku.id)
+                .join(Account, Listing.account_id == Account.id)
+                .where(
+                    Account.name == account,
+                    Listing.expected > 0,
+                    Listing.stop_id.is_(None),
+                    Sku.retired_at.is_(None),
+                    Listing.id.not_in(unsettled),
+                )
+                .order_by(Listing.expected.desc(), Sku.code)
+                .limit(count + len(exclude))
+            )
+            return dict([(code, expected) for code, expected in rows if code not in exclude][:count])
