@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import structlog
 
@@ -43,6 +43,9 @@ class Confirmations(Reading):
         """Read held drops again until each is confirmed, contradicted, or out of rounds."""
         candidates = {key: seen for key, (seen, _) in held.items()}
         agreed: Counter[ListingKey] = Counter()
+        # Canaries that fell (or went missing) in a confirming answer: never chosen again this
+        # batch, so that one really sold out cannot void every later confirmation.
+        fallen: set[ListingKey] = set()
         for _ in range(CONFIRM_ROUNDS):
             if not candidates:
                 break
@@ -50,7 +53,7 @@ class Confirmations(Reading):
             for name, sku in candidates:
                 by_account.setdefault(name, []).append(sku)
             names = list(by_account)
-            extra = {name: self._canaries(name, believed, state, by_account[name]) for name in names}
+            extra = {name: self._canaries(name, believed, state, by_account[name], fallen) for name in names}
             asked = {name: [*extra[name], *by_account[name]] for name in names}
             reads = await asyncio.gather(*(self._read(name, asked[name], report) for name in names))
             for name, read in zip(names, reads, strict=True):
@@ -58,8 +61,10 @@ class Confirmations(Reading):
                     continue
                 run = report.reading(name)
                 seen, _ = self._judge_answers(name, read, asked[name], state, explained, run, out)
-                if self._canary_fell(name, seen, extra[name]):
-                    why = "a confirming read dropped listings just read"
+                fell = self._fallen_canaries(seen, extra[name])
+                if fell:
+                    fallen.update((name, sku) for sku in fell)
+                    why = f"a confirming read dropped or left out listings it carried as canaries: {', '.join(fell)}"
                     self._bad(name, run, ReadProblem.DISAGREED, why, None, out)
                     continue
                 priors = self._priors(name, by_account[name], state, explained)
@@ -128,7 +133,7 @@ class Confirmations(Reading):
         for name, sku in self._zeroed:
             by_account.setdefault(name, []).append(sku)
         for name, skus in by_account.items():
-            extra = self._canaries(name, believed, state, skus)
+            extra = self._canaries(name, believed, state, skus, set())
             read = await self._read(name, [*extra, *skus], report)
             if read is None:
                 continue
@@ -136,7 +141,7 @@ class Confirmations(Reading):
             seen = {by_code[code]: o for code, o in read.observed.items() if code in by_code}
             if read.refusals or any(sku not in seen or seen[sku].quantity != 0 for sku in skus):
                 continue  # the zeros did not hold: a bad answer, already counted
-            if self._canary_fell(name, seen, extra):
+            if self._fallen_canaries(seen, extra):
                 continue
             priors = self._priors(name, skus, state, explained)
             run = report.reading(name)
@@ -158,23 +163,28 @@ class Confirmations(Reading):
             log.error("account.safety_stop", account=name, reason=reason, listings=sorted(known)[:20])
 
     def _canaries(
-        self, name: str, believed: Mapping[ListingKey, Observed], state: BatchState, held: Sequence[str]
+        self,
+        name: str,
+        believed: Mapping[ListingKey, Observed],
+        state: BatchState,
+        held: Sequence[str],
+        fallen: Collection[ListingKey],
     ) -> dict[str, int]:
         """Listings to read alongside `held`, with the count each should show: ones of the account
         just believed with stock, else (a batch of one or two SKUs) ones the ledger believes
-        stocked."""
-        mine = {sku: seen.quantity for (account, sku), seen in believed.items() if account == name}
+        stocked; none that already fell in this batch."""
+        gone = {sku for account, sku in fallen if account == name}
+        mine = {sku: seen.quantity for (account, sku), seen in believed.items() if account == name and sku not in gone}
         chosen = {sku: mine[sku] for sku in canaries(mine, self._priors(name, list(mine), state, {}), held, CANARIES)}
         if len(chosen) < CANARIES:
-            spare = self.stocked(name, {*mine, *held}, CANARIES - len(chosen))
+            spare = self.stocked(name, {*mine, *held, *gone}, CANARIES - len(chosen))
             chosen.update((sku, expected) for sku, expected in spare.items() if sku in self.codes[name])
         return chosen
 
-    def _canary_fell(self, name: str, seen: Mapping[str, Observed], shows: Mapping[str, int]) -> bool:
-        """True when a canary reads a suspicious drop from what it should show in the confirming
-        answer: that answer cannot confirm anything."""
-        return any(
-            sku in seen
-            and suspicious_drop(seen[sku].quantity, Prior(q, q), has_feed=False, rules=self.rules) is not None
-            for sku, q in shows.items()
-        )
+    def _fallen_canaries(self, seen: Mapping[str, Observed], shows: Mapping[str, int]) -> list[str]:
+        """The canaries the confirming answer left out or shows with a suspicious drop from what
+        they should show: that answer cannot confirm anything."""
+        return sorted(sku for sku, q in shows.items() if sku not in seen or self._fell(seen[sku].quantity, q))
+
+    def _fell(self, quantity: int, shows: int) -> bool:
+        return suspicious_drop(quantity, Prior(shows, shows), has_feed=False, rules=self.rules) is not None

@@ -71,15 +71,28 @@ def refused_answer(
 
 
 def suspicious_drop(quantity: int, prior: Prior, *, has_feed: bool, rules: TrustRules) -> str | None:
-    """Why this reading is a drop that must be confirmed before it is booked, or None."""
-    why = _drop_from(prior.low, quantity, prior.explained, has_feed=has_feed, rules=rules)
-    if why is None and prior.in_doubt and prior.high is not None and quantity < prior.high:
-        # It would settle the push in doubt: only a reading that is no suspicious drop from the
-        # higher outcome either settles it at once.
-        why = _drop_from(prior.high, quantity, prior.explained, has_feed=has_feed, rules=rules)
-        if why is not None:
-            why += " (a push in doubt)"
-    return why
+    """Why this reading is a drop that must be confirmed before it is booked, or None: measured
+    from the fewest units our own pushes can explain (these drops count towards a safety stop)."""
+    return _drop_from(prior.low, quantity, prior.explained, has_feed=has_feed, rules=rules)
+
+
+def unsettling_read(quantity: int, prior: Prior, *, has_feed: bool, rules: TrustRules) -> str | None:
+    """Why this reading, no suspicious drop from the lower outcome of a push in doubt, must still
+    be confirmed before it settles that push: it is one from the higher outcome. Held for a
+    confirming read, but never counted towards a stop (the push itself may explain it)."""
+    if suspicious_drop(quantity, prior, has_feed=has_feed, rules=rules) is not None:
+        return None
+    if not prior.in_doubt or prior.high is None or quantity >= prior.high:
+        return None
+    why = _drop_from(prior.high, quantity, prior.explained, has_feed=has_feed, rules=rules)
+    return None if why is None else f"{why} (a push in doubt)"
+
+
+def needs_confirmation(quantity: int, prior: Prior, *, has_feed: bool, rules: TrustRules) -> str | None:
+    """Why this reading must be confirmed before it is booked, or None (either rule above)."""
+    return suspicious_drop(quantity, prior, has_feed=has_feed, rules=rules) or unsettling_read(
+        quantity, prior, has_feed=has_feed, rules=rules
+    )
 
 
 def _drop_from(base: int, quantity: int, explained: int, *, has_feed: bool, rules: TrustRules) -> str | None:
@@ -131,7 +144,7 @@ def confirm(held: int, again: int | None, prior: Prior, *, has_feed: bool, rules
         return Confirmation(Check.UNCONFIRMED, None, False)
     if again == held:
         return Confirmation(Check.CONFIRMED, held, False)
-    if suspicious_drop(again, prior, has_feed=has_feed, rules=rules) is None:
+    if needs_confirmation(again, prior, has_feed=has_feed, rules=rules) is None:
         return Confirmation(Check.NOT_A_DROP, again, True)
     # Another suspicious number: lower than the held one (a sale in between, or a second bad
     # answer) or higher (the held one was wrong). Neither is believed until it repeats.
@@ -164,6 +177,7 @@ class ReadNote:
     quantity: int | None = None
     expected: int | None = None
     reason: str = ""
+    skus: tuple[str, ...] = ()  # for a whole answer: the SKUs it was asked for
 
 
 @dataclass
@@ -186,6 +200,7 @@ class Judgement:
         quantity: int | None = None,
         expected: int | None = None,
         reason: str = "",
+        skus: Sequence[str] = (),
     ) -> None:
         """Add a read event."""
-        self.notes.append(ReadNote(account, sku, kind, quantity, expected, reason))
+        self.notes.append(ReadNote(account, sku, kind, quantity, expected, reason, tuple(skus)))

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from sync.confirmation import Confirmations
-from sync.judge import Judgement, ListingKey, Prior, stop_reason, suspicious_drop
+from sync.judge import Judgement, ListingKey, Prior, stop_reason, suspicious_drop, unsettling_read
 from sync.ledger.store import BatchState
 from sync.metrics import METRICS
 from sync.platforms.base import Observed
@@ -128,10 +128,16 @@ class Observer(Confirmations):
                 continue
             judged += 1
             drop = suspicious_drop(seen_now.quantity, prior, has_feed=has_feed, rules=self.rules)
-            if drop is None:
-                believed[key] = seen_now
-            else:
+            unsettling = unsettling_read(seen_now.quantity, prior, has_feed=has_feed, rules=self.rules)
+            if drop is not None:
                 suspicious[sku] = (seen_now, drop)
+            elif unsettling is not None:
+                # It would settle a push in doubt: confirmed first, but no sign of a broken account.
+                held[key] = (seen_now, unsettling)
+                out.note(name, sku, "held", seen_now.quantity, prior.expected, unsettling)
+                run.held += 1
+            else:
+                believed[key] = seen_now
         if not suspicious:
             return
         reason = stop_reason(len(suspicious), judged, self.rules) if judge_stops else None

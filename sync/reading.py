@@ -108,7 +108,9 @@ class Reading:
             sku = by_code.get(code)
             self._bad(name, run, ReadProblem.BAD_VALUE, reason, sku, out, expected=_expected(priors, sku))
         for refusal in read.refusals:
-            self._bad(name, run, refusal.problem, f"{len(refusal.codes)} listings: {refusal.reason}", None, out)
+            lost = [by_code[code] for code in refusal.codes if code in by_code]
+            why = f"{len(refusal.codes)} listings: {refusal.reason}"
+            self._bad(name, run, refusal.problem, why, None, out, skus=lost)
             out.unread.update((name, by_code[code]) for code in refusal.codes if code in by_code)
         seen = {by_code[code]: o for code, o in read.observed.items() if code in by_code}
         present = {by_code[c] for c in (*read.observed, *read.skipped, *read.bad) if c in by_code}
@@ -122,7 +124,7 @@ class Reading:
             if refused is not None:
                 problem, reason = refused
                 refused_answers += 1
-                self._bad(name, run, problem, reason, None, out)
+                self._bad(name, run, problem, reason, None, out, skus=asked)
                 if problem is ReadProblem.ALL_ZEROS:
                     self._zeroed.update(((name, sku), seen[sku]) for sku in asked if sku in seen and sku in priors)
                 for sku in asked:
@@ -193,11 +195,12 @@ class Reading:
         out: Judgement,
         *,
         expected: int | None = None,
+        skus: Sequence[str] = (),
     ) -> None:
-        """Count, note and log a bad read."""
+        """Count, note and log a bad read (`skus`: those of a whole answer refused)."""
         run.bad[problem.value] += 1
         METRICS.bad_reads.labels(self.platforms[name], name, problem.value).inc()
-        out.note(name, sku, problem.value, None, expected, reason)
+        out.note(name, sku, problem.value, None, expected, reason, skus)
         log.warning("read.refused", account=name, sku=sku, problem=problem.value, reason=reason)
 
     async def _read(self, name: str, skus: Sequence[str], report: Failures) -> ReadResult | None:

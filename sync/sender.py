@@ -89,11 +89,6 @@ class Sender:
             return [PushResult(c, Outcome.IN_DOUBT, detail) for c in changes]
 
 
-def _fatal(result: PushResult) -> bool:
-    """A failure that no retry will cure (bad credentials, a listing gone): the account fails."""
-    return result.error is not None and result.error.kind.value == "fatal"
-
-
 def _log_outcome(push: PlannedPush, result: PushResult) -> None:
     context = dict(sku=push.sku, account=push.account, delta=push.delta, target=push.target)
     if result.outcome is Outcome.CONFIRMED:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from sync.emulation.faults import Fault
 from sync.ledger.models import Account, Listing, Movement, MovementKind, ReadEvent, SafetyStop, Sku
 from tests.fakes import Fleet, account_entry, fleet
 from tests.test_cli import assert_ledger_consistent, invoke, ledger_rows
@@ -55,8 +56,6 @@ def build_ledger(db_url: str) -> None:
                         ref=f"{name}-{code}",
                         expected=pools[code],
                         last_observed=pools[code],
-                        # oak's sku-c was read after oak's all-zeros answer; the rest before it.
-                        last_observed_at=now if (name, code) == ("oak", "sku-c") else now - timedelta(minutes=15),
                         stop_id=stops[name].id if reading is not None else None,
                         held_quantity=reading,
                     )
@@ -82,6 +81,8 @@ def build_ledger(db_url: str) -> None:
                     quantity=quantity,
                     expected=expected,
                     reason=reason,
+                    # oak's all-zeros answer was asked for sku-a and sku-b (sku-c was in another)
+                    skus='["sku-a", "sku-b"]' if kind == "all_zeros" else None,
                 )
             )
     engine.dispose()
@@ -241,12 +242,12 @@ def test_explain_shows_the_hold_first_then_the_judged_reads(config: Path) -> Non
     assert [(h["account"], h["held"], h["expected"]) for h in data["holds"]] == [("oak", 0, 8), ("oto", 0, 8)]
     assert [(e["account"], e["kind"], e["quantity"], e["whole_answer"]) for e in data["read_events"]] == [
         ("oak", "stopped", 0, False),
-        ("oak", "all_zeros", None, True),  # refused since the listing was last read: maybe its batch
+        ("oak", "all_zeros", None, True),  # an answer asked for it, refused whole
     ]
-    assert "all_zeros    whole answer refused since this listing was last read: reported all 3" in text
+    assert "all_zeros    an answer asked for this listing was refused whole: reported all 3" in text
     plain = invoke("explain", "sku-c", "--config", config).output
     assert not plain.startswith("HELD") and "read 7 after 3" in plain and "read 3 after 0" in plain
-    assert "all_zeros" not in plain  # oak's sku-c was read since that answer
+    assert "all_zeros" not in plain  # that answer was not asked for sku-c
 
 
 # --- end to end, with emulators ---------------------------------------------------------------
@@ -330,3 +331,22 @@ def test_rejecting_a_stop_puts_the_platform_back(tmp_path: Path, db_url: str) ->
         assert status["reads"]["stops"] == [] and open_stops(db_url) == 0
         assert invoke("reconcile", "--config", config).exit_code == 0
     assert_ledger_consistent(db_url)
+
+
+def test_explain_names_a_refused_answer_only_for_the_skus_it_was_asked_for(tmp_path: Path, db_url: str) -> None:
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        for platform in running.platforms.values():
+            for sku in ("a", "b"):
+                platform.set_quantity(sku, 5)
+        config = tmp_path / "stocksync.toml"
+        config.write_text(running.toml(db_url, ["a", "b"], "[sync]\nbatch_size = 1\n"))
+        config.chmod(0o600)
+        assert invoke("reconcile", "--config", config).exit_code == 0
+        running.platforms["oak"].faults.inject(Fault.TRUNCATED)  # oak's answer for batch ["a"]
+        assert invoke("reconcile", "--config", config).exit_code == 1
+        assert invoke("reconcile", "--config", config).exit_code == 0
+        refused = json.loads(invoke("explain", "a", "--config", config, "--json").stdout)["read_events"]
+        assert [(e["account"], e["kind"], e["whole_answer"]) for e in refused] == [("oak", "unparseable", True)]
+        assert "an answer asked for this listing was refused whole" in invoke("explain", "a", "--config", config).output
+        others = json.loads(invoke("explain", "b", "--config", config, "--json").stdout)["read_events"]
+        assert others == []

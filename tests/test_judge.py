@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from sync.errors import ReadProblem
-from sync.judge import Check, Prior, TrustRules, canaries, confirm, refused_answer, stop_reason, suspicious_drop
+from sync.judge import (
+    Check,
+    Prior,
+    TrustRules,
+    canaries,
+    confirm,
+    needs_confirmation,
+    refused_answer,
+    stop_reason,
+    suspicious_drop,
+    unsettling_read,
+)
 
 RULES = TrustRules(confirm_drop_share=0.5, stop_min_listings=4, stop_drop_share=0.5)
 
@@ -56,18 +67,24 @@ def test_a_push_in_doubt_counts_under_the_outcome_that_shows_fewer_units() -> No
 def test_a_reading_that_would_settle_a_push_in_doubt_is_judged_from_the_higher_outcome_too() -> None:
     # A push of +5 from 0 in doubt: a lying 0 would settle it "not applied" and send it twice.
     raised = Prior(0, 0, 0, high=5)
-    assert suspicious_drop(0, raised, has_feed=False, rules=RULES) == "dropped to 0 from 5 (a push in doubt)"
-    assert suspicious_drop(5, raised, has_feed=False, rules=RULES) is None  # the higher outcome itself
+    assert suspicious_drop(0, raised, has_feed=False, rules=RULES) is None  # no drop: never a stop
+    assert unsettling_read(0, raised, has_feed=False, rules=RULES) == "dropped to 0 from 5 (a push in doubt)"
+    assert needs_confirmation(0, raised, has_feed=False, rules=RULES) == "dropped to 0 from 5 (a push in doubt)"
+    assert needs_confirmation(5, raised, has_feed=False, rules=RULES) is None  # the higher outcome itself
     # A push of -5 from 5 in doubt: a lying 0 would settle it "applied" when it never landed.
     lowered = Prior(5, 0, 0, high=5)
-    assert suspicious_drop(0, lowered, has_feed=False, rules=RULES) == "dropped to 0 from 5 (a push in doubt)"
-    # On a feed platform, orders that explain the gap settle it at once (a sale of |delta|).
-    assert suspicious_drop(6, Prior(10, 6, 4, high=10), has_feed=True, rules=RULES) is None
-    assert suspicious_drop(6, Prior(10, 6, 0, high=10), has_feed=True, rules=RULES) == (
+    assert unsettling_read(0, lowered, has_feed=False, rules=RULES) == "dropped to 0 from 5 (a push in doubt)"
+    # On a feed platform, a gap that unbooked sales cover is no suspicious reading (which outcome
+    # it settles is the planner's call); one they do not cover is confirmed.
+    assert needs_confirmation(6, Prior(10, 6, 4, high=10), has_feed=True, rules=RULES) is None
+    assert unsettling_read(6, Prior(10, 6, 0, high=10), has_feed=True, rules=RULES) == (
         "dropped 4 from 10, orders explain 0 (a push in doubt)"
     )
+    # A drop from the lower outcome is a suspicious drop (it counts towards a stop), not both.
+    assert unsettling_read(2, Prior(10, 6, 0, high=10), has_feed=False, rules=RULES) is None
+    assert suspicious_drop(2, Prior(10, 6, 0, high=10), has_feed=False, rules=RULES) is not None
     # Without doubt the higher outcome plays no part.
-    assert suspicious_drop(4, Prior(4, 4, 0, high=4), has_feed=False, rules=RULES) is None
+    assert needs_confirmation(4, Prior(4, 4, 0, high=4), has_feed=False, rules=RULES) is None
 
 
 def test_a_stop_needs_enough_listings_and_a_share_of_them() -> None:

@@ -101,7 +101,7 @@ def _text(found: snapshot.Explanation) -> str:
     for e in found.read_events:
         at = f"  {when(datetime.fromisoformat(e['at']))}  {e['account']:<18} {e['kind']:<12} "
         if e.get("whole_answer"):
-            lines.append(f"{at}whole answer refused since this listing was last read: {e['reason']}")
+            lines.append(f"{at}an answer asked for this listing was refused whole: {e['reason']}")
             continue
         reading = "-" if e["quantity"] is None else e["quantity"]
         expected = "-" if e["expected"] is None else e["expected"]

@@ -7,6 +7,7 @@ the queries serve `status`, `explain`, `accept`/`reject`, `/readyz` and the metr
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ def write_judgement(
                     "quantity": n.quantity,
                     "expected": n.expected,
                     "reason": n.reason[:500],
+                    "skus": json.dumps(n.skus) if n.skus else None,
                 }
                 for n in judgement.notes
             ],
@@ -259,20 +261,23 @@ def bad_read_counts(session: Session, since: datetime) -> dict[str, dict[str, in
 _EVENT_COLUMNS = (ReadEvent.at, Account.name, ReadEvent.kind, ReadEvent.quantity, ReadEvent.expected, ReadEvent.reason)
 
 
-def sku_events(session: Session, sku_id: int, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest read events of one SKU's listings, with the whole answers an account refused
-    since that listing was last read (one of them may have been its batch's): newest first."""
+def sku_events(session: Session, sku: str, sku_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest read events of one SKU's listings, and the whole answers refused in the last day
+    that were asked for it: newest first."""
     events_of = select(*_EVENT_COLUMNS).join(Account, ReadEvent.account_id == Account.id)
     own = events_of.where(ReadEvent.sku_id == sku_id).order_by(ReadEvent.id.desc()).limit(limit)
     events = [_event(*row, whole=False) for row in session.execute(own)]
-    listings = session.execute(
-        select(Listing.account_id, Listing.last_observed_at).where(Listing.sku_id == sku_id)
-    ).all()
-    for account_id, last_read in listings:
-        since = events_of.where(ReadEvent.sku_id.is_(None), ReadEvent.account_id == account_id)
-        if last_read is not None:
-            since = since.where(ReadEvent.at > last_read)
-        events += [_event(*row, whole=True) for row in session.execute(since.order_by(ReadEvent.id.desc()).limit(5))]
+    accounts = select(Listing.account_id).where(Listing.sku_id == sku_id)
+    newest = session.scalar(select(func.max(ReadEvent.at)).where(ReadEvent.account_id.in_(accounts)))
+    if newest is not None:
+        whole = (
+            events_of.where(ReadEvent.sku_id.is_(None), ReadEvent.account_id.in_(accounts))
+            .where(ReadEvent.at > newest - timedelta(days=1))
+            .where(ReadEvent.skus.contains(json.dumps(sku), autoescape=True))
+            .order_by(ReadEvent.id.desc())
+            .limit(limit)
+        )
+        events += [_event(*row, whole=True) for row in session.execute(whole)]
     events.sort(key=lambda e: e["at"], reverse=True)
     return events[:limit]
 
@@ -331,7 +336,7 @@ def sku_judged(session: Session, sku: str) -> dict[str, list[dict[str, Any]]]:
     sku_id = session.scalar(select(Sku.id).where(Sku.code == sku))
     if sku_id is None:
         return {"holds": [], "read_events": []}
-    return {"holds": sku_holds(session, sku_id), "read_events": sku_events(session, sku_id)}
+    return {"holds": sku_holds(session, sku_id), "read_events": sku_events(session, sku, sku_id)}
 
 
 class JudgementStore:

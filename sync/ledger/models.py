@@ -250,6 +250,7 @@ class ReadEvent(Base):
     quantity: Mapped[int | None] = mapped_column(BigInteger)  # the reading concerned
     expected: Mapped[int | None] = mapped_column(BigInteger)  # what the ledger expected then
     reason: Mapped[str] = mapped_column(Text, default="")
+    skus: Mapped[str | None] = mapped_column(Text)  # a whole answer's SKUs, as a JSON list
 
 
 class UrgentSku(Base):
