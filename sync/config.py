@@ -64,7 +64,7 @@ class SyncSettings(_Section):
     # Several replicas on one PostgreSQL ledger: the catalogue is cut into `shards`, each reconciled
     # under its own lease of `lease_seconds` (a dead replica's shards pass on when they run out).
     shards: int = Field(default=1, ge=1, le=1024)
-    lease_seconds: float = Field(default=300.0, ge=1)
+    lease_seconds: float = Field(default=30.0, ge=1)
 
     def trust_rules(self) -> TrustRules:
         """The read judge's thresholds, as the engine and the adapters use them."""

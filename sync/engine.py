@@ -16,17 +16,20 @@ import asyncio
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
+from sync.fencing import FencedOff, write_gate
 from sync.ledger.cycles import CycleCounts
 from sync.ledger.judgements import JudgementStore
-from sync.ledger.lease import ReconcileLease
+from sync.ledger.lease import LeaseLost, ReconcileLease
 from sync.ledger.models import MovementKind
 from sync.ledger.orders import OrderStore
 from sync.ledger.store import LedgerStore
@@ -67,24 +70,25 @@ class Engine:
         shard: int = 0,
     ) -> None:
         self.config = config
-        self.store = store
         self.adapters = adapters
         self.clock = clock
         self.stop = stop or threading.Event()
         self.shard, self.shards = shard, config.sync.shards
         self.skus = split(config.skus, self.shards)[shard]
-        self.lease = lease or ReconcileLease(store.sessions, clock, ttl=timedelta(seconds=config.sync.lease_seconds))
+        self.lease = lease or ReconcileLease(store.sessions, ttl=timedelta(seconds=config.sync.lease_seconds))
         self.lease.name = lease_name(shard, self.shards)
+        # Every write this engine makes commits only while it holds its lease (same transaction).
+        self.store = LedgerStore(self.lease.fenced(store.sessions))
         self.lock_wait = lock_wait
         self.crash = crash
         self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}
         self._codes = {a.name: {sku: a.code_for(sku) for sku in config.skus} for a in config.accounts}
         self._account_ids: dict[str, int] = {}
-        self.flow = OrderFlow(config, OrderStore(store.sessions), adapters, clock, crash)
-        self.judgements = JudgementStore(store.sessions)
+        self.flow = OrderFlow(config, OrderStore(self.store.sessions), adapters, clock, crash)
+        self.judgements = JudgementStore(self.store.sessions)
         rules = config.sync.trust_rules()
         platforms = {a.name: a.platform for a in config.accounts}
-        self.sender = Sender(store, adapters, self._codes, clock, crash)
+        self.sender = Sender(self.store, adapters, self._codes, clock, crash)
         self.observer = Observer(
             adapters, self._codes, platforms, self.flow.feed_accounts, rules, self.judgements.stocked_listings
         )
@@ -99,16 +103,8 @@ class Engine:
         Raises LeaseBusy when another reconciler holds the ledger for longer than `lock_wait`."""
         if dry_run:
             return await self._cycle(trigger, dry_run=True, progress=progress)
-        await asyncio.to_thread(self.lease.acquire, self.lock_wait, cancel=self.stop)
-        try:
-            report = await self._cycle(trigger, dry_run=False, progress=progress)
-        except ProcessDeath:
-            raise  # a dead process releases nothing: its lease runs out
-        except BaseException:
-            self.lease.release()
-            raise
-        self.lease.release()
-        return report
+        async with self._holding(self.lock_wait):
+            return await self._cycle(trigger, dry_run=False, progress=progress)
 
     async def run_orders(self) -> CycleReport | None:
         """Read the order feeds now; when orders arrived, reconcile just their SKUs in a cycle of
@@ -119,25 +115,51 @@ class Engine:
             return None
         if not self.reads_feeds and not self.flow.store.urgent(self.shard, self.shards):
             return None  # nothing queued for this shard: leave its lease alone
-        await asyncio.to_thread(self.lease.acquire, 0.0, cancel=self.stop)
+        async with self._holding(0.0):
+            try:
+                if not self._account_ids:
+                    accounts = ((a.name, a.platform) for a in self.config.accounts)
+                    self._account_ids = self.store.ensure_accounts(accounts)
+                feeds = FeedReport()
+                skus = await self._poll_feeds(feeds) if self.reads_feeds else set()
+                skus |= self._claim_urgent()
+            except LeaseLost as lost:
+                METRICS.leases_lost.inc()
+                log.error("orders.lease_lost", lease=self.lease.name, reason=str(lost))
+                return None
+            if not skus:
+                return None
+            report = await self._cycle("orders", dry_run=False, progress=None, only_skus=sorted(skus))
+            report.feeds = feeds
+            report.fast_skus = len(skus)
+            return report
+
+    @asynccontextmanager
+    async def _holding(self, wait: float) -> AsyncIterator[None]:
+        """Hold the lease around the block, with platform writes gated on it; release it after
+        (a process that dies releases nothing: its lease runs out)."""
+        await asyncio.to_thread(self.lease.acquire, wait, cancel=self.stop)
         try:
-            if not self._account_ids:
-                self._account_ids = self.store.ensure_accounts((a.name, a.platform) for a in self.config.accounts)
-            feeds = FeedReport()
-            skus = await self._poll_feeds(feeds) if self.reads_feeds else set()
-            skus |= self._claim_urgent()
-            report = None
-            if skus:
-                report = await self._cycle("orders", dry_run=False, progress=None, only_skus=sorted(skus))
-                report.feeds = feeds
-                report.fast_skus = len(skus)
+            with write_gate(self._gate):
+                yield
         except ProcessDeath:
+            self.lease.abandon()
             raise
-        except BaseException:
+        finally:
+            if self.lease.token is not None:
+                self._release()
+
+    def _gate(self) -> None:
+        try:
+            self.lease.check()
+        except LeaseLost as lost:
+            raise FencedOff(f"not sent: {lost}") from None
+
+    def _release(self) -> None:
+        try:
             self.lease.release()
-            raise
-        self.lease.release()
-        return report
+        except SQLAlchemyError as err:  # the database is unreachable: the lease runs out by itself
+            log.warning("lease.release_failed", lease=self.lease.name, error=f"{type(err).__name__}: {err}")
 
     @property
     def account_ids(self) -> dict[str, int]:
@@ -166,8 +188,8 @@ class Engine:
         return set(self.flow.store.claim_urgent(self.shard, self.shards))
 
     def _before_feed_commit(self, session: Session) -> None:
-        """Inside a feed page's transaction: fence on the lease, then the crash point."""
-        self.lease.extend(session)
+        """Inside a feed page's transaction (fenced on the lease by the engine's sessions): the
+        crash point."""
         self.crash("before_feed_commit")
 
     async def _fast_path(self, report: CycleReport) -> None:
@@ -189,6 +211,20 @@ class Engine:
     ) -> CycleReport:
         report = CycleReport(trigger=trigger, dry_run=dry_run)
         report.accounts = {a.name: AccountRun(name=a.name, platform=a.platform) for a in self.config.accounts}
+        try:
+            return await self._cycle_body(report, dry_run=dry_run, progress=progress, only_skus=only_skus)
+        except LeaseLost as lost:
+            # Another reconciler holds the ledger now: stop here; nothing more of ours committed,
+            # and what we sent stays `sent` for it to settle as in doubt.
+            report.lease_lost = str(lost)
+            METRICS.leases_lost.inc()
+            log.error("cycle.lease_lost", cycle=report.cycle_id, lease=self.lease.name, reason=str(lost))
+            return report
+
+    async def _cycle_body(
+        self, report: CycleReport, *, dry_run: bool, progress: Progress | None, only_skus: Sequence[str] | None
+    ) -> CycleReport:
+        trigger = report.trigger
         skus = list(self.skus) if only_skus is None else list(only_skus)
         if not dry_run:
             # Under the lease: pushes left open are from a reconciler that died, never a live one.
@@ -221,13 +257,13 @@ class Engine:
                     report.stopped = True
                     break
                 if not dry_run:
-                    self.lease.renew()
+                    self.lease.check()
                     await self._fast_path(report)
                 await self._reconcile(batch, report, verify=False)
                 report.skus_done += len(batch)
                 if progress:
                     progress(report.skus_done, len(skus))
-        except ProcessDeath:
+        except (ProcessDeath, LeaseLost):
             raise
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
@@ -369,8 +405,8 @@ class Engine:
             await self._reconcile(sorted({sku for _, sku in in_doubt}), report, verify=True, only=doubtful)
 
     def _before_commit(self, session: Session) -> None:
-        """Inside the plan transaction: fence on the lease, then the crash point before commit."""
-        self.lease.extend(session)
+        """Inside the plan transaction (fenced on the lease by the engine's sessions): the crash
+        point before commit."""
         self.crash("before_plan_commit")
 
     def _log_plan(self, the_plan: Plan, report: CycleReport) -> None:

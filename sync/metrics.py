@@ -59,6 +59,9 @@ class Metrics:
             "stocksync_order_actions", "Actions on oversold orders by kind and outcome", ["kind", "outcome"], registry=r
         )
         self.drifting = Gauge("stocksync_listings_drifting", "Listings drifting at the last sweep", registry=r)
+        self.leases_lost = Counter(
+            "stocksync_leases_lost", "Cycles that lost their lease to another reconciler midway", registry=r
+        )
         self.bad_reads = Counter(
             "stocksync_bad_reads", "Reads not believed, by kind", ["platform", "account", "problem"], registry=r
         )

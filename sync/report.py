@@ -56,11 +56,15 @@ class CycleReport:
     fast_skus: int = 0
     oversells: list[OversellReport] = field(default_factory=list)
     drifting: list[Drift] = field(default_factory=list)
+    # Why this reconciler lost its lease mid-cycle (another took over): it wrote nothing more.
+    lease_lost: str | None = None
 
     @property
     def ok(self) -> bool:
         """True when every account was read, believed and written without trouble: none failed,
-        answered badly, or holds listings under a safety stop."""
+        answered badly, or holds listings under a safety stop, and the lease held to the end."""
+        if self.lease_lost is not None:
+            return False
         return all(run.ok and not run.stopped and not run.bad for run in self.accounts.values())
 
     def failed(self, account: str) -> bool:

@@ -1,60 +1,109 @@
-"""One reconciler at a time: the lease row, its expiry, and fencing of plan commits."""
+"""One reconciler at a time: the lease row, its expiry by the database's clock, the compare-and-swap
+that a renewal defeats, the keeper that renews it while work is in flight, and fencing of every
+commit made through the engine's sessions. Each runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from sync.ledger.db import create_db_engine, session_factory
-from sync.ledger.lease import LeaseBusy, LeaseLost, ReconcileLease
+from sync.ledger.lease import LeaseBusy, LeaseLost, ReconcileLease, database_now
+from sync.ledger.models import Account
+from sync.ledger.models import Lease as LeaseRow
 
 
 class Clock:
+    """A database clock the test moves by hand."""
+
     def __init__(self) -> None:
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
 
-    def __call__(self) -> datetime:
+    def __call__(self, _session: Session) -> datetime:
         return self.now
 
 
-def leases(url: str, clock: Clock) -> tuple[ReconcileLease, ReconcileLease]:
-    sessions = session_factory(create_db_engine(url))
-    ttl = timedelta(minutes=5)
-    return ReconcileLease(sessions, clock, ttl, holder="first"), ReconcileLease(sessions, clock, ttl, holder="second")
+def sessions_for(url: str) -> sessionmaker[Session]:
+    return session_factory(create_db_engine(url))
+
+
+def pair(url: str, clock: Clock, ttl: timedelta = timedelta(minutes=5)) -> tuple[ReconcileLease, ReconcileLease]:
+    sessions = sessions_for(url)
+    first = ReconcileLease(sessions, ttl, holder="first", now_of=clock, keep_alive=False)
+    return first, ReconcileLease(sessions, ttl, holder="second", now_of=clock, keep_alive=False)
+
+
+def accounts(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(select(Account.name)))
 
 
 def test_one_holder_at_a_time_and_release(any_db_url: str) -> None:
     clock = Clock()
-    first, second = leases(any_db_url, clock)
+    first, second = pair(any_db_url, clock)
     first.acquire(wait=0)
     with pytest.raises(LeaseBusy, match="another reconciler holds the ledger lock \\(first"):
         second.acquire(wait=0)
     first.renew()
     first.release()
-    clock.now += timedelta(seconds=1)
     second.acquire(wait=0)
     assert second.current().holder == "second"  # type: ignore[union-attr]
 
 
-def test_a_dead_holder_is_taken_over_when_its_lease_ends_and_is_fenced_off(any_db_url: str) -> None:
+def test_a_stalled_holder_is_taken_over_when_its_lease_ends_and_commits_nothing_after(any_db_url: str) -> None:
     clock = Clock()
-    first, second = leases(any_db_url, clock)
+    first, second = pair(any_db_url, clock)
     first.acquire(wait=0)
+    fenced = first.fenced(first.sessions)
     clock.now += timedelta(minutes=6)  # the first holder stalled past its lease
     second.acquire(wait=0)
     with pytest.raises(LeaseLost):
-        first.renew()  # it can no longer commit anything
-    with pytest.raises(LeaseLost), first.sessions.begin() as session:
-        first.extend(session)
+        first.renew()
+    with pytest.raises(LeaseLost), fenced.begin() as session:  # a write made for its cycle
+        session.execute(insert(Account).values(name="late", platform="oakra", healthy=True))
+    assert accounts(first.sessions) == []  # rolled back: nothing of the stalled holder's landed
+    with pytest.raises(LeaseLost):
+        first.check()  # and it knows: it sends nothing more
     second.renew()
+
+
+def test_an_expired_lease_nobody_took_is_still_ours(any_db_url: str) -> None:
+    clock = Clock()
+    first, _ = pair(any_db_url, clock)
+    first.acquire(wait=0)
+    clock.now += timedelta(minutes=6)
+    first.renew()  # the token never moved: no one else wrote, so carrying on is safe
+
+
+def test_a_renewal_between_a_takers_read_and_its_write_defeats_the_takeover(
+    any_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    first, second = pair(any_db_url, clock)
+    first.acquire(wait=0)
+    clock.now += timedelta(minutes=6)  # expired, as the taker reads it ...
+    real_get = Session.get
+
+    def get_then_renewal(session: Session, *args: object, **kwargs: object) -> object:
+        row = real_get(session, *args, **kwargs)  # type: ignore[arg-type]
+        first.renew()  # ... and the holder renews (its own connection) before the taker writes
+        return row
+
+    monkeypatch.setattr(Session, "get", get_then_renewal)
+    with pytest.raises(LeaseBusy, match="renewed or took it a moment ago"):
+        second.acquire(wait=0)
+    monkeypatch.undo()
+    first.renew()  # still the holder
+    assert first.current().holder == "first"  # type: ignore[union-attr]
 
 
 def test_waiting_is_bounded(any_db_url: str) -> None:
     clock = Clock()
-    first, second = leases(any_db_url, clock)
+    first, second = pair(any_db_url, clock)
     first.acquire(wait=0)
     naps: list[float] = []
     with pytest.raises(LeaseBusy):
@@ -62,12 +111,70 @@ def test_waiting_is_bounded(any_db_url: str) -> None:
     assert naps  # it did wait before giving up
 
 
-def test_a_dead_local_holder_is_taken_over_at_once(any_db_url: str) -> None:
-    clock = Clock()
-    sessions = session_factory(create_db_engine(any_db_url))
-    gone = f"{socket.gethostname()}:{2**22 + 12345}:dead"  # above Linux's pid_max: no such process
-    ReconcileLease(sessions, clock, holder=gone).acquire(wait=0)
-    me = ReconcileLease(sessions, clock, holder=f"{socket.gethostname()}:{os.getpid()}:me")
-    me.acquire(wait=0)  # no waiting for the dead holder's lease to run out
-    with pytest.raises(LeaseBusy):  # a live local holder, or one on another host, is respected
-        ReconcileLease(sessions, clock, holder="elsewhere:1:x").acquire(wait=0)
+def test_time_comes_from_the_database_so_a_clock_running_ahead_takes_nothing(
+    any_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = sessions_for(any_db_url)
+    ttl = timedelta(seconds=60)
+    holder = ReconcileLease(sessions, ttl, holder="live", keep_alive=False)
+    holder.acquire(wait=0)
+    # A process whose own clock runs two leases ahead: nothing in the lease reads it.
+    ahead = datetime.now(UTC) + 2 * ttl
+
+    class Ahead(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+            return ahead
+
+    monkeypatch.setattr("sync.ledger.lease.datetime", Ahead)
+    with pytest.raises(LeaseBusy):
+        ReconcileLease(sessions, ttl, holder="skewed", keep_alive=False).acquire(wait=0)
+    with sessions() as session:
+        drift = abs((database_now(session) - datetime.now(UTC).astimezone(UTC)).total_seconds())
+    assert drift < 5  # the database's clock, not the patched one (this host's, for both here)
+
+
+def test_the_keeper_renews_while_work_is_in_flight_and_stops_on_release(any_db_url: str) -> None:
+    sessions = sessions_for(any_db_url)
+    ttl = timedelta(seconds=1.5)
+    holder = ReconcileLease(sessions, ttl, holder="busy")
+    holder.acquire(wait=0)
+    first_expiry = holder.current().expires_at  # type: ignore[union-attr]
+    taker = ReconcileLease(sessions, ttl, holder="taker", keep_alive=False)
+    deadline = time.monotonic() + 30
+    while holder.current().expires_at == first_expiry and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.05)  # the keeper renews every ttl/3
+    assert holder.current().expires_at > first_expiry  # type: ignore[union-attr]
+    with pytest.raises(LeaseBusy):
+        taker.acquire(wait=0)
+    holder.check()  # renewed recently: still surely ours
+    holder.release()
+    taker.acquire(wait=0)
+
+
+def test_a_holder_that_cannot_renew_refuses_writes_once_its_deadline_passes(any_db_url: str) -> None:
+    sessions = sessions_for(any_db_url)
+    holder = ReconcileLease(sessions, timedelta(seconds=1), holder="cut-off", keep_alive=False)
+    holder.acquire(wait=0)
+    holder.check()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            holder.check()
+        except LeaseLost as lost:
+            assert "could not be renewed in time" in str(lost)
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the local deadline never passed")
+
+
+def test_the_lease_row_is_written_with_the_databases_time(any_db_url: str) -> None:
+    sessions = sessions_for(any_db_url)
+    lease = ReconcileLease(sessions, timedelta(seconds=30), holder="h", keep_alive=False)
+    lease.acquire(wait=0)
+    with sessions() as session:
+        row = session.scalar(select(LeaseRow))
+        now = database_now(session)
+    assert row is not None and row.acquired_at <= now
+    assert timedelta(seconds=25) < row.expires_at - now <= timedelta(seconds=30)

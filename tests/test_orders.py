@@ -51,7 +51,7 @@ def in_engine(
 
     def lease(store: Any, clock: Any) -> ReconcileLease:
         # Earlier "processes" of the test are dead: their lease is taken over at once.
-        return ReconcileLease(store.sessions, clock, holder=holder, is_dead=lambda other: other != holder)
+        return ReconcileLease(store.sessions, holder=holder, is_dead=lambda other: other != holder)
 
     async def go() -> T:
         shift = (at - datetime.now(UTC)) if at is not None else timedelta(0)
@@ -284,8 +284,12 @@ def test_an_oversell_in_a_dry_run_is_reported_and_nothing_is_written_or_sent(db_
 async def _poll_only(engine: Engine) -> None:
     from sync.order_flow import FeedReport
 
-    engine._account_ids = engine.store.ensure_accounts((a.name, a.platform) for a in engine.config.accounts)
-    await engine.flow.poll(engine._account_ids, FeedReport(), lambda _session: None)
+    engine.lease.acquire(0)  # every write of the engine's is fenced on its lease
+    try:
+        engine._account_ids = engine.store.ensure_accounts((a.name, a.platform) for a in engine.config.accounts)
+        await engine.flow.poll(engine._account_ids, FeedReport(), lambda _session: None)
+    finally:
+        engine.lease.release()
 
 
 def test_the_same_order_is_never_cancelled_twice(db_url: str) -> None:

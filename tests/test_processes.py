@@ -191,9 +191,16 @@ def test_two_reconcilers_at_once_never_push_the_same_change_twice(tmp_path: Path
         daemons = [start_daemon(config), start_daemon(config)]
         sales = SalesDriver(list(running.platforms.values()), rate=10, seed=3)
         try:
-            time.sleep(1.5)
+            # Sales start once the ledger is bootstrapped: a sale before the first read is part of
+            # the starting count, which the truth below (30 minus every sale) does not allow for.
+            deadline = time.monotonic() + 60
+            while finished_cycles(db_url) < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
             sales.start()
-            time.sleep(4)
+            time.sleep(4)  # four seconds of sales while both daemons reconcile
+            sales.stop()
+            while len(scheduled_holders(db_url)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
         finally:
             sales.stop()
             outputs = [stop(d) for d in daemons]
@@ -207,7 +214,7 @@ def test_two_reconcilers_at_once_never_push_the_same_change_twice(tmp_path: Path
         applied = {name: Counter(p.applied) for name, p in running.platforms.items()}
     assert all("cycle.end" in output for output in outputs), "both daemons reconciled"
     cycles = ledger_cycles(db_url)
-    assert len({holder for holder, trigger, _, _ in cycles if trigger == "scheduled"}) == 2, "both daemons ran"
+    assert len(scheduled_holders(db_url)) == 2, "both daemons ran"
     for (_, _, _, finished), (_, _, started, _) in zip(cycles, cycles[1:], strict=False):
         assert finished <= started, "two cycles overlapped"
     for name in applied:
@@ -231,6 +238,11 @@ def ledger_pushes(db_url: str) -> list[tuple[str, str, int, str]]:
         ).all()
     engine.dispose()
     return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def scheduled_holders(db_url: str) -> set[str]:
+    """The reconcilers that finished a scheduled cycle."""
+    return {holder for holder, trigger, _, _ in ledger_cycles(db_url) if trigger == "scheduled"}
 
 
 def ledger_cycles(db_url: str) -> list[tuple[str, str, datetime, datetime]]:

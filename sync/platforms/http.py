@@ -32,6 +32,7 @@ from sync.errors import (
     RetriableError,
     SyncError,
 )
+from sync.fencing import before_write
 from sync.judge import TrustRules
 from sync.metrics import METRICS
 from sync.platforms.account import AccountSettings
@@ -121,6 +122,8 @@ class PlatformHTTP:
         renewed = False
         while True:
             attempt += 1
+            if write:
+                before_write()  # a reconciler that lost its lease sends nothing more
             try:
                 return await self._send_once(
                     method, path, write=write, params=params, json=json, data=data, headers=headers, anonymous=anonymous

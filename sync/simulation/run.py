@@ -142,7 +142,14 @@ class Simulation:
             raise ProcessDeath(point)
 
     def _lease(self, store: LedgerStore, clock: Any) -> ReconcileLease:
-        return ReconcileLease(store.sessions, clock, holder=f"sim-{self.processes}", is_dead=self.dead.__contains__)
+        # Virtual time, and no keeper thread: the simulator stays single-threaded and replayable.
+        return ReconcileLease(
+            store.sessions,
+            holder=f"sim-{self.processes}",
+            now_of=lambda _session: clock(),
+            is_dead=self.dead.__contains__,
+            keep_alive=False,
+        )
 
     async def cycle(self) -> CycleReport | None:
         """One cycle in a fresh process (a long-running daemon behaves the same: each cycle starts
