@@ -78,7 +78,7 @@ class Engine:
         self.lease = lease or ReconcileLease(store.sessions, ttl=timedelta(seconds=config.sync.lease_seconds))
         self.lease.name = lease_name(shard, self.shards)
         # Every write this engine makes commits only while it holds its lease (same transaction).
-        self.store = LedgerStore(self.lease.fenced(store.sessions))
+        self.store = type(store)(self.lease.fenced(store.sessions))
         self.lock_wait = lock_wait
         self.crash = crash
         self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}

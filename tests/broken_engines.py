@@ -17,11 +17,10 @@ from sync.observer import Observer
 from sync.planner import ListingKey, Plan, PlannedPush
 from sync.platforms.base import Observed, Outcome, PushResult
 from sync.report import CycleReport
+from sync.sender import Sender
 
 
-class ResendsInDoubt(Engine):
-    """Sends an in-doubt push again at once, as if a lost answer meant "not applied"."""
-
+class _ResendingSender(Sender):
     async def _push(
         self, name: str, pushes: Sequence[PlannedPush], state: BatchState, report: CycleReport
     ) -> list[PushResult]:
@@ -31,6 +30,14 @@ class ResendsInDoubt(Engine):
             return results
         retried = iter(await self.adapters[name].push(again))
         return [next(retried) if r.outcome is Outcome.IN_DOUBT else r for r in results]
+
+
+class ResendsInDoubt(Engine):
+    """Sends an in-doubt push again at once, as if a lost answer meant "not applied"."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sender = _ResendingSender(self.store, self.adapters, self._codes, self.clock, self.crash)
 
 
 class _CopyAnswerStore(LedgerStore):

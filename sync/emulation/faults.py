@@ -66,6 +66,8 @@ class FaultPlan:
 
     rates: dict[Fault, float] = field(default_factory=dict)
     latency: float = 0.0
+    # Seconds a change's answer is held back after the change was applied (a slow platform).
+    write_answer_delay: float = 0.0
     retry_after: int = 1
     seed: int = 0
     injected: Counter[Fault] = field(default_factory=Counter)

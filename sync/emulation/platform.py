@@ -54,6 +54,8 @@ class EmulatedPlatform(abc.ABC):
             if fault is Fault.SERVER_ERROR:
                 return EmuResponse(500, {"message": "Internal Server Error"})
             response = self.route(request)
+        if self.faults.write_answer_delay and self.changes_stock(request) and request.path not in self.auth_paths:
+            time.sleep(self.faults.write_answer_delay)  # applied already; the answer is slow
         if fault is Fault.LOST_RESPONSE:
             raise LostResponse()
         if fault is Fault.SERVER_ERROR_AFTER:
