@@ -19,6 +19,7 @@ from sync.crashpoints import CrashHook, crash_hook_from_env
 from sync.engine import Clock, Engine, utcnow
 from sync.ledger.db import check_schema, create_db_engine, session_factory
 from sync.ledger.lease import ReconcileLease
+from sync.ledger.shards import check_ledger_shards
 from sync.ledger.store import LedgerStore
 from sync.platforms import build_adapter
 from sync.platforms.base import Adapter
@@ -84,7 +85,10 @@ async def running_engines(
     shards: list[int] | None = None,
     lock_wait: float | None = None,
 ) -> AsyncIterator[list[Engine]]:
-    """One engine per shard (every shard by default), sharing one adapter per account."""
+    """One engine per shard (every shard by default), sharing one adapter per account.
+
+    Raises ShardsMismatch (a ConfigError) when the ledger is cut into another number of shards."""
+    check_ledger_shards(ledger.store.sessions, config.sync.shards)
     wiring = wiring or Wiring()
     adapters: dict[str, Adapter] = {
         account.name: build_adapter(

@@ -234,6 +234,7 @@ class Engine:
                 self.lease.holder,
                 ((a.name, a.platform) for a in self.config.accounts),
                 shard=None if self.shards == 1 else self.shard,
+                shard_count=self.shards,
             )
             if opened.cancelled or opened.doubted:
                 log.warning("outbox.recovered", cancelled=opened.cancelled, in_doubt=opened.doubted)

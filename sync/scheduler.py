@@ -20,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sync.bootstrap import Ledger, Wiring, running_engines
 from sync.config import Config
 from sync.engine import Engine
+from sync.errors import ConfigError
 from sync.health import DaemonState, HealthServer
 from sync.ledger.lease import LeaseBusy, Membership
 from sync.notify import Notifier
@@ -41,6 +42,13 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
     _install_signal_handlers(stop)
     busy = asyncio.Lock()
     notifier = Notifier()
+    refused: list[ConfigError] = []
+
+    def refuse(err: ConfigError) -> None:
+        # A setting every replica must share changed under us (the ledger's shard count): stop.
+        log.error("daemon.config_refused", error=str(err))
+        refused.append(err)
+        stop.set()
 
     def cycle_done(report: CycleReport) -> None:
         notifier.status(
@@ -66,17 +74,23 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
             async with busy:
                 if stop.is_set():
                     return
-                if members is None:
-                    await _one_cycle(engine, cycle_done)
-                else:
-                    await _sweep_shards(engines, members, config, cycle_done, stop)
+                try:
+                    if members is None:
+                        await _one_cycle(engine, cycle_done)
+                    else:
+                        await _sweep_shards(engines, members, config, cycle_done, stop)
+                except ConfigError as err:
+                    refuse(err)
 
         async def orders() -> None:
             if busy.locked() or stop.is_set():
                 return  # the sweep in hand reads the feeds between its batches
             async with busy:
-                for each in engines:  # shard 0 reads the feeds; the others take what was queued for them
-                    await _orders(each, cycle_done)
+                try:
+                    for each in engines:  # shard 0 reads the feeds; the others take what was queued
+                        await _orders(each, cycle_done)
+                except ConfigError as err:
+                    refuse(err)
 
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
         if engine.flow.feed_accounts:
@@ -125,7 +139,7 @@ async def _daemon(config: Config, ledger: Ledger, wiring: Wiring, on_cycle: OnCy
         if members is not None:
             members.leave()
     log.info("daemon.stopped")
-    return 0
+    return 2 if refused else 0  # 2: the configuration no longer fits the ledger
 
 
 def _health_server(config: Config, ledger: Ledger, engine: Engine, state: DaemonState) -> HealthServer | None:
@@ -159,6 +173,8 @@ async def _sweep_shards(
             report = await engines[shard].run_cycle("scheduled")
         except LeaseBusy:
             continue  # another replica is on it
+        except ConfigError:
+            raise  # the ledger's shard count changed: this replica must stop
         except Exception:
             log.exception("daemon.cycle_failed", shard=shard)
             continue
@@ -173,6 +189,8 @@ async def _one_cycle(engine: Engine, on_cycle: OnCycle | None) -> None:
         # A manual `stocksync reconcile` is working: skip this sweep, the next one will run.
         log.info("cycle.skipped", reason=str(busy))
         return
+    except ConfigError:
+        raise
     except Exception:
         # The ledger itself failed (disk, database down): log and try again next interval.
         log.exception("daemon.cycle_failed")
@@ -186,6 +204,8 @@ async def _orders(engine: Engine, on_cycle: OnCycle | None) -> None:
         report = await engine.run_orders()
     except LeaseBusy:
         return  # another reconciler works on the ledger and reads the feeds itself
+    except ConfigError:
+        raise
     except Exception:
         log.exception("daemon.orders_failed")
         return

@@ -51,7 +51,8 @@ def in_engine(
 
     def lease(store: Any, clock: Any) -> ReconcileLease:
         # Earlier "processes" of the test are dead: their lease is taken over at once.
-        return ReconcileLease(store.sessions, holder=holder, is_dead=lambda other: other != holder)
+        ttl = timedelta(seconds=config.sync.lease_seconds)
+        return ReconcileLease(store.sessions, ttl, holder=holder, is_dead=lambda other: other != holder)
 
     async def go() -> T:
         shift = (at - datetime.now(UTC)) if at is not None else timedelta(0)

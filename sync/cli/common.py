@@ -63,5 +63,7 @@ def ledger_for(config: Config, *, require_schema: bool = True) -> Iterator[Ledge
         raise
     try:
         yield ledger
+    except ConfigError as err:  # found under way, e.g. the ledger's shard count is another
+        fail(str(err))
     finally:
         ledger.close()

@@ -1,11 +1,14 @@
-"""`stocksync db upgrade`: apply the ledger migrations."""
+"""`stocksync db upgrade`: apply the ledger migrations; `stocksync db shards N`: change the shard
+count every replica must use."""
 
 from __future__ import annotations
 
 import click
 
-from sync.cli.common import config_option, ledger_for, load
+from sync.cli.common import EXIT_BUSY, config_option, fail, ledger_for, load
 from sync.ledger.db import schema_revisions, upgrade
+from sync.ledger.lease import LeaseBusy
+from sync.ledger.shards import change_shards
 
 
 @click.group()
@@ -25,3 +28,38 @@ def db_upgrade(config_path: str) -> None:
             click.echo(f"ledger schema already at {head}")
         else:
             click.echo(f"ledger schema upgraded from {before or 'nothing'} to {head}")
+
+
+@db.command("shards")
+@config_option
+@click.argument("count", type=click.IntRange(min=1, max=1024))
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    help="Seconds to wait for the cycles running now to end.",
+)
+def db_shards(config_path: str, count: int, wait: float) -> None:
+    """Cut the ledger into COUNT shards for replicas (every replica must then run with
+    [sync] shards = COUNT).
+
+    Takes every shard's lease (waiting up to --wait for running cycles), recovers what any cycle
+    left open (unsent pushes cancelled, sent ones in doubt, settled by the next reads), and records
+    the new count in one transaction. Replicas still running with the old count stop at their next
+    cycle (exit 2). Exit 0 when done, 3 when a cycle held a lease past --wait.
+    """
+    config = load(config_path)
+    with ledger_for(config) as ledger:
+        try:
+            before = change_shards(ledger.store, count, wait)
+        except LeaseBusy as busy:
+            fail(str(busy), EXIT_BUSY)
+            raise
+    if before == count:
+        click.echo(f"the ledger is already cut into {count} shard(s)")
+    else:
+        click.echo(
+            f"the ledger is now cut into {count} shard(s) (was {before or 1}); "
+            f"run every replica with [sync] shards = {count}"
+        )

@@ -31,8 +31,9 @@ def reconcile(config_path: str, dry_run: bool, as_json: bool, wait: float) -> No
     """Run one reconcile cycle over every account and exit.
 
     Exit 0 when every account succeeded, 1 when any failed (the others still synced), 2 for bad
-    configuration or a ledger schema that needs `stocksync db upgrade`, 3 when another reconciler
-    held the ledger for longer than --wait.
+    configuration (a [sync] shards the ledger does not record included) or a ledger schema that
+    needs `stocksync db upgrade`, 3 when another reconciler held the ledger for longer than --wait
+    or took it over midway (this reconcile then wrote nothing more; run it again).
     With [sync] shards above 1, every shard is reconciled in turn under its own lease, and one
     report per shard is printed (a JSON list with --json).
     """
@@ -51,6 +52,10 @@ def reconcile(config_path: str, dry_run: bool, as_json: bool, wait: float) -> No
         click.echo(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
     else:
         click.echo("\n\n".join(report_text(r) for r in reports))
+    lost = [r.lease_lost for r in reports if r.lease_lost]
+    if lost:
+        click.echo(f"stocksync: error: the ledger lease was lost midway ({lost[0]}); run it again", err=True)
+        sys.exit(EXIT_BUSY)
     sys.exit(EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED)
 
 

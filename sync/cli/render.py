@@ -15,6 +15,7 @@ def report_json(report: CycleReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "ok": report.ok,
         "stopped": report.stopped,
+        "lease_lost": report.lease_lost,
         "accounts": {
             name: {
                 "platform": run.platform,
@@ -74,7 +75,12 @@ def report_text(report: CycleReport) -> str:
     """A readable summary: accounts, then movements and pushes."""
     lines = []
     title = "dry run: nothing was written or sent" if report.dry_run else f"cycle {report.cycle_id}"
-    lines.append(f"{title} ({'stopped early' if report.stopped else 'complete'})")
+    ending = "complete"
+    if report.lease_lost:
+        ending = "LEASE LOST midway: another reconciler took the ledger over; nothing more was written"
+    elif report.stopped:
+        ending = "stopped early"
+    lines.append(f"{title} ({ending})")
     lines.append("accounts:")
     for name, run in report.accounts.items():
         state = "ok" if run.ok else f"FAILED ({run.error_kind}): {run.error}"

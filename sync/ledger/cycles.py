@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, CursorResult, Result, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.ledger.models import Account, Cycle, Push, PushState
+from sync.ledger.shards import agree_on_shards
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,13 @@ class CycleQueries:
         holder: str | None,
         accounts: Iterable[tuple[str, str]],
         shard: int | None = None,
+        shard_count: int = 1,
     ) -> OpenedCycle:
-        """In one transaction: recover what a dead reconciler left open (in this shard, among
-        several), make sure every account has a row, and open the cycle row."""
+        """In one transaction: agree on the shard count (ShardsMismatch otherwise), recover what a
+        dead reconciler left open (in this shard, among several), make sure every account has a
+        row, and open the cycle row."""
         with self.sessions.begin() as session:
+            agree_on_shards(session, shard_count)
             cancelled, doubted = self._recover(session, now, shard)
             account_ids = self._sync_accounts(session, accounts)
             cycle = Cycle(trigger=trigger, started_at=now, outcome="running", holder=holder, shard=shard)
@@ -105,6 +109,10 @@ class CycleQueries:
                 existing[name].platform = platform
         session.flush()
         return {name: account.id for name, account in existing.items()}
+
+    def recover_all(self, session: Session, now: datetime) -> tuple[int, int]:
+        """Recover what every shard's cycles left open (under every shard's lease)."""
+        return self._recover(session, now, None)
 
     @staticmethod
     def _recover(session: Session, now: datetime, shard: int | None) -> tuple[int, int]:

@@ -220,6 +220,15 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class LedgerSetting(Base):
+    """A setting every reconciler on this ledger must agree on (`shards`), recorded once."""
+
+    __tablename__ = "ledger_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class SafetyStop(Base):
     """An account's listings held back because too many dropped at once with nothing to explain
     it; open until orders explain the drops, the reads recover, or an operator decides."""

@@ -1,0 +1,115 @@
+"""The shard count is recorded in the ledger: a reconciler configured with another count refuses to
+run (exit 2, a message saying how to change it), `stocksync db shards N` changes it under every
+shard's lease and recovers every shard's open pushes, and a daemon left running with the old
+count stops at its next cycle."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from sync.bootstrap import Wiring, open_ledger
+from sync.crashpoints import ProcessDeath
+from sync.ledger.models import LedgerSetting, Push, PushState
+from sync.scheduler import run_daemon
+from tests.fakes import Fleet, fleet
+from tests.test_cli import invoke
+from tests.test_orders import in_engine
+from tests.test_trust import seeded
+
+SKUS = [f"sku-{i}" for i in range(6)]
+
+
+def write(running: Fleet, tmp_path: Path, db_url: str, shards: int) -> Path:
+    path = tmp_path / f"shards-{shards}.toml"
+    path.write_text(running.toml(db_url, SKUS, f"[sync]\nshards = {shards}\nlease_seconds = 5\n"))
+    path.chmod(0o600)
+    return path
+
+
+def recorded(db_url: str) -> str | None:
+    engine = create_engine(db_url)
+    with engine.connect() as c:
+        value = c.scalar(select(LedgerSetting.value).where(LedgerSetting.key == "shards"))
+    engine.dispose()
+    return value
+
+
+def push_states(db_url: str) -> list[str]:
+    engine = create_engine(db_url)
+    with engine.connect() as c:
+        states = list(c.scalars(select(Push.state)))
+    engine.dispose()
+    return states
+
+
+def test_another_count_is_refused_until_the_ledger_is_changed(tmp_path: Path, db_url: str) -> None:
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, SKUS, 5)
+        one, three = write(running, tmp_path, db_url, 1), write(running, tmp_path, db_url, 3)
+        assert invoke("reconcile", "--config", one).exit_code == 0
+        assert recorded(db_url) == "1"
+        refused = invoke("reconcile", "--config", three)
+        assert refused.exit_code == 2
+        assert "[sync] shards = 3, but this ledger is cut into 1 shards" in refused.output
+        assert "stocksync db shards 3" in refused.output and "Traceback" not in refused.output
+        assert invoke("run", "--config", three).exit_code == 2  # the daemon refuses at start too
+
+        changed = invoke("db", "shards", "3", "--config", one)
+        assert changed.exit_code == 0, changed.output
+        assert "now cut into 3 shard(s) (was 1)" in changed.output
+        assert recorded(db_url) == "3"
+        assert invoke("reconcile", "--config", three).exit_code == 0
+        assert invoke("reconcile", "--config", one).exit_code == 2
+        assert "already cut into 3" in invoke("db", "shards", "3", "--config", three).output
+
+
+def test_changing_the_count_recovers_every_shards_open_pushes(tmp_path: Path, db_url: str) -> None:
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, SKUS, 5)
+        config = running.config(db_url, SKUS, sync={"lease_seconds": 1})
+        in_engine(config, lambda engine: engine.run_cycle("manual"))
+        for sku in SKUS:
+            running.platforms["oak"].sell(sku, 1)
+
+        def crash(point: str) -> None:
+            if point == "after_mark_sent":
+                raise ProcessDeath(point)
+
+        with pytest.raises(ProcessDeath):  # pushes marked sent, never sent: left open
+            in_engine(config, lambda engine: engine.run_cycle("manual"), crash=crash)
+        assert PushState.SENT.value in push_states(db_url)
+        path = write(running, tmp_path, db_url, 1)
+        changed = invoke("db", "shards", "4", "--config", path, "--wait", "30")  # waits out the dead lease
+        assert changed.exit_code == 0, changed.output
+        assert PushState.SENT.value not in push_states(db_url)
+        assert PushState.IN_DOUBT.value in push_states(db_url)  # every shard's, whatever its new number
+        four = write(running, tmp_path, db_url, 4)
+        assert invoke("reconcile", "--config", four).exit_code == 0
+        assert PushState.IN_DOUBT.value not in push_states(db_url)  # settled by the reads
+        assert {running.platforms[name].quantity(sku) for name in ("oak", "gra") for sku in SKUS} == {4}
+
+
+def test_a_daemon_running_with_the_old_count_stops_at_its_next_cycle(tmp_path: Path, db_url: str) -> None:
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, SKUS, 5)
+        config = running.config(db_url, SKUS, sync={"interval_seconds": 0.2})
+        wiring = Wiring()
+        status: list[int] = []
+        daemon = threading.Thread(target=lambda: status.append(run_daemon(config, open_ledger(config), wiring)))
+        daemon.start()
+        try:
+            deadline = time.monotonic() + 30
+            while recorded(db_url) is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            changed = invoke("db", "shards", "2", "--config", write(running, tmp_path, db_url, 1))
+            assert changed.exit_code == 0, changed.output
+            daemon.join(timeout=30)
+        finally:
+            wiring.stop.set()
+            daemon.join(timeout=30)
+        assert status == [2]
