@@ -32,6 +32,7 @@ from sync.ledger.judgements import JudgementStore
 from sync.ledger.lease import LeaseLost, ReconcileLease
 from sync.ledger.models import MovementKind
 from sync.ledger.orders import OrderStore
+from sync.ledger.shards import check_shards
 from sync.ledger.store import LedgerStore
 from sync.metrics import METRICS
 from sync.observer import Observer
@@ -77,6 +78,9 @@ class Engine:
         self.skus = split(config.skus, self.shards)[shard]
         self.lease = lease or ReconcileLease(store.sessions, ttl=timedelta(seconds=config.sync.lease_seconds))
         self.lease.name = lease_name(shard, self.shards)
+        # Replicas with another shard count take other leases for the same SKUs: every commit
+        # checks the ledger's count too (a `stocksync db shards` stops this one at once).
+        self.lease.also_check = lambda session: check_shards(session, self.shards)
         # Every write this engine makes commits only while it holds its lease (same transaction).
         self.store = type(store)(self.lease.fenced(store.sessions))
         self.lock_wait = lock_wait

@@ -178,3 +178,17 @@ def test_the_lease_row_is_written_with_the_databases_time(any_db_url: str) -> No
         now = database_now(session)
     assert row is not None and row.acquired_at <= now
     assert timedelta(seconds=25) < row.expires_at - now <= timedelta(seconds=30)
+
+
+def test_postgresql_sessions_cannot_hold_locks_past_a_lease(any_db_url: str) -> None:
+    # A holder frozen in the middle of a transaction would keep its row locks, and the next holder
+    # would wait on them for as long as the connection looks alive: the server ends such a
+    # transaction, a lock wait fails rather than hangs, and keepalives notice a vanished peer.
+    if not any_db_url.startswith("postgresql"):
+        pytest.skip("SQLite holds no lock across a stalled process's transaction: one writer at a time")
+    engine = create_db_engine(any_db_url)
+    with engine.connect() as connection:
+        idle = connection.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar()
+        lock = connection.exec_driver_sql("SHOW lock_timeout").scalar()
+    engine.dispose()
+    assert (idle, lock) == ("20s", "30s")

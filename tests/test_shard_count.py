@@ -5,6 +5,7 @@ count stops at its next cycle."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -12,13 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select
 
-from sync.bootstrap import Wiring, open_ledger
+from sync.bootstrap import Wiring, open_ledger, running_engine
 from sync.crashpoints import ProcessDeath
-from sync.ledger.models import LedgerSetting, Push, PushState
+from sync.ledger.models import LedgerSetting, Order, Push, PushState
+from sync.ledger.shards import ShardsMismatch, set_shards
 from sync.scheduler import run_daemon
 from tests.fakes import Fleet, fleet
 from tests.test_cli import invoke
-from tests.test_orders import in_engine
+from tests.test_orders import cycle, in_engine
 from tests.test_trust import seeded
 
 SKUS = [f"sku-{i}" for i in range(6)]
@@ -113,3 +115,26 @@ def test_a_daemon_running_with_the_old_count_stops_at_its_next_cycle(tmp_path: P
             wiring.stop.set()
             daemon.join(timeout=30)
         assert status == [2]
+
+
+def test_the_count_is_checked_in_every_commit_so_the_order_job_writes_nothing_either(db_url: str) -> None:
+    with fleet(("gra", "graas"), ("oak", "oakra")) as running:
+        seeded(running, SKUS, 9)
+        config = running.config(db_url, SKUS)
+        cycle(config)  # records shards = 1
+        ledger = open_ledger(config)
+
+        async def go() -> None:
+            async with running_engine(config, ledger, Wiring()) as engine:
+                with ledger.store.sessions.begin() as session:  # `stocksync db shards 2` meanwhile
+                    set_shards(session, 2)
+                running.platforms["gra"].sell("sku-1", 2)
+                with pytest.raises(ShardsMismatch):
+                    await engine.run_orders()
+
+        try:
+            asyncio.run(go())
+            with ledger.store.sessions() as session:
+                assert list(session.scalars(select(Order.external_id))) == []  # nothing booked
+        finally:
+            ledger.close()

@@ -4,10 +4,11 @@ count every replica must use."""
 from __future__ import annotations
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync.cli.common import EXIT_BUSY, config_option, fail, ledger_for, load
 from sync.ledger.db import schema_revisions, upgrade
-from sync.ledger.lease import LeaseBusy
+from sync.ledger.lease import LeaseBusy, LeaseLost
 from sync.ledger.shards import change_shards
 
 
@@ -53,8 +54,11 @@ def db_shards(config_path: str, count: int, wait: float) -> None:
     with ledger_for(config) as ledger:
         try:
             before = change_shards(ledger.store, count, wait)
-        except LeaseBusy as busy:
-            fail(str(busy), EXIT_BUSY)
+        except (LeaseBusy, LeaseLost) as busy:
+            fail(f"{busy}; nothing was changed", EXIT_BUSY)
+            raise
+        except SQLAlchemyError as err:  # e.g. a deadlock with a reconciler that woke up meanwhile
+            fail(f"the ledger refused the change ({type(err).__name__}); nothing was changed: run it again", 1)
             raise
     if before == count:
         click.echo(f"the ledger is already cut into {count} shard(s)")

@@ -27,12 +27,24 @@ def create_db_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, connect_args=_POSTGRES_SESSION)
     except ImportError as err:
         raise ConfigError(
             f"database.url: the driver for {parsed.drivername} is not installed ({err.name}); "
             "install stocksync[postgres]"
         ) from None
+
+
+# A reconciler frozen or cut off in the middle of a transaction must not hold its row locks past its
+# lease: the server ends a transaction left idle that long (stocksync never waits inside one), a
+# lock wait fails rather than hangs, and a peer that vanished without closing is noticed.
+_POSTGRES_SESSION = {
+    "options": "-c idle_in_transaction_session_timeout=20000 -c lock_timeout=30000",
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

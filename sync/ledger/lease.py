@@ -97,6 +97,9 @@ class ReconcileLease:
     now_of: Callable[[Session], datetime] = database_now
     is_dead: Callable[[str], bool] = never_dead
     keep_alive: bool = True  # renew from a thread while held (off in the single-threaded simulator)
+    # Also checked in every fenced commit: what else must still hold for the holder to write
+    # (the engine checks the ledger's shard count there); raises to refuse the commit.
+    also_check: Callable[[Session], None] | None = None
     _deadline: float = field(default=0.0, init=False, repr=False)
     _lost: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _stop_keeping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
@@ -232,16 +235,17 @@ class ReconcileLease:
         self._stop_keeping.set()
         keeper, self._keeper = self._keeper, None
         if keeper is not None and keeper is not threading.current_thread():
-            keeper.join()
+            # Bounded: a keeper stuck on an unreachable database must not stall the caller (its
+            # renewal then fails, and the released or abandoned lease runs out by itself).
+            keeper.join(timeout=self.ttl.total_seconds())
 
     def _keep(self) -> None:
         every = self.ttl.total_seconds() / 3
         while not self._stop_keeping.wait(every):
             try:
                 self.renew()
-            except LeaseLost as lost:
-                log.error("lease.lost", lease=self.name, holder=self.holder, reason=str(lost))
-                return
+            except LeaseLost:
+                return  # `check` now refuses; the cycle ends and logs it once (cycle.lease_lost)
             except SQLAlchemyError as err:  # the database is unreachable: the deadline decides
                 log.warning("lease.renewal_failed", lease=self.name, error=f"{type(err).__name__}: {err}")
 
@@ -256,9 +260,15 @@ class ReconcileLease:
         return maker
 
     def _before_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a SAVEPOINT released: the outer commit is fenced
         session.info["lease_renewed"] = self.extend(session)
+        if self.also_check is not None:
+            self.also_check(session)
 
     def _after_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return
         started = session.info.pop("lease_renewed", None)
         if started is not None:
             self._renewed(started)

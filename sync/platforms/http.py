@@ -32,7 +32,7 @@ from sync.errors import (
     RetriableError,
     SyncError,
 )
-from sync.fencing import before_write
+from sync.fencing import FencedOff, before_write
 from sync.judge import TrustRules
 from sync.metrics import METRICS
 from sync.platforms.account import AccountSettings
@@ -122,8 +122,6 @@ class PlatformHTTP:
         renewed = False
         while True:
             attempt += 1
-            if write:
-                before_write()  # a reconciler that lost its lease sends nothing more
             try:
                 return await self._send_once(
                     method, path, write=write, params=params, json=json, data=data, headers=headers, anonymous=anonymous
@@ -134,7 +132,11 @@ class PlatformHTTP:
                 renewed = True
                 self.auth.invalidate()
             except RetriableError as err:
-                if attempt >= self._max_attempts or (write and isinstance(err, ConflictError)):
+                if (
+                    attempt >= self._max_attempts
+                    or isinstance(err, FencedOff)
+                    or (write and isinstance(err, ConflictError))
+                ):
                     raise
                 wait = self._wait_for(err, attempt)
                 if isinstance(err, RateLimitedError):
@@ -173,6 +175,10 @@ class PlatformHTTP:
             headers = {**(headers or {}), **await self.auth.headers(self)}
         async with self._limit:
             await self._respect_rate_limit()
+            if write:
+                # Last thing before it leaves (after any wait for a slot or a rate-limit pause): a
+                # reconciler that may have lost its lease sends nothing more.
+                before_write()
             try:
                 response = await self._client.request(
                     method, path, params=params, json=json, data=data, headers=headers
