@@ -12,18 +12,16 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
 
 from sync.emulation.platform import EmulatedPlatform
-from sync.ledger.models import Account, Cycle, Listing, Push, PushState
-from tests.conftest import migrated, postgres_database
+from sync.ledger.models import Cycle, Push, PushState
 from tests.fakes import Fleet, fleet
 from tests.test_cli import assert_ledger_consistent
-from tests.test_processes import finished_cycles, ledger_pools, start_daemon, stocksync, stop
+from tests.test_processes import finished_cycles, ledger_pools, ledger_pushes, start_daemon, stocksync, stop
 
 pytestmark = pytest.mark.slow
 ALL = (("oak", "oakra"), ("gra", "graas"), ("oto", "oto"), ("ank", "ankorstore"))
@@ -40,15 +38,6 @@ poll_seconds = 1
 [logging]
 format = "json"
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield migrated(f"sqlite:///{tmp_path / 'ledger.db'}")
-        return
-    with postgres_database(request.getfixturevalue("postgres_url")) as url:
-        yield migrated(url)
 
 
 class Seller:
@@ -71,19 +60,6 @@ class Seller:
     def _run(self) -> None:
         while not self._stop.wait(self.rng.uniform(0.1, 0.4)):
             self.rng.choice(self.platforms).sell(self.rng.choice(SKUS), 1)
-
-
-def pushes(url: str) -> list[tuple[str, str, int, str]]:
-    """(account, code, delta, state) of every push."""
-    engine = create_engine(url)
-    with engine.connect() as c:
-        rows = c.execute(
-            select(Account.name, Listing.code, Push.delta, Push.state)
-            .join(Listing, Push.listing_id == Listing.id)
-            .join(Account, Listing.account_id == Account.id)
-        ).all()
-    engine.dispose()
-    return [(a, code, delta, state) for a, code, delta, state in rows]
 
 
 def sent_by(url: str) -> set[str]:
@@ -127,7 +103,7 @@ def check_books(running: Fleet, url: str, outputs: list[str]) -> None:
         assert {sku: platform.quantity(sku) for sku in SKUS} == {sku: max(0, pools[sku]) for sku in SKUS}, name
         landed = Counter(
             (code, delta)
-            for account, code, delta, state in pushes(url)
+            for account, code, delta, state in ledger_pushes(url)
             if account == name and state in (PushState.CONFIRMED.value, PushState.APPLIED.value)
         )
         assert Counter(platform.applied) == landed, name  # nothing applied twice, nothing unbooked
@@ -171,7 +147,10 @@ def test_two_reconcilers_with_answers_held_past_the_lease(tmp_path: Path, db_url
 
 
 @pytest.mark.parametrize("replicas", [2, 3])
-def test_a_frozen_reconciler_resumed_after_its_lease_writes_nothing(tmp_path: Path, ledger: str, replicas: int) -> None:
+def test_a_frozen_reconciler_resumed_after_its_lease_writes_nothing(
+    tmp_path: Path, any_db_url: str, replicas: int
+) -> None:
+    ledger = any_db_url
     if replicas == 3 and ledger.startswith("sqlite"):
         pytest.skip("several replicas share a PostgreSQL ledger")
     with fleet(*ALL) as running:
