@@ -28,9 +28,10 @@ def test_a_seed_replays_exactly() -> None:
 
 def test_ci_sweep_every_fault_on_passes() -> None:
     # Every fault, lying stock reads included, with the undershoot invariant checked at every step.
-    result = sweep(range(200), SimOptions(steps=100), jobs=2)
+    # 150 seeds keep CI under its 15 minutes on 2 cores; the documented sweeps go further.
+    result = sweep(range(150), SimOptions(steps=100), jobs=2)
     assert result.failures == []
-    assert result.seeds == 200 and result.steps == 200 * 100
+    assert result.seeds == 150 and result.steps == 150 * 100
     assert set(result.faults) == {fault.value for fault in SimFault}
     assert set(result.bad_reads) == {kind.value for kind in BAD_READS}  # every kind of lie was told
     # every push crash point; the feed ones too (the cancel one needs a cancel policy: not simulated)
