@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
+from sync.errors import ConfigError
 from sync.fencing import FencedOff, write_gate
 from sync.ledger.cycles import CycleCounts
 from sync.ledger.judgements import JudgementStore
@@ -268,8 +269,8 @@ class Engine:
                 report.skus_done += len(batch)
                 if progress:
                     progress(report.skus_done, len(skus))
-        except (ProcessDeath, LeaseLost):
-            raise
+        except (ProcessDeath, LeaseLost, ConfigError):
+            raise  # ConfigError: the ledger's shard count changed under us (the daemon stops)
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             log.exception("cycle.crashed", cycle=report.cycle_id)
