@@ -26,12 +26,12 @@ from sqlalchemy.orm import Session
 
 from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
+from sync.domain import MovementKind
 from sync.errors import ConfigError
 from sync.fencing import FencedOff, write_gate
 from sync.ledger.cycles import CycleCounts
 from sync.ledger.judgements import JudgementStore
 from sync.ledger.lease import LeaseLost, ReconcileLease
-from sync.ledger.models import MovementKind
 from sync.ledger.orders import OrderStore
 from sync.ledger.shards import check_shards
 from sync.ledger.store import LedgerStore

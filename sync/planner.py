@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sync.ledger.models import MovementKind
+from sync.domain import MovementKind
 
 BOOTSTRAP_MIN = "min"
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.ledger.models import MovementKind
+from sync.domain import MovementKind
 from sync.planner import (
     AccountRules,
     InDoubtPush,
@@ -133,3 +135,13 @@ def test_books_every_external_change_once_and_targets_every_listing(
         after[(push.account, "a")] += push.delta
     for n in names:
         assert after[(n, "a")] == rules[n].target(pool + external) >= 0
+
+
+def test_the_planner_and_the_judge_import_nothing_that_does_io() -> None:
+    # Pure rules on plain values: no ORM, no HTTP client, no logging framework behind them.
+    probe = (
+        "import sys, sync.planner, sync.judge, sync.domain; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'httpx', 'structlog', 'alembic'}))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

@@ -19,7 +19,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, upda
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.judge import Judgement, ListingKey
-from sync.ledger.models import Account, Listing, Push, PushState, ReadEvent, SafetyStop, Sku
+from sync.ledger.models import OPEN_PUSH_STATES, Account, Listing, Push, ReadEvent, SafetyStop, Sku
 
 log = structlog.get_logger(__name__)
 
@@ -375,9 +375,7 @@ class JudgementStore:
         `exclude`, neither held, retired nor with a push in doubt or in flight: SKU -> expected.
         Canaries for a confirming read when its batch has too few listings of its own (the fast
         path's one or two SKUs)."""
-        unsettled = select(Push.listing_id).where(
-            Push.state.in_([PushState.PLANNED.value, PushState.SENT.value, PushState.IN_DOUBT.value])
-        )
+        unsettled = select(Push.listing_id).where(Push.state.in_(OPEN_PUSH_STATES))
         with self.sessions() as session:
             rows = session.execute(
                 select(Sku.code, Listing.expected)

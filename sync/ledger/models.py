@@ -26,6 +26,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# The domain values the ledger stores live with the domain (the pure planner imports them from
+# there); re-exported for the ledger's users.
+from sync.domain import OPEN_PUSH_STATES as OPEN_PUSH_STATES
+from sync.domain import MovementKind as MovementKind
+from sync.domain import PushState as PushState
+
 # Stable constraint names, so migrations are the same on SQLite and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -61,31 +67,6 @@ class Base(DeclarativeBase):
     """Declarative base with the naming convention."""
 
     metadata = MetaData(naming_convention=NAMING)
-
-
-class MovementKind(str, Enum):
-    """Why a pool changed."""
-
-    BOOTSTRAP = "bootstrap"
-    EXTERNAL = "external"  # a change observed on a listing: sale, return, hand edit
-    ADJUSTMENT = "adjustment"  # an operator's deliberate change
-    CORRECTION = "correction"  # a residual booked by a rule, flagged for the operator
-
-
-class PushState(str, Enum):
-    """A push's life: planned -> sent -> confirmed | failed | in_doubt (-> applied | not_applied)."""
-
-    PLANNED = "planned"
-    SENT = "sent"
-    CONFIRMED = "confirmed"
-    FAILED = "failed"
-    IN_DOUBT = "in_doubt"
-    APPLIED = "applied"  # was in doubt, settled as applied
-    NOT_APPLIED = "not_applied"  # was in doubt, settled as not applied
-    CANCELLED = "cancelled"  # planned but never sent (stopped before sending)
-
-
-OPEN_PUSH_STATES = (PushState.PLANNED.value, PushState.SENT.value, PushState.IN_DOUBT.value)
 
 
 class Account(Base):
