@@ -12,23 +12,20 @@ the SKUs of new orders are reconciled at once, ahead of the rest of the sweep: t
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
 from sync.domain import MovementKind
 from sync.errors import ConfigError
-from sync.fencing import FencedOff, write_gate
+from sync.holding import holding, note_lease_lost
 from sync.ledger.cycles import CycleCounts
 from sync.ledger.judgements import JudgementStore
 from sync.ledger.lease import LeaseLost, ReconcileLease
@@ -108,7 +105,7 @@ class Engine:
         Raises LeaseBusy when another reconciler holds the ledger for longer than `lock_wait`."""
         if dry_run:
             return await self._cycle(trigger, dry_run=True, progress=progress)
-        async with self._holding(self.lock_wait):
+        async with holding(self.lease, self.lock_wait, self.stop):
             return await self._cycle(trigger, dry_run=False, progress=progress)
 
     async def run_orders(self) -> CycleReport | None:
@@ -120,7 +117,7 @@ class Engine:
             return None
         if not self.reads_feeds and not self.flow.store.urgent(self.shard, self.shards):
             return None  # nothing queued for this shard: leave its lease alone
-        async with self._holding(0.0):
+        async with holding(self.lease, 0.0, self.stop):
             try:
                 if not self._account_ids:
                     accounts = ((a.name, a.platform) for a in self.config.accounts)
@@ -129,8 +126,7 @@ class Engine:
                 skus = await self._poll_feeds(feeds) if self.reads_feeds else set()
                 skus |= self._claim_urgent()
             except LeaseLost as lost:
-                METRICS.leases_lost.inc()
-                log.error("orders.lease_lost", lease=self.lease.name, reason=str(lost))
+                note_lease_lost("orders.lease_lost", self.lease, lost)
                 return None
             if not skus:
                 return None
@@ -138,33 +134,6 @@ class Engine:
             report.feeds = feeds
             report.fast_skus = len(skus)
             return report
-
-    @asynccontextmanager
-    async def _holding(self, wait: float) -> AsyncIterator[None]:
-        """Hold the lease around the block, with platform writes gated on it; release it after
-        (a process that dies releases nothing: its lease runs out)."""
-        await asyncio.to_thread(self.lease.acquire, wait, cancel=self.stop)
-        try:
-            with write_gate(self._gate):
-                yield
-        except ProcessDeath:
-            self.lease.abandon()
-            raise
-        finally:
-            if self.lease.token is not None:
-                self._release()
-
-    def _gate(self) -> None:
-        try:
-            self.lease.check()
-        except LeaseLost as lost:
-            raise FencedOff(f"not sent: {lost}") from None
-
-    def _release(self) -> None:
-        try:
-            self.lease.release()
-        except SQLAlchemyError as err:  # the database is unreachable: the lease runs out by itself
-            log.warning("lease.release_failed", lease=self.lease.name, error=f"{type(err).__name__}: {err}")
 
     @property
     def account_ids(self) -> dict[str, int]:
@@ -222,8 +191,7 @@ class Engine:
             # Another reconciler holds the ledger now: stop here; nothing more of ours committed,
             # and what we sent stays `sent` for it to settle as in doubt.
             report.lease_lost = str(lost)
-            METRICS.leases_lost.inc()
-            log.error("cycle.lease_lost", cycle=report.cycle_id, lease=self.lease.name, reason=str(lost))
+            note_lease_lost("cycle.lease_lost", self.lease, lost, cycle=report.cycle_id)
             return report
 
     async def _cycle_body(

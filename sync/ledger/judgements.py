@@ -262,22 +262,19 @@ _EVENT_COLUMNS = (ReadEvent.at, Account.name, ReadEvent.kind, ReadEvent.quantity
 
 
 def sku_events(session: Session, sku: str, sku_id: int, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest read events of one SKU's listings, and the whole answers refused in the last day
-    that were asked for it: newest first."""
+    """The newest read events of one SKU's listings, and the whole answers refused that were asked
+    for it: newest first."""
     events_of = select(*_EVENT_COLUMNS).join(Account, ReadEvent.account_id == Account.id)
     own = events_of.where(ReadEvent.sku_id == sku_id).order_by(ReadEvent.id.desc()).limit(limit)
     events = [_event(*row, whole=False) for row in session.execute(own)]
     accounts = select(Listing.account_id).where(Listing.sku_id == sku_id)
-    newest = session.scalar(select(func.max(ReadEvent.at)).where(ReadEvent.account_id.in_(accounts)))
-    if newest is not None:
-        whole = (
-            events_of.where(ReadEvent.sku_id.is_(None), ReadEvent.account_id.in_(accounts))
-            .where(ReadEvent.at > newest - timedelta(days=1))
-            .where(ReadEvent.skus.contains(json.dumps(sku), autoescape=True))
-            .order_by(ReadEvent.id.desc())
-            .limit(limit)
-        )
-        events += [_event(*row, whole=True) for row in session.execute(whole)]
+    whole = (
+        events_of.where(ReadEvent.sku_id.is_(None), ReadEvent.account_id.in_(accounts))
+        .where(ReadEvent.skus.contains(json.dumps(sku), autoescape=True))
+        .order_by(ReadEvent.id.desc())
+        .limit(limit)
+    )
+    events += [_event(*row, whole=True) for row in session.execute(whole)]
     events.sort(key=lambda e: e["at"], reverse=True)
     return events[:limit]
 
