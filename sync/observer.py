@@ -128,10 +128,11 @@ class Observer(Confirmations):
                 continue
             judged += 1
             drop = suspicious_drop(seen_now.quantity, prior, has_feed=has_feed, rules=self.rules)
-            unsettling = unsettling_read(seen_now.quantity, prior, has_feed=has_feed, rules=self.rules)
             if drop is not None:
                 suspicious[sku] = (seen_now, drop)
-            elif unsettling is not None:
+            elif (
+                unsettling := unsettling_read(seen_now.quantity, prior, has_feed=has_feed, rules=self.rules)
+            ) is not None:
                 # It would settle a push in doubt: confirmed first, but no sign of a broken account.
                 held[key] = (seen_now, unsettling)
                 out.note(name, sku, "held", seen_now.quantity, prior.expected, unsettling)

@@ -111,7 +111,7 @@ class Reading:
             lost = [by_code[code] for code in refusal.codes if code in by_code]
             why = f"{len(refusal.codes)} listings: {refusal.reason}"
             self._bad(name, run, refusal.problem, why, None, out, skus=lost)
-            out.unread.update((name, by_code[code]) for code in refusal.codes if code in by_code)
+            out.unread.update((name, sku) for sku in lost)
         seen = {by_code[code]: o for code, o in read.observed.items() if code in by_code}
         present = {by_code[c] for c in (*read.observed, *read.skipped, *read.bad) if c in by_code}
         # Listings a stop holds are judged by the stop (orders, reads coming back, an operator):
