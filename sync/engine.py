@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
 from sync.domain import MovementKind
-from sync.errors import ConfigError
+from sync.errors import ConfigError, LedgerUnavailable
 from sync.holding import holding, note_lease_lost
 from sync.ledger.cycles import CycleCounts
 from sync.ledger.judgements import JudgementStore
@@ -239,6 +240,11 @@ class Engine:
                     progress(report.skus_done, len(skus))
         except (ProcessDeath, LeaseLost, ConfigError):
             raise  # ConfigError: the ledger's shard count changed under us (the daemon stops)
+        except OperationalError as err:  # the database, not our code: no traceback, try again
+            failed = LedgerUnavailable.from_database(err)
+            log.error("cycle.ledger_failed", cycle=report.cycle_id, error=str(failed))
+            self._finish_unless_dry(report, str(failed), quietly=True)
+            raise failed from None
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             log.exception("cycle.crashed", cycle=report.cycle_id)
@@ -250,9 +256,16 @@ class Engine:
         self._finish_unless_dry(report, None)
         return report
 
-    def _finish_unless_dry(self, report: CycleReport, error: str | None) -> None:
-        if not report.dry_run:
+    def _finish_unless_dry(self, report: CycleReport, error: str | None, *, quietly: bool = False) -> None:
+        if report.dry_run:
+            return
+        try:
             self._finish(report, error)
+        except SQLAlchemyError as err:
+            if not quietly:
+                raise
+            # Still failing: the cycle row stays open, and the next cycle to open closes it.
+            log.warning("cycle.not_recorded", cycle=report.cycle_id, error=str(LedgerUnavailable.from_database(err)))
 
     def _finish(self, report: CycleReport, error: str | None) -> None:
         now = self.clock()

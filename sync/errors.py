@@ -104,6 +104,17 @@ class InDoubtError(SyncError):
     kind = ErrorKind.IN_DOUBT
 
 
+class LedgerUnavailable(RetriableError):
+    """The ledger database failed under a step (unreachable, a deadlock, a lock wait that timed
+    out): that step's transaction rolled back, what earlier steps committed stays; try again."""
+
+    @classmethod
+    def from_database(cls, err: BaseException) -> LedgerUnavailable:
+        """One line saying what the database said (its own first line, without SQL or traceback)."""
+        said = str(getattr(err, "orig", None) or err).strip().splitlines()
+        return cls(f"the ledger database failed: {said[0] if said else type(err).__name__}")
+
+
 class ConfigError(Exception):
     """The configuration file is missing, unreadable or invalid; the message names the key."""
 

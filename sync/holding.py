@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from sync.crashpoints import ProcessDeath
+from sync.errors import LedgerUnavailable
 from sync.fencing import FencedOff, write_gate
 from sync.ledger.lease import LeaseLost, ReconcileLease
 from sync.metrics import METRICS
@@ -34,6 +35,8 @@ async def holding(lease: ReconcileLease, wait: float, cancel: threading.Event) -
     try:
         with write_gate(gate):
             yield
+    except OperationalError as err:  # translated once, here, for every step taken under the lease
+        raise LedgerUnavailable.from_database(err) from None
     except ProcessDeath:
         lease.abandon()  # a dead process releases nothing: its lease runs out
         raise

@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sync.bootstrap import Ledger, Wiring, running_engines
 from sync.config import Config
 from sync.engine import Engine
-from sync.errors import ConfigError
+from sync.errors import ConfigError, LedgerUnavailable
 from sync.health import DaemonState, HealthServer
 from sync.ledger.lease import LeaseBusy, Membership
 from sync.notify import Notifier
@@ -175,11 +175,20 @@ async def _sweep_shards(
             continue  # another replica is on it
         except ConfigError:
             raise  # the ledger's shard count changed: this replica must stop
-        except Exception:
-            log.exception("daemon.cycle_failed", shard=shard)
+        except Exception as err:
+            _log_failure("daemon.cycle_failed", err, shard=shard)
             continue
         swept += 1
         cycle_done(report)
+
+
+def _log_failure(event: str, err: Exception, **context: object) -> None:
+    """A failed ledger is said in one line (the next interval tries again); anything else is a bug,
+    logged with its traceback."""
+    if isinstance(err, LedgerUnavailable):
+        log.error(event, error=str(err), **context)
+    else:
+        log.exception(event, **context)
 
 
 async def _one_cycle(engine: Engine, on_cycle: OnCycle | None) -> None:
@@ -191,9 +200,9 @@ async def _one_cycle(engine: Engine, on_cycle: OnCycle | None) -> None:
         return
     except ConfigError:
         raise
-    except Exception:
+    except Exception as err:
         # The ledger itself failed (disk, database down): log and try again next interval.
-        log.exception("daemon.cycle_failed")
+        _log_failure("daemon.cycle_failed", err)
         return
     if on_cycle is not None:
         on_cycle(report)
@@ -206,8 +215,8 @@ async def _orders(engine: Engine, on_cycle: OnCycle | None) -> None:
         return  # another reconciler works on the ledger and reads the feeds itself
     except ConfigError:
         raise
-    except Exception:
-        log.exception("daemon.orders_failed")
+    except Exception as err:
+        _log_failure("daemon.orders_failed", err)
         return
     if report is not None and on_cycle is not None:
         on_cycle(report)

@@ -4,11 +4,12 @@ commit made through the engine's sessions. Each runs on SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.ledger.db import create_db_engine, session_factory
@@ -192,3 +193,42 @@ def test_postgresql_sessions_cannot_hold_locks_past_a_lease(any_db_url: str) -> 
         lock = connection.exec_driver_sql("SHOW lock_timeout").scalar()
     engine.dispose()
     assert (idle, lock) == ("20s", "30s")
+
+
+def test_a_stale_holder_touches_no_row_its_successor_holds(any_db_url: str) -> None:
+    # The successor's transaction holds row locks; the stale holder, resumed, writes those rows in
+    # another order. Were it allowed to lock anything before its fence failed, the two would wait
+    # on each other and the database would abort one of them, perhaps the rightful holder's.
+    # Its fence is the first thing its transaction does: it fails at once, holding nothing. (Even
+    # here, where its own deadline has not passed yet, as if its clock had not seen the freeze.)
+    if not any_db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: a second writer waits, it never deadlocks")
+    clock = Clock()
+    first, second = pair(any_db_url, clock)
+    with first.sessions.begin() as session:
+        session.execute(insert(Account).values(name="a", platform="oakra", healthy=True))
+    first.acquire(wait=0)
+    stale = first.fenced(first.sessions)
+    clock.now += timedelta(minutes=6)
+    second.acquire(wait=0)
+    with second.fenced(second.sessions).begin() as rightful:
+        rightful.execute(update(Account).where(Account.name == "a").values(healthy=False))
+        outcome: list[BaseException | None] = []
+
+        def stale_write() -> None:
+            try:
+                with stale.begin() as session:
+                    session.execute(update(Account).where(Account.name == "a").values(healthy=True))
+                outcome.append(None)
+            except BaseException as err:  # noqa: BLE001 - the outcome is what is asserted
+                outcome.append(err)
+
+        writer = threading.Thread(target=stale_write)
+        writer.start()
+        # Not a wait on the clock: before the fence came first, the stale write blocked here on
+        # the rightful holder's row lock until that transaction ended, and this join gave up.
+        writer.join(timeout=10)
+        assert not writer.is_alive(), "the stale holder waited on its successor's row lock"
+    assert len(outcome) == 1 and isinstance(outcome[0], LeaseLost), outcome
+    with first.sessions() as session:
+        assert session.scalar(select(Account.healthy).where(Account.name == "a")) is False

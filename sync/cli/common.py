@@ -12,7 +12,7 @@ import structlog
 
 from sync.bootstrap import Ledger, open_ledger
 from sync.config import Config, load_config
-from sync.errors import ConfigError, SchemaError
+from sync.errors import ConfigError, LedgerUnavailable, SchemaError
 from sync.logs import configure_logging, register_secrets
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 3
@@ -65,5 +65,7 @@ def ledger_for(config: Config, *, require_schema: bool = True) -> Iterator[Ledge
         yield ledger
     except ConfigError as err:  # found under way, e.g. the ledger's shard count is another
         fail(str(err))
+    except LedgerUnavailable as err:  # what earlier steps recorded stays; nothing is half-done
+        fail(f"{err}; what was recorded before it stays, run it again", EXIT_FAILED)
     finally:
         ledger.close()

@@ -6,11 +6,13 @@ and fencing of every write made for the cycle.
   runs ahead cannot take a live lease.
 - **Taking it is a compare-and-swap** on the row's token *and* expiry: a renewal that lands
   between a taker's read and its write changes the expiry, and the taker's write then misses.
-- **Every write is fenced**: the engine's sessions run `extend` inside each transaction before it
-  commits (`fenced`), an UPDATE matching our holder and token. It both renews the lease and, by
+- **Every write is fenced**: the engine's sessions run `extend` as the first statement of each
+  transaction (`fenced`), an UPDATE matching our holder and token. It both renews the lease and, by
   locking the row until commit (PostgreSQL) or holding the write lock (SQLite), keeps a taker
-  out until the transaction is over; if the lease passed on, it raises LeaseLost and the
-  transaction rolls back: a holder that lost its lease changes nothing.
+  out until the transaction is over; if the lease passed on, it raises LeaseLost before the
+  transaction has touched anything else: a holder that lost its lease changes nothing, and takes
+  no row lock that its successor could wait on (two writers locking the same rows in different
+  orders would deadlock, and the database would abort one of them, perhaps the rightful one).
 - **It stays alive while work is in flight**: a keeper thread renews it every third of its
   length while held. Each success moves a local deadline (monotonic clock, a margin short of the
   expiry); past it, or once a renewal found the lease gone, `check` refuses, and platform writes
@@ -32,9 +34,9 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import structlog
-from sqlalchemy import event, func, insert, select, text, update
+from sqlalchemy import Connection, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from sync.ledger.models import Cycle
 from sync.ledger.models import Lease as LeaseRow
@@ -63,9 +65,10 @@ class LeaseLost(Exception):
     commit nothing more."""
 
 
-def database_now(session: Session) -> datetime:
+def database_now(session: Session | Connection) -> datetime:
     """The database's own clock, timezone-aware UTC (SQLite's is the host's)."""
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.dialect if isinstance(session, Connection) else session.get_bind().dialect
+    if dialect.name == "postgresql":
         value = session.scalar(select(func.clock_timestamp()))
         if value is None:
             raise LeaseLost("the database did not say what time it is")
@@ -94,7 +97,7 @@ class ReconcileLease:
     holder: str = ""
     name: str = RECONCILE
     token: int | None = None
-    now_of: Callable[[Session], datetime] = database_now
+    now_of: Callable[[Session | Connection], datetime] = database_now
     is_dead: Callable[[str], bool] = never_dead
     keep_alive: bool = True  # renew from a thread while held (off in the single-threaded simulator)
     # Also checked in every fenced commit: what else must still hold for the holder to write
@@ -189,7 +192,7 @@ class ReconcileLease:
 
     # --- keeping it -------------------------------------------------------------------------
 
-    def extend(self, session: Session) -> float:
+    def extend(self, session: Session | Connection) -> float:
         """Renew the lease inside `session`'s transaction; raise LeaseLost if it is no longer
         ours (the caller's transaction then rolls back). Returns the monotonic time the renewal
         started, for `_renewed` once the transaction has committed."""
@@ -252,17 +255,30 @@ class ReconcileLease:
     # --- fencing ------------------------------------------------------------------------------
 
     def fenced(self, sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-        """Sessions like `sessions` whose every commit first renews the lease in the same
-        transaction, so nothing commits once the lease is lost."""
+        """Sessions like `sessions` whose every transaction first renews the lease (holding its
+        row until the end), so nothing is written, and nothing commits, once the lease is lost."""
         maker: sessionmaker[Session] = sessionmaker(**sessions.kw)
+        event.listen(maker, "after_begin", self._after_begin)
         event.listen(maker, "before_commit", self._before_commit)
         event.listen(maker, "after_commit", self._after_commit)
         return maker
 
+    def _after_begin(self, session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+        # Only a process that believes it holds the lease renews it first thing; one that never
+        # held it may read, and its commits are refused below.
+        if transaction.nested:
+            return
+        session.info.pop("lease_renewed", None)  # from a transaction that rolled back
+        if self.token is None:
+            return
+        self.check()  # cheap and local: a holder resumed past its deadline stops here
+        session.info["lease_renewed"] = self.extend(connection)
+
     def _before_commit(self, session: Session) -> None:
         if session.in_nested_transaction():
             return  # a SAVEPOINT released: the outer commit is fenced
-        session.info["lease_renewed"] = self.extend(session)
+        if "lease_renewed" not in session.info:  # renewed at begin, the row locked since
+            session.info["lease_renewed"] = self.extend(session)
         if self.also_check is not None:
             self.also_check(session)
 
