@@ -5,6 +5,7 @@ Tests hand in their own transports or adapters here instead of patching anything
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -112,6 +113,7 @@ async def running_engines(
                 crash=wiring.crash,
                 lease=wiring.lease(ledger.store, wiring.clock) if wiring.lease else None,
                 shard=shard,
+                sleep=wiring.sleep or asyncio.sleep,
             )
             for shard in (range(config.sync.shards) if shards is None else shards)
         ]

@@ -12,6 +12,7 @@ the SKUs of new orders are reconciled at once, ahead of the rest of the sweep: t
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import defaultdict
@@ -26,6 +27,7 @@ from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
 from sync.domain import MovementKind
 from sync.errors import ConfigError, LedgerUnavailable
+from sync.evidence import TIME_MARGIN, FeedEvidence
 from sync.holding import holding, note_lease_lost
 from sync.ledger.cycles import CycleCounts
 from sync.ledger.judgements import JudgementStore
@@ -38,6 +40,7 @@ from sync.observer import Observer
 from sync.order_flow import FeedReport, OrderFlow
 from sync.planner import AccountRules, Plan, PlanInput, plan
 from sync.platforms.base import Adapter, Outcome, chunked
+from sync.platforms.http import Sleep
 from sync.report import AccountRun, CycleReport, PushReport
 from sync.sender import Sender
 from sync.sharding import lease_name, shard_of, split
@@ -68,6 +71,7 @@ class Engine:
         lock_wait: float = 30.0,
         crash: CrashHook = no_crash,
         shard: int = 0,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
         self.adapters = adapters
@@ -84,11 +88,15 @@ class Engine:
         self.store = type(store)(self.lease.fenced(store.sessions))
         self.lock_wait = lock_wait
         self.crash = crash
+        self.sleep = sleep
+        # Listings on feed accounts left in doubt this cycle: judged again at its end (`_settle_doubts`).
+        self._doubtful: dict[str, set[str]] = defaultdict(set)
         self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}
         self._codes = {a.name: {sku: a.code_for(sku) for sku in config.skus} for a in config.accounts}
         self._account_ids: dict[str, int] = {}
         self.flow = OrderFlow(config, OrderStore(self.store.sessions), adapters, clock, crash)
         self.judgements = JudgementStore(self.store.sessions)
+        self.evidence = FeedEvidence(self.flow.store, self.flow.feed_accounts)
         rules = config.sync.trust_rules()
         platforms = {a.name: a.platform for a in config.accounts}
         self.sender = Sender(self.store, adapters, self._codes, clock, crash)
@@ -238,6 +246,8 @@ class Engine:
                 report.skus_done += len(batch)
                 if progress:
                     progress(report.skus_done, len(skus))
+            if not dry_run and not report.stopped:
+                await self._settle_doubts(report)
         except (ProcessDeath, LeaseLost, ConfigError):
             raise  # ConfigError: the ledger's shard count changed under us (the daemon stops)
         except OperationalError as err:  # the database, not our code: no traceback, try again
@@ -338,7 +348,9 @@ class Engine:
         wanted = {name: sorted(only[name]) if only is not None else list(skus) for name in accounts}
         ids = {name: self._account_ids[name] for name in accounts if name in self._account_ids}
         explained = self.flow.unbooked_sales(state.sku_ids, ids)
+        state.read_began = self.clock()
         observed, judgement = await self.observer.observe(state, wanted, explained, report, judge_stops=not verify)
+        state.read_ended = self.clock()
         failed = frozenset(name for name, run in report.accounts.items() if not run.ok)
         the_plan = plan(
             PlanInput(
@@ -351,6 +363,8 @@ class Engine:
                 in_doubt_timeout=timedelta(seconds=self.config.sync.in_doubt_timeout_seconds),
                 adopt=frozenset(judgement.adopt),
                 unread=frozenset(judgement.unread),
+                feed_accounts=self.evidence.feed_accounts,
+                windows=self.evidence.windows(state, self._account_ids),
             )
         )
         report.movements.extend(the_plan.movements)
@@ -384,12 +398,29 @@ class Engine:
             report.feeds.attributed_units += self.flow.attribute(external)
             report.oversells += await self.flow.oversells(the_plan.pools, state.sku_ids, dry_run=False)
         if in_doubt and not verify:
-            # Read the doubtful listings again at once: the shorter the gap, the likelier the
-            # listing was quiet, which is the evidence that settles the push.
+            # Read the doubtful listings again at once: without a feed, the shorter the gap the
+            # likelier a quiet listing tells the truth (the documented rule); with one, this read
+            # is the probe the feed's orders judge at the cycle's end.
             doubtful: dict[str, set[str]] = defaultdict(set)
             for account, sku in in_doubt:
                 doubtful[account].add(sku)
             await self._reconcile(sorted({sku for _, sku in in_doubt}), report, verify=True, only=doubtful)
+        for (account, sku), doubt in state.doubts.items():
+            if doubt.push_id in the_plan.probes:  # a new probe: judge it at the cycle's end
+                self._doubtful[account].add(sku)
+
+    async def _settle_doubts(self, report: CycleReport) -> None:
+        """Pushes left in doubt on feed accounts this cycle have a probe read by now: once the feed
+        can be read past it, read it and judge them again, so they settle within the cycle."""
+        doubtful, self._doubtful = self._doubtful, defaultdict(set)
+        if not doubtful or not self.reads_feeds:
+            return  # (a replica without the feeds: the next cycle judges them)
+        await self.sleep(TIME_MARGIN.total_seconds())
+        await self._poll_feeds(report.feeds)
+        skus = sorted(set().union(*doubtful.values()))
+        for batch in chunked(skus, self.config.sync.batch_size):
+            # Every account: what settling gives back to a pool reaches the other listings now.
+            await self._reconcile(batch, report, verify=True)
 
     def _before_commit(self, session: Session) -> None:
         """Inside the plan transaction (fenced on the lease by the engine's sessions): the crash
@@ -409,7 +440,7 @@ class Engine:
                 dry_run=report.dry_run,
             )
         for s in the_plan.settlements:
-            event = "push.settled_by_rule" if s.by_rule else "push.settled"
-            (log.error if s.by_rule else log.info)(
-                event, push=s.push_id, sku=s.sku, account=s.account, applied=s.applied, note=s.note
+            event = "push.settled_flagged" if s.flagged else "push.settled"
+            (log.warning if s.flagged else log.info)(
+                event, push=s.push_id, sku=s.sku, account=s.account, applied=s.applied, by=s.by.value, note=s.note
             )

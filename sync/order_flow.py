@@ -103,6 +103,7 @@ class OrderFlow:
         touched: set[str] = set()
         listings: set[tuple[int, int]] = set()
         settings = self.config.orders
+        began = self.clock()
         try:
             for _ in range(settings.max_pages_per_poll):
                 now = self.clock()
@@ -111,7 +112,10 @@ class OrderFlow:
                 cursor = self.store.cursor(account_id)
                 since = now - timedelta(minutes=settings.lookback_minutes)
                 page = await self.adapters[name].read_orders(cursor, now, since)
-                booked = self.store.book_page(account_id, page, self._sku_of[name], self.clock(), before_commit)
+                through = None if page.more else began
+                booked = self.store.book_page(
+                    account_id, page, self._sku_of[name], self.clock(), before_commit, read_through=through
+                )
                 self.crash("after_feed_page")
                 report.pages += 1
                 report.new_orders += booked.new_orders

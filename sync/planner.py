@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sync.domain import MovementKind
+from sync.domain import MovementKind, SettledBy
+from sync.settling import Verdict, Window, by_orders, by_quiet, by_rule, held_back, timed_out
 
 BOOTSTRAP_MIN = "min"
 
@@ -33,12 +34,14 @@ class AccountRules:
 
 @dataclass(frozen=True)
 class InDoubtPush:
-    """A push whose answer was lost: its delta, the expected value before it, and when it was sent."""
+    """A push whose answer was lost: what it moves if applied, the read it was made from, when it
+    was sent, and the probe: a read since, kept until the order feed has caught up past it."""
 
     push_id: int
     delta: int
     expected_before: int
     sent_at: datetime
+    probe: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,10 @@ class PlanInput:
     # reject), and listings read this time without anything believed (a bootstrap waits for them).
     adopt: frozenset[ListingKey] = frozenset()
     unread: frozenset[ListingKey] = frozenset()
+    # Accounts with an order feed, and per push in doubt there, the orders between the read behind
+    # it and its probe (only once the feed is read past the probe).
+    feed_accounts: frozenset[str] = frozenset()
+    windows: Mapping[int, Window] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,14 +110,19 @@ class PlannedPush:
 
 @dataclass(frozen=True)
 class Settlement:
-    """How an in-doubt push was settled, and whether by evidence or by the timeout rule."""
+    """How an in-doubt push was settled, and what decided it."""
 
     push_id: int
     sku: str
     account: str
     applied: bool
-    by_rule: bool
+    by: SettledBy
     note: str
+
+    @property
+    def flagged(self) -> bool:
+        """Not decided by evidence (a quiet listing without a feed, or the timeout rule)."""
+        return self.by in (SettledBy.QUIET, SettledBy.RULE)
 
 
 @dataclass
@@ -125,6 +137,7 @@ class Plan:
     waiting: list[tuple[str, str | None, str]] = field(default_factory=list)
     pools: dict[str, int] = field(default_factory=dict)
     readopted: set[str] = field(default_factory=set)  # retired SKUs started afresh
+    probes: dict[int, int] = field(default_factory=dict)  # push in doubt -> its new probe reading
 
     @property
     def is_empty(self) -> bool:
@@ -166,7 +179,8 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
             for account, old in sorted(state.listings.items()):
                 if old.in_doubt is not None:
                     why = "SKU back in the catalogue: started afresh"
-                    out.settlements.append(Settlement(old.in_doubt.push_id, sku, account, False, False, why))
+                    push_id = old.in_doubt.push_id
+                    out.settlements.append(Settlement(push_id, sku, account, False, SettledBy.ADOPTED, why))
         movements.append(start)
         for account, quantity in observed.items():
             out.expected[(account, sku)] = quantity
@@ -179,30 +193,29 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
                 out.expected[(account, sku)] = quantity
                 out.adopted.add((account, sku))
                 continue
-            expected = listing.expected
-            kind, flagged, note = MovementKind.EXTERNAL, False, "observed change"
             if (account, sku) in given.adopt:
                 # Taken as it is: the pool does not move; a push in doubt on it no longer matters.
                 if listing.in_doubt is not None:
                     why = "listing adopted afresh (new platform id or an operator's reject)"
-                    out.settlements.append(Settlement(listing.in_doubt.push_id, sku, account, False, False, why))
+                    adopted = listing.in_doubt.push_id
+                    out.settlements.append(Settlement(adopted, sku, account, False, SettledBy.ADOPTED, why))
                 out.expected[(account, sku)] = quantity
                 continue
             if listing.in_doubt is not None:
-                settlement = settle(listing.in_doubt, quantity, given.now, given.in_doubt_timeout, sku, account)
-                if settlement is None:
+                # Its changes are booked all the same (see sync.settling); only pushes wait.
+                settled = _settle_in_doubt(listing.in_doubt, quantity, account, given)
+                if settled is None:
                     frozen.add(account)
                     out.waiting.append((sku, account, f"push {listing.in_doubt.push_id} in doubt"))
-                    continue
-                out.settlements.append(settlement)
-                delta = listing.in_doubt.delta
-                expected = listing.in_doubt.expected_before + (delta if settlement.applied else 0)
-                if settlement.by_rule:
-                    kind, flagged, note = MovementKind.CORRECTION, True, settlement.note
-            external = quantity - expected
+                else:
+                    movements.extend(_book_settlement(listing.in_doubt, settled, sku, account, out))
+                if settled is None and account in given.feed_accounts:
+                    push = listing.in_doubt
+                    if push.probe is None or push.push_id in given.windows:
+                        out.probes[push.push_id] = quantity  # the next read for the feed to judge
+            external = quantity - listing.expected
             if external:
-                movements.append(PlannedMovement(sku, account, external, kind, note, flagged))
-            if external or expected != listing.expected:
+                movements.append(PlannedMovement(sku, account, external, MovementKind.EXTERNAL, "observed change"))
                 out.expected[(account, sku)] = quantity
 
     pool = (state.pool or 0) + sum(m.quantity for m in movements)
@@ -234,37 +247,27 @@ def _bootstrap(
     return PlannedMovement(sku, rule, max(0, observed[rule]), MovementKind.BOOTSTRAP, f"from {rule}")
 
 
-def settle(
-    push: InDoubtPush,
-    observed: int,
-    now: datetime | None,
-    timeout: timedelta,
-    sku: str,
-    account: str,
-) -> Settlement | None:
-    """Decide whether an in-doubt push was applied, from a later observation.
-
-    Exactly one of "applied" (external = o - e - d) and "not applied" (external = o - e) is true.
-    A quiet listing decides: the hypothesis under which nothing else happened wins. When both
-    hypotheses need an external change, wait; after `timeout` the rule decides and the residual is
-    booked as a correction flagged for the operator. The rule prefers the hypothesis that needs
-    no units to appear from nowhere (sales are far more common than restocks), then the one that
-    needs the smaller external change, then "applied".
-    """
-    if_applied = observed - push.expected_before - push.delta
-    if_not = observed - push.expected_before
-    if if_applied == 0:
-        return Settlement(push.push_id, sku, account, True, False, "quiet listing: applied")
-    if if_not == 0:
-        return Settlement(push.push_id, sku, account, False, False, "quiet listing: not applied")
-    if now is None or now - push.sent_at < timeout:
-        return None
-    applied = _implausibility(if_applied) <= _implausibility(if_not)
-    residual = if_applied if applied else if_not
-    note = f"in doubt past {timeout}: ruled {'applied' if applied else 'not applied'}, residual {residual:+d}"
-    return Settlement(push.push_id, sku, account, applied, True, note)
+def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: PlanInput) -> Verdict | None:
+    """Orders on a feed platform, a quiet listing elsewhere, then past the timeout the rule."""
+    verdict: Verdict | None = None
+    on_feed = account in given.feed_accounts
+    window = given.windows.get(push.push_id) if on_feed and push.probe is not None else None
+    if window is not None and push.probe is not None:
+        verdict = by_orders(push.delta, push.expected_before, push.probe, window)
+    elif not on_feed:
+        verdict = by_quiet(push.delta, push.expected_before, observed)
+    if verdict is None and timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=on_feed, window=window):
+        verdict = by_rule(push.delta, push.expected_before, observed, given.in_doubt_timeout)
+    return verdict
 
 
-def _implausibility(external: int) -> tuple[bool, int]:
-    """Order hypotheses: units appearing is less plausible than units sold; then by size."""
-    return (external > 0, abs(external))
+def _book_settlement(push: InDoubtPush, verdict: Verdict, sku: str, account: str, out: Plan) -> list[PlannedMovement]:
+    """Record the settlement; the units its provisional hypothesis held back, if any, as a movement."""
+    out.settlements.append(Settlement(push.push_id, sku, account, verdict.applied, verdict.by, verdict.note))
+    units = held_back(push.delta, verdict.applied)
+    if not units:
+        return []
+    kind = MovementKind.CORRECTION if verdict.flagged else MovementKind.SETTLEMENT
+    outcome = "applied" if verdict.applied else "not applied"
+    note = f"push {push.push_id} settled {outcome} ({verdict.note})"
+    return [PlannedMovement(sku, account, units, kind, note, verdict.flagged)]

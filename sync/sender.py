@@ -54,7 +54,9 @@ class Sender:
         for push in pushes:
             by_account[push.account].append(push)
         accounts = list(by_account)
-        results = await asyncio.gather(*(self._push(name, by_account[name], state, report) for name in accounts))
+        results = await asyncio.gather(
+            *(self._push(name, by_account[name], push_ids, state, report) for name in accounts)
+        )
         outcomes: list[tuple[int, PushResult]] = []
         in_doubt: list[ListingKey] = []
         for name, account_results in zip(accounts, results, strict=True):
@@ -76,17 +78,36 @@ class Sender:
         return in_doubt
 
     async def _push(
-        self, name: str, pushes: Sequence[PlannedPush], state: BatchState, report: CycleReport
+        self,
+        name: str,
+        pushes: Sequence[PlannedPush],
+        push_ids: Mapping[ListingKey, int],
+        state: BatchState,
+        report: CycleReport,
     ) -> list[PushResult]:
-        changes = [Change(self.codes[name][p.sku], state.refs[(name, p.sku)], p.delta, p.observed) for p in pushes]
+        changes = [
+            Change(
+                self.codes[name][p.sku],
+                state.refs[(name, p.sku)],
+                p.delta,
+                p.observed,
+                push_ids[(name, p.sku)],
+                alone=(name, p.sku) in state.isolate,
+            )
+            for p in pushes
+        ]
         try:
-            return await self.adapters[name].push(changes)
+            return await self.adapters[name].push(changes, before_set=self._record_sets)
         except Exception as err:  # adapters return per-change results; anything raised is a bug
             log.exception("account.push_crashed", account=name)
             # Whether anything left is unknown: treat every change as in doubt, never as failed.
             detail = f"internal error: {type(err).__name__}: {err}"
             report.accounts[name].fail(detail, "internal")
             return [PushResult(c, Outcome.IN_DOUBT, detail) for c in changes]
+
+    def _record_sets(self, sets: Sequence[tuple[Change, int, int]]) -> None:
+        """An absolute set's fresh reads and real moves, recorded before the set leaves."""
+        self.store.record_sets([(c.push_id, fresh, moves) for c, fresh, moves in sets if c.push_id is not None])
 
 
 def _log_outcome(push: PlannedPush, result: PushResult) -> None:

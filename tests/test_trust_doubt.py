@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from sync.crashpoints import ProcessDeath
-from sync.ledger.models import SafetyStop
+from sync.domain import SettledBy
+from sync.ledger.models import Push, PushState, SafetyStop
 from tests.fakes import fleet
 from tests.test_orders import cycle, in_engine, pools, rows, stock
 from tests.test_trust import seeded
@@ -51,8 +52,13 @@ def test_sales_pushed_in_doubt_on_a_feed_platform_settle_and_later_orders_flow(d
         with pytest.raises(ProcessDeath):  # Graas applied the -2 pushes; the answers were lost
             in_engine(config, lambda engine: engine.run_cycle("manual"), crash=crash_at("after_send"))
         assert stock(running, SKUS[0]) == {"oak": 8, "gra": 8}
+        # Graas's readings of 8 count at first as its -2 not applied and 2 sold (the hypothesis
+        # with fewer units); at the cycle's end the feed, read past them, shows no order: applied.
         in_engine(config, lambda engine: engine.run_cycle("manual"), holder="p2")
         assert rows(config, SafetyStop) == []
+        settled = {p.settled_by for p in rows(config, Push) if p.state == PushState.APPLIED.value}
+        assert settled == {SettledBy.ORDERS.value}
+        assert stock(running, SKUS[0]) == {"oak": 8, "gra": 8}
         running.platforms["gra"].sell(SKUS[0], 3)  # a real order afterwards reaches Oakra
         in_engine(config, lambda engine: engine.run_cycle("manual"), holder="p2")
         assert stock(running, SKUS[0]) == {"oak": 5, "gra": 5}

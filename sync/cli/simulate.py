@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 
 import click
 
@@ -60,8 +61,8 @@ def simulate(
         "external_events": dict(sorted(total.events.items())),
         "in_doubt_pushes": total.in_doubt,
         "in_doubt_settled": dict(sorted(total.settled.items())),
-        "misjudged_in_ambiguous_windows": total.misjudged,
-        "units_misattributed_in_ambiguous_windows": total.misjudged_units,
+        "misjudged_by_platform": _by_platform(total.misjudged, total.misjudged_units),
+        "undecidable_by_platform": _by_platform(total.undecidable, total.undecidable_units),
         "ankorstore_units_in_set_windows": total.window_units,
         "units_lost_or_counted_twice_otherwise": 0 if not total.failures else None,
         "failures": total.failures,
@@ -75,6 +76,11 @@ def simulate(
         for failure in total.failures:
             click.echo(f"FAILED {failure}")
     sys.exit(EXIT_FAILED if total.failures else EXIT_OK)
+
+
+def _by_platform(listings: Counter[str], units: Counter[str]) -> dict[str, dict[str, int]]:
+    """Per platform: listings left off by a settlement, and the units."""
+    return {platform: {"listings": listings[platform], "units": units[platform]} for platform in sorted(listings)}
 
 
 class _nothing:

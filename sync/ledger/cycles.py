@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Result, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Result, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from sync.ledger.models import Account, Cycle, Push, PushState
+from sync.ledger.models import Account, Cycle, Listing, Push, PushState
 from sync.ledger.shards import agree_on_shards
 
 
@@ -134,14 +134,15 @@ class CycleQueries:
                 .values(state=PushState.CANCELLED.value, settled_at=now, detail="never sent: stopped before sending")
             )
         )
-        doubted = _rowcount(
+        sent = list(session.scalars(select(Push.id).where(*mine_push).where(Push.state == PushState.SENT.value)))
+        if sent:
             session.execute(
                 update(Push)
-                .where(*mine_push)
-                .where(Push.state == PushState.SENT.value)
+                .where(Push.id.in_(sent))
                 .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
             )
-        )
+            move_expected(session, sent, upward_only=True)
+        doubted = len(sent)
         session.execute(
             update(Cycle)
             .where(*mine_cycle)
@@ -149,6 +150,24 @@ class CycleQueries:
             .values(finished_at=now, outcome="abandoned", error="the reconciler stopped mid-cycle")
         )
         return cancelled, doubted
+
+
+def move_expected(session: Session, push_ids: Sequence[int], *, upward_only: bool) -> None:
+    """Move each push's listing's expected by what the push moves (a clamped set's real move, not
+    its delta): for a confirmed push, or provisionally for an upward one going in doubt. Never to
+    the platform's answer: a sale folded into it would vanish."""
+    if not push_ids:
+        return
+    moves = func.coalesce(Push.applied_delta, Push.delta)
+    query = select(Push.listing_id, moves).where(Push.id.in_(push_ids))
+    deltas = session.execute(query.where(moves > 0) if upward_only else query).all()
+    if not deltas:
+        return
+    table = cast(Table, Listing.__table__)
+    bump = (
+        update(table).where(table.c.id == bindparam("listing")).values(expected=table.c.expected + bindparam("delta"))
+    )
+    session.connection().execute(bump, [{"listing": lid, "delta": d} for lid, d in sorted(deltas)])
 
 
 def _rowcount(result: Result[Any]) -> int:

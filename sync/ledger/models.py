@@ -148,7 +148,7 @@ class Movement(Base):
 
     __tablename__ = "movements"
     __table_args__ = (
-        CheckConstraint("kind IN ('bootstrap', 'external', 'adjustment', 'correction')", name="kind"),
+        CheckConstraint("kind IN ('bootstrap', 'external', 'adjustment', 'correction', 'settlement')", name="kind"),
         Index("ix_movements_sku_id_id", "sku_id", "id"),
     )
 
@@ -182,7 +182,18 @@ class Push(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     answer_quantity: Mapped[int | None] = mapped_column(BigInteger)
     applied_delta: Mapped[int | None] = mapped_column(BigInteger)  # when the platform moved less
+    # When the read behind the push began: the start of the window whose orders settle it in doubt.
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # An absolute set's fresh read (Ankorstore), recorded before it is sent with the set's real move
+    # in applied_delta: a lost answer is judged against what was really set.
+    fresh_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    # In doubt on a feed platform: a read since (its count, and when it began and ended), kept
+    # until the order feed has been read past it and judged it (sync.settling).
+    probe_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    probe_began_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    probe_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution: Mapped[str | None] = mapped_column(Text)
+    settled_by: Mapped[str | None] = mapped_column(String(16))  # SettledBy: the evidence that decided
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -260,6 +271,8 @@ class OrderFeed(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
     cursor: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the last poll that read the feed to its end began: every order placed before is booked.
+    read_through_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Order(Base):

@@ -76,9 +76,11 @@ class OrderStore(OversellQueries):
         sku_of: Mapping[str, str],
         now: datetime,
         before_commit: Callable[[Session], None] = lambda _session: None,
+        read_through: datetime | None = None,
     ) -> BookedPage:
         """Book a page's orders and advance the cursor past it, in one transaction (a handful of
-        bulk statements, whatever the page's size)."""
+        bulk statements, whatever the page's size). `read_through`: the page ends the feed, read
+        by a poll that began then."""
         booked = BookedPage()
         records = _latest(page.orders)
         with self.sessions.begin() as session:
@@ -164,7 +166,7 @@ class OrderStore(OversellQueries):
                 if o.state.value in RETURNING and (was is None or was[2] not in RETURNING):
                     booked.returned_skus |= skus
             booked.new_orders, booked.status_changes = len(fresh), len(changed)
-            self._store_cursor(session, account_id, page.cursor, now)
+            self._store_cursor(session, account_id, page.cursor, now, read_through)
             before_commit(session)
         return booked
 
@@ -181,12 +183,24 @@ class OrderStore(OversellQueries):
         return ids
 
     @staticmethod
-    def _store_cursor(session: Session, account_id: int, cursor: str, now: datetime) -> None:
+    def _store_cursor(
+        session: Session, account_id: int, cursor: str, now: datetime, read_through: datetime | None
+    ) -> None:
         feed = session.get(OrderFeed, account_id)
         if feed is None:
-            session.add(OrderFeed(account_id=account_id, cursor=cursor, updated_at=now))
-        else:
-            feed.cursor, feed.updated_at = cursor, now
+            feed = OrderFeed(account_id=account_id, cursor=cursor, updated_at=now)
+            session.add(feed)
+        feed.cursor, feed.updated_at = cursor, now
+        if read_through is not None:
+            feed.read_through_at = read_through
+
+    def read_through(self, account_ids: Collection[int]) -> dict[int, datetime]:
+        """Per account: when the last poll that read its feed to the end began."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(OrderFeed.account_id, OrderFeed.read_through_at).where(OrderFeed.account_id.in_(account_ids))
+            )
+            return {account_id: at for account_id, at in rows if at is not None}
 
     @staticmethod
     def _cancel_seen(session: Session, order_id: int, now: datetime) -> None:

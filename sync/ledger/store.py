@@ -16,11 +16,12 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.judge import Judgement
-from sync.ledger.cycles import CycleQueries
+from sync.ledger.cycles import CycleQueries, move_expected
 from sync.ledger.judgements import unretire, write_judgement
 from sync.ledger.models import Account, Listing, Movement, Push, PushState, Sku
 from sync.planner import InDoubtPush, ListingKey, ListingState, Plan, SkuState
 from sync.platforms.base import Observed, Outcome, PushResult
+from sync.platforms.batching import REJECTED_BATCH
 
 
 @dataclass
@@ -34,6 +35,13 @@ class BatchState:
     last_observed: dict[ListingKey, int | None] = field(default_factory=dict)
     expected: dict[ListingKey, int] = field(default_factory=dict)
     holds: dict[ListingKey, Hold] = field(default_factory=dict)
+    # The pushes in doubt and when their reads were made, for the order feed's evidence.
+    doubts: dict[ListingKey, DoubtReads] = field(default_factory=dict)
+    # Listings whose last push was rejected with its batch: the next goes alone.
+    isolate: set[ListingKey] = field(default_factory=set)
+    # When this batch's reads began and ended (set by the engine once it has read).
+    read_began: datetime | None = None
+    read_ended: datetime | None = None
     _by_sku: dict[str, SkuState] = field(default_factory=dict, repr=False)
 
     def sku(self, code: str) -> SkuState | None:
@@ -46,6 +54,15 @@ class BatchState:
         """The ledger's state of one listing, or None when it has none (or its SKU starts afresh)."""
         state = self.sku(sku)
         return None if state is None or state.retired else state.listings.get(account)
+
+
+@dataclass(frozen=True)
+class DoubtReads:
+    """A push in doubt's two reads: the one it was made from (began, planned) and its probe."""
+
+    push_id: int
+    read: tuple[datetime, datetime] | None
+    probe: tuple[datetime, datetime] | None
 
 
 @dataclass(frozen=True)
@@ -105,20 +122,31 @@ class LedgerStore(CycleQueries):
                     .order_by(Push.id)
                 )
             }
+            latest = (
+                select(func.max(Push.id)).where(Push.listing_id.in_(select(Listing.id).where(in_batch)))
+            ).group_by(Push.listing_id)
+            rejected = set(
+                session.scalars(
+                    select(Push.listing_id).where(Push.id.in_(latest)).where(Push.detail.startswith(REJECTED_BATCH))
+                )
+            )
         state = BatchState(skus=[], sku_ids=sku_ids)
         listings: dict[str, dict[str, ListingState]] = {code: {} for code in skus}
         for listing_id, expected, ref, last_observed, account, code, stop_id, held, decision in rows:
             push = doubts.get(listing_id)
-            in_doubt = (
-                InDoubtPush(push.id, push.delta, push.expected_before, push.sent_at or push.created_at)
-                if push is not None
-                else None
-            )
+            in_doubt = None
+            if push is not None:
+                moves = push.applied_delta if push.applied_delta is not None else push.delta  # a clamped set
+                sent = push.sent_at or push.created_at
+                in_doubt = InDoubtPush(push.id, moves, push.expected_before, sent, push.probe_quantity)
+                state.doubts[(account, code)] = _doubt_reads(push)
             listings[code][account] = ListingState(expected, in_doubt)
             state.listing_ids[(account, code)] = listing_id
             state.refs[(account, code)] = ref
             state.last_observed[(account, code)] = last_observed
             state.expected[(account, code)] = expected
+            if listing_id in rejected:
+                state.isolate.add((account, code))
             if stop_id is not None or decision is not None:
                 state.holds[(account, code)] = Hold(stop_id, held, decision)
         for code in skus:
@@ -147,7 +175,7 @@ class LedgerStore(CycleQueries):
             self._create_listings(session, state, plan, observed, account_ids)
             self._update_listings(session, state, plan, observed, now)
             self._append_movements(session, state, plan, cycle_id, now)
-            self._settle(session, plan, now)
+            self._settle(session, state, plan, now)
             unretire(session, (state.sku_ids[sku] for sku in plan.readopted))
             if judgement is not None:
                 held_by = {key: hold.stop_id for key, hold in state.holds.items()}
@@ -253,21 +281,30 @@ class LedgerStore(CycleQueries):
             ],
         )
 
-    def _settle(self, session: Session, plan: Plan, now: datetime) -> None:
-        if not plan.settlements:
-            return
-        session.execute(
-            update(Push),
-            [
-                {
-                    "id": s.push_id,
-                    "state": (PushState.APPLIED if s.applied else PushState.NOT_APPLIED).value,
-                    "resolution": s.note,
-                    "settled_at": now,
-                }
-                for s in plan.settlements
-            ],
-        )
+    def _settle(self, session: Session, state: BatchState, plan: Plan, now: datetime) -> None:
+        if plan.settlements:
+            session.execute(
+                update(Push),
+                [
+                    {
+                        "id": s.push_id,
+                        "state": (PushState.APPLIED if s.applied else PushState.NOT_APPLIED).value,
+                        "resolution": s.note,
+                        "settled_by": s.by.value,
+                        "settled_at": now,
+                    }
+                    for s in sorted(plan.settlements, key=lambda s: s.push_id)
+                ],
+            )
+        if plan.probes:
+            began, ended = state.read_began or now, state.read_ended or now
+            session.execute(
+                update(Push),
+                [
+                    {"id": push_id, "probe_quantity": quantity, "probe_began_at": began, "probe_ended_at": ended}
+                    for push_id, quantity in sorted(plan.probes.items())
+                ],
+            )
 
     def _plan_pushes(
         self, session: Session, state: BatchState, plan: Plan, cycle_id: int, now: datetime
@@ -287,6 +324,7 @@ class LedgerStore(CycleQueries):
                     "target": p.target,
                     "state": PushState.PLANNED.value,
                     "detail": "",
+                    "read_at": state.read_began,
                     "created_at": now,
                 }
                 for p in plan.pushes
@@ -310,36 +348,49 @@ class LedgerStore(CycleQueries):
         with self.sessions.begin() as session:
             session.execute(update(Push).where(Push.id.in_(push_ids)).values(state=PushState.SENT.value, sent_at=now))
 
-    def record_outcomes(self, outcomes: Sequence[tuple[int, PushResult]], now: datetime) -> None:
-        """Store each push's outcome; a confirmed one moves its listing's expected by its delta."""
-        if not outcomes:
+    def record_sets(self, sets: Sequence[tuple[int, int, int]]) -> None:
+        """Per push (id, fresh quantity, what the set moves): an absolute set's numbers, recorded
+        before it is sent so that a lost answer is judged against what was really set."""
+        if not sets:
             return
         with self.sessions.begin() as session:
             session.execute(
                 update(Push),
                 [
-                    {
-                        "id": push_id,
-                        "state": result.outcome.value,
-                        "detail": result.detail[:500],
-                        "answer_quantity": result.answer_quantity,
-                        "applied_delta": result.applied_delta,
-                        "settled_at": now if result.outcome is not Outcome.IN_DOUBT else None,
-                    }
-                    for push_id, result in outcomes
+                    {"id": push_id, "fresh_quantity": fresh, "applied_delta": moves}
+                    for push_id, fresh, moves in sorted(sets)
                 ],
             )
-            confirmed = [push_id for push_id, result in outcomes if result.outcome is Outcome.CONFIRMED]
-            if confirmed:
-                # expected moves only by our own confirmed change (what it really moved), never to the
-                # platform's answer.
-                deltas = session.execute(
-                    select(Push.listing_id, func.coalesce(Push.applied_delta, Push.delta)).where(Push.id.in_(confirmed))
-                )
-                table = cast(Table, Listing.__table__)
-                bump = (
-                    update(table)
-                    .where(table.c.id == bindparam("listing"))
-                    .values(expected=table.c.expected + bindparam("delta"))
-                )
-                session.connection().execute(bump, [{"listing": lid, "delta": d} for lid, d in deltas])
+
+    def record_outcomes(self, outcomes: Sequence[tuple[int, PushResult]], now: datetime) -> None:
+        """Store each push's outcome. A confirmed one moves its listing's expected by what it moved;
+        one in doubt upward too, provisionally (the hypothesis with fewer units in the pool)."""
+        if not outcomes:
+            return
+        with self.sessions.begin() as session:
+            rows: list[dict[str, Any]] = []
+            for push_id, result in sorted(outcomes, key=lambda outcome: outcome[0]):
+                row = {
+                    "id": push_id,
+                    "state": result.outcome.value,
+                    "detail": result.detail[:500],
+                    "answer_quantity": result.answer_quantity,
+                    "settled_at": now if result.outcome is not Outcome.IN_DOUBT else None,
+                }
+                if result.applied_delta is not None:  # else keep what was recorded before sending
+                    row["applied_delta"] = result.applied_delta
+                rows.append(row)
+            session.execute(update(Push), rows)
+            moved = [push_id for push_id, result in outcomes if result.outcome is Outcome.CONFIRMED]
+            doubted = [push_id for push_id, result in outcomes if result.outcome is Outcome.IN_DOUBT]
+            move_expected(session, moved, upward_only=False)
+            move_expected(session, doubted, upward_only=True)
+
+
+def _doubt_reads(push: Push) -> DoubtReads:
+    """When a push in doubt's reads were made (None where the ledger did not record it)."""
+    read = (push.read_at, push.created_at) if push.read_at is not None else None
+    probe = None
+    if push.probe_began_at is not None and push.probe_ended_at is not None:
+        probe = (push.probe_began_at, push.probe_ended_at)
+    return DoubtReads(push.id, read, probe)

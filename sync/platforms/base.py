@@ -7,7 +7,7 @@ errors of `sync.errors`. It never raises a third-party exception.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -61,6 +61,14 @@ class Change:
     ref: str
     delta: int
     observed: int | None = None
+    push_id: int | None = None  # the ledger's outbox row, for what an absolute set records
+    alone: bool = False  # sent in a request of its own (its last batch was rejected)
+
+
+# Called by an absolute-set adapter after its fresh read and before the set leaves, with each
+# change's fresh quantity and what the set will really move: the ledger records them first, so a
+# lost answer is judged against what was set (a clamp at zero included).
+SetRecorder = Callable[[Sequence[tuple[Change, int, int]]], None]
 
 
 class Outcome(str, Enum):
@@ -150,8 +158,9 @@ class Adapter(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def push(self, changes: Sequence[Change]) -> list[PushResult]:
-        """Send relative changes; one result per change, in order. Never raises for one bad change."""
+    async def push(self, changes: Sequence[Change], *, before_set: SetRecorder | None = None) -> list[PushResult]:
+        """Send relative changes; one result per change, in order. Never raises for one bad change.
+        An adapter that writes absolute values calls `before_set` before each set leaves."""
 
     async def read_orders(self, cursor: str | None, now: datetime, since: datetime) -> OrderPage:
         """Read the next page of the order feed after `cursor` (None: start at `since`).

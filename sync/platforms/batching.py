@@ -1,9 +1,11 @@
 """Batch fan-out shared by adapters: split, run concurrently, and keep one bad item from failing
 its batch.
 
-A platform that rejects a whole batch as invalid (400/422) applied none of it, so the batch is
-split in halves until the bad item stands alone; every other item still goes through. Any other
-failure (auth, a wrong URL, an outage) belongs to the whole account and is not split.
+A platform that rejects a whole batch as invalid (400/422) may have applied the rest of it: no
+document promises otherwise. So the batch is not split and sent again: its changes are in doubt,
+settled from later reads, and sent alone next time (`Change.alone`), where a rejection is the bad
+change's own and certain. Any other failure (auth, a wrong URL, an outage) belongs to the whole
+account.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from sync.platforms.base import (
     in_doubt_all,
 )
 
+# How a push left in doubt by a rejected batch begins its detail (the next send of it goes alone).
+REJECTED_BATCH = "rejected with its batch, the rest perhaps applied"
+
 SendBatch = Callable[[list[Change]], Awaitable[list[PushResult]]]
 ReadBatch = Callable[[list[str]], Awaitable[ReadResult]]
 
@@ -37,14 +42,20 @@ async def push_in_batches(changes: Sequence[Change], size: int, send: SendBatch)
         except RejectedError as err:
             if len(batch) == 1:
                 return failed_all(batch, err)
-            half = len(batch) // 2
-            left, right = await asyncio.gather(run(batch[:half]), run(batch[half:]))
-            return left + right
+            doubt = InDoubtError(f"{REJECTED_BATCH}: {err.message}")
+            return in_doubt_all(batch, doubt)
         except SyncError as err:
             return failed_all(batch, err)
 
-    parts = await asyncio.gather(*(run(batch) for batch in chunked(changes, size)))
-    return [result for part in parts for result in part]
+    alone = [[change] for change in changes if change.alone]
+    batches = alone + chunked([change for change in changes if not change.alone], size)
+    parts = await asyncio.gather(*(run(batch) for batch in batches))
+    results = {
+        id(change): result
+        for batch, part in zip(batches, parts, strict=True)
+        for change, result in zip(batch, part, strict=True)
+    }
+    return [results[id(change)] for change in changes]
 
 
 async def read_in_batches(

@@ -64,7 +64,6 @@ from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushStat
 from sync.planner import AccountRules
 
 COUNTED = (PushState.CONFIRMED.value, PushState.APPLIED.value)
-OPEN = (PushState.SENT.value, PushState.IN_DOUBT.value)
 SENT = (
     PushState.SENT.value,
     PushState.CONFIRMED.value,
@@ -90,6 +89,9 @@ class PushRow:
     cycle_started: datetime
     settled_at: datetime | None
     resolution: str | None
+    read_at: datetime | None  # when the read it was made from began
+    planned_at: datetime
+    settled_by: str | None
 
 
 ListingKey = tuple[str, str]  # (account, sku)
@@ -113,8 +115,11 @@ class LedgerView:
         return total
 
     def counted(self) -> Counter[ListingKey]:
-        """Per listing, the sum of deltas the ledger counts as applied."""
-        return self._total(COUNTED, 1)
+        """Per listing, the sum of deltas the ledger counts as applied: confirmed and settled ones,
+        and, provisionally, upward ones in doubt (the hypothesis with fewer units in the pool)."""
+        counted = self._total(COUNTED, 1)
+        counted.update(self._total((PushState.IN_DOUBT.value,), 2))
+        return counted
 
     def number(self, states: Collection[str]) -> Counter[ListingKey]:
         """Per listing, how many pushes are in one of `states`."""
@@ -155,8 +160,8 @@ def read_ledger(session: Session, *, rows: bool = False) -> LedgerView:
     view = LedgerView({k: int(v) for k, v in pools.items()}, expected, by_state)
     if rows:
         view.pushes = [
-            PushRow(account, code, delta, state, started, settled, resolution)
-            for account, code, delta, state, started, settled, resolution in session.execute(
+            PushRow(account, code, delta, state, started, settled, resolution, read_at, planned_at, settled_by)
+            for account, code, delta, state, started, settled, resolution, read_at, planned_at, settled_by in session.execute(  # noqa: E501
                 select(
                     Account.name,
                     Sku.code,
@@ -165,6 +170,9 @@ def read_ledger(session: Session, *, rows: bool = False) -> LedgerView:
                     Cycle.started_at,
                     Push.settled_at,
                     Push.resolution,
+                    Push.read_at,
+                    Push.created_at,
+                    Push.settled_by,
                 )
                 .join(Listing, Push.listing_id == Listing.id)
                 .join(Account, Listing.account_id == Account.id)
@@ -242,7 +250,7 @@ def check_undershoot(
     """No listing shows fewer units than the truth allows (see the module's docstring)."""
     applied_total, _ = applied_by_platform(applied)
     counted = view.counted()
-    open_up = view.upward(OPEN)
+    open_up = view.upward((PushState.SENT.value,))  # one in doubt is counted already
     slack: dict[str, int] = defaultdict(int)
     for key in {*applied_total, *counted, *open_up}:
         slack[key[1]] += min(0, applied_total[key] - counted[key] - open_up[key])

@@ -15,7 +15,9 @@ from sqlalchemy.pool import StaticPool
 from sync.bootstrap import Ledger, Wiring, running_engine
 from sync.config import Config
 from sync.crashpoints import ProcessDeath
+from sync.domain import SettledBy
 from sync.engine import Engine
+from sync.evidence import TIME_MARGIN
 from sync.ledger import judgements
 from sync.ledger.db import session_factory
 from sync.ledger.lease import ReconcileLease
@@ -32,7 +34,7 @@ from sync.simulation.books import (
     read_ledger,
 )
 from sync.simulation.transport import SimTransport
-from sync.simulation.world import ABSOLUTE, World
+from sync.simulation.world import ABSOLUTE, FEED_REPORTED, FEEDS, World
 
 TIMEOUT = 15.0
 IN_DOUBT_TIMEOUT = 120.0
@@ -63,8 +65,13 @@ class Figures:
     events: Counter[str] = field(default_factory=Counter)
     in_doubt: int = 0
     settled: Counter[str] = field(default_factory=Counter)
-    misjudged: int = 0
-    misjudged_units: int = 0
+    # Per platform: listings left off by a push in doubt settled wrongly, and their units; where
+    # the feed reports every change in the window (misjudged), and where no document can decide
+    # (undecidable: a hand edit or return in the window, any change on Oakra, an order racing the read).
+    misjudged: Counter[str] = field(default_factory=Counter)
+    misjudged_units: Counter[str] = field(default_factory=Counter)
+    undecidable: Counter[str] = field(default_factory=Counter)
+    undecidable_units: Counter[str] = field(default_factory=Counter)
     window_units: int = 0  # units lost or gained in an absolute set's read-to-write window
 
     def add(self, other: Figures) -> None:
@@ -76,11 +83,13 @@ class Figures:
             (self.crashes, other.crashes),
             (self.events, other.events),
             (self.settled, other.settled),
+            (self.misjudged, other.misjudged),
+            (self.misjudged_units, other.misjudged_units),
+            (self.undecidable, other.undecidable),
+            (self.undecidable_units, other.undecidable_units),
         ):
             mine.update(theirs)
         self.in_doubt += other.in_doubt
-        self.misjudged += other.misjudged
-        self.misjudged_units += other.misjudged_units
         self.window_units += other.window_units
 
 
@@ -296,36 +305,58 @@ class Simulation:
                 if not units:
                     continue
                 why = self._excuse(view, name, sku)
+                platform = self.world.settings[name].platform
                 if why is None:
                     raise fail(f"{name}/{sku}: {units:+d} units lost or counted twice, with no ambiguous window")
                 if why == "absolute":
                     self.result.window_units += abs(units)
+                elif why == "undecidable":
+                    self.result.undecidable[platform] += 1
+                    self.result.undecidable_units[platform] += abs(units)
                 else:
-                    self.result.misjudged += 1
-                    self.result.misjudged_units += abs(units)
+                    self.result.misjudged[platform] += 1
+                    self.result.misjudged_units[platform] += abs(units)
         self._tally(view)
 
     def _excuse(self, view: LedgerView, account: str, sku: str) -> str | None:
         """Why a listing may drift, or None when nothing excuses it:
-        - "in_doubt": an in-doubt push was settled while an external change hit the listing between
-          the read its push came from and its settlement, so no read could decide;
         - "absolute": on a platform written with absolute sets, an external change hit the listing
-          between the fresh read and the set (the window the set cannot protect)."""
+          between the fresh read and the set (the window the set cannot protect);
+        - "undecidable": a push in doubt there was settled while a change no document can decide hit
+          the listing in its window: on Oakra (no feed) any change; elsewhere a hand edit or a
+          return (no feed reports them), or an order racing the read the push came from, settled
+          by the rule (its timestamp cannot say whether that read saw it);
+        - "misjudged": a push in doubt there was settled wrongly in a window whose every change the
+          platform's order feed reports (counted: there should be none)."""
         if self.world.settings[account].platform in ABSOLUTE and any(
             code == sku and self.world.touched(account, sku, start, end)
             for code, start, end in self.transports[account].set_windows
         ):
             return "absolute"
+        excuse = None
         for push in view.pushes:
             if push.account != account or push.sku != sku or push.settled_at is None:
                 continue
-            if not self.world.touched(account, sku, push.cycle_started, push.settled_at):
+            if push.state not in (PushState.APPLIED.value, PushState.NOT_APPLIED.value):
                 continue
-            if push.state in (PushState.APPLIED.value, PushState.NOT_APPLIED.value):
-                return "in_doubt"
-        return None
+            start = push.read_at or push.cycle_started
+            kinds = self.world.kinds(account, sku, start - TIME_MARGIN, push.settled_at)
+            if not kinds:
+                continue
+            raced = self.world.kinds(account, sku, start - TIME_MARGIN, push.planned_at + TIME_MARGIN)
+            if (
+                self.world.settings[account].platform not in FEEDS
+                or kinds - FEED_REPORTED
+                or (raced and push.settled_by == SettledBy.RULE.value)
+            ):
+                return "undecidable"
+            excuse = "misjudged"
+        return excuse
 
     def _tally(self, view: LedgerView) -> None:
+        for platform in {s.platform for s in self.world.settings.values()}:  # every one, zeros included
+            for counter in (self.result.misjudged, self.result.undecidable):
+                counter[platform] += 0
         for transport in self.transports.values():
             self.result.faults.update(transport.faults)
             self.result.bad_reads.update(transport.bad_reads)
@@ -333,8 +364,7 @@ class Simulation:
         for push in view.pushes:
             if push.state in (PushState.APPLIED.value, PushState.NOT_APPLIED.value):
                 self.result.in_doubt += 1
-                how = "rule" if push.resolution and push.resolution.startswith("in doubt past") else "evidence"
-                self.result.settled[f"{how}:{push.state}"] += 1
+                self.result.settled[f"{push.settled_by}:{push.state}"] += 1
 
 
 def run_seed(seed: int, options: SimOptions | None = None) -> SeedResult:

@@ -28,6 +28,8 @@ ACCOUNTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("ankorstore-e", "ankorstore", {"client_id": "sim-client", "client_secret": "sim-secret", "buffer": 1}),
 )
 ABSOLUTE = frozenset({"ankorstore"})  # platforms written with absolute sets
+FEEDS = frozenset({"graas", "oto", "ankorstore"})  # platforms with an order feed
+FEED_REPORTED = frozenset({"sale", "shipment"})  # the external events an order feed shows
 
 
 class VirtualClock:
@@ -86,6 +88,7 @@ class World:
             emulator = spec.emulator(settings)
             if hasattr(emulator, "clock"):  # token expiry and rate limits run on virtual time
                 emulator.clock = lambda: self.clock.now.timestamp()
+            emulator.wall = lambda: self.clock.now.timestamp()  # and order timestamps
             for sku in self.skus:
                 emulator.set_quantity(sku, self.rng.randint(0, 20))
             self.platforms[name] = emulator
@@ -143,4 +146,8 @@ class World:
 
     def touched(self, account: str, sku: str, start: datetime, end: datetime) -> bool:
         """Whether an external event hit the listing between `start` and `end`."""
-        return any(e.account == account and e.sku == sku and start <= e.time <= end for e in self.events)
+        return bool(self.kinds(account, sku, start, end))
+
+    def kinds(self, account: str, sku: str, start: datetime, end: datetime) -> set[str]:
+        """The kinds of external event that hit the listing between `start` and `end`."""
+        return {e.kind for e in self.events if e.account == account and e.sku == sku and start <= e.time <= end}

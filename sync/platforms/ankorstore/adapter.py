@@ -25,6 +25,7 @@ from sync.platforms.base import (
     Outcome,
     PushResult,
     ReadResult,
+    SetRecorder,
 )
 from sync.platforms.batching import push_in_batches, read_in_batches
 from sync.platforms.feeds import ScanCursor
@@ -108,11 +109,16 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
 
     # --- pushes -----------------------------------------------------------------------------
 
-    async def push(self, changes: Sequence[Change]) -> list[PushResult]:
-        """Safe sets through `/api/v1/operations`, at most 50 per request."""
-        return await push_in_batches(changes, min(self.settings.effective_batch_size, PAGE_LIMIT), self._push_batch)
+    async def push(self, changes: Sequence[Change], *, before_set: SetRecorder | None = None) -> list[PushResult]:
+        """Safe sets through `/api/v1/operations`, at most 50 per request; each batch's fresh reads
+        and the moves they make go to `before_set` before the set leaves."""
 
-    async def _push_batch(self, changes: list[Change]) -> list[PushResult]:
+        async def send(batch: list[Change]) -> list[PushResult]:
+            return await self._push_batch(batch, before_set)
+
+        return await push_in_batches(changes, min(self.settings.effective_batch_size, PAGE_LIMIT), send)
+
+    async def _push_batch(self, changes: list[Change], before_set: SetRecorder | None) -> list[PushResult]:
         # Fresh read just before the set: the absolute value is computed from it, not from the
         # engine's older read, so a sale made in between is kept. It is judged like any read: a set
         # computed from a number that cannot be believed is not sent.
@@ -128,9 +134,10 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
             else:
                 sendable.append((change, variant))
         if sendable:
-            body = mapping.set_stock_operations(
-                [(v.id, max(0, v.available + c.delta) + v.reserved) for c, v in sendable]
-            )
+            meant = [(c, v, max(0, v.available + c.delta)) for c, v in sendable]
+            if before_set is not None:
+                before_set([(c, v.available, value - v.available) for c, v, value in meant])
+            body = mapping.set_stock_operations([(v.id, value + v.reserved) for _, v, value in meant])
             response = await self.http.request("POST", OPERATIONS, json=body, write=True)
             try:
                 after = mapping.operation_results(response.json())

@@ -333,17 +333,26 @@ class AnkorstoreEmulator(EmulatedPlatform):
             return _errors(400, "Bad Request", "malformed JSON")
         if not isinstance(operations, list) or not 1 <= len(operations) <= 50:
             return _errors(422, "Unprocessable Entity", "1 to 50 operations", "/atomic:operations")
-        for index, operation in enumerate(operations):  # validate all first: the request is atomic
-            if not isinstance(operation, dict) or operation.get("op") != "update":
-                return _errors(422, "Unprocessable Entity", "op must be update", f"/atomic:operations/{index}/op")
-            problem = self._invalid(operation.get("data"), f"/atomic:operations/{index}/data")
-            if problem is not None:
-                return problem
+        problems = [self._invalid_operation(operation, index) for index, operation in enumerate(operations)]
+        first = next((problem for problem in problems if problem is not None), None)
+        if first is not None:
+            # "atomic:operations" names the JSON:API extension, but Ankorstore's pages never say a
+            # rejected batch applied none of it: the seed chooses.
+            if self.faults.rejected_batch_applies_the_rest:
+                for operation, problem in zip(operations, problems, strict=True):
+                    if problem is None:
+                        self._apply(operation["data"])
+            return first
         results = []
         for operation in operations:
             self._apply(operation["data"])
             results.append({"data": self.variants[operation["data"]["id"]].resource("product-variants")})
         return EmuResponse(200, {"atomic:results": results}, {"Content-Type": JSON_API})
+
+    def _invalid_operation(self, operation: Any, index: int) -> EmuResponse | None:
+        if not isinstance(operation, dict) or operation.get("op") != "update":
+            return _errors(422, "Unprocessable Entity", "op must be update", f"/atomic:operations/{index}/op")
+        return self._invalid(operation.get("data"), f"/atomic:operations/{index}/data")
 
     def _invalid(self, data: Any, pointer: str) -> EmuResponse | None:
         if not isinstance(data, dict) or data.get("type") != "product-variants":

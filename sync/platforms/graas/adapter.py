@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sync.errors import InDoubtError
-from sync.platforms.base import CancelResult, Change, OrderPage, OrderRecord, Outcome, PushResult, ReadResult
+from sync.platforms.base import (
+    CancelResult,
+    Change,
+    OrderPage,
+    OrderRecord,
+    Outcome,
+    PushResult,
+    ReadResult,
+    SetRecorder,
+)
 from sync.platforms.batching import push_in_batches, read_in_batches
 from sync.platforms.feeds import WindowCursor
 from sync.platforms.graas import mapping, orders
@@ -42,7 +51,7 @@ class GraasAdapter(HttpAdapter[GraasSettings]):
         answers = mapping.parse_answers(json_body(response, where), self.settings.warehouse_id)
         return mapping.to_read(answers, codes)
 
-    async def push(self, changes: Sequence[Change]) -> list[PushResult]:
+    async def push(self, changes: Sequence[Change], *, before_set: SetRecorder | None = None) -> list[PushResult]:
         """Send relative changes; each SKU succeeds or fails on its own."""
         return await push_in_batches(changes, self.settings.effective_batch_size, self._push_batch)
 

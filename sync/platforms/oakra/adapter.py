@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from sync.errors import InDoubtError, RejectedError, SkippableError
-from sync.platforms.base import CancelResult, Change, OrderRecord, Outcome, PushResult, ReadResult
+from sync.platforms.base import CancelResult, Change, OrderRecord, Outcome, PushResult, ReadResult, SetRecorder
 from sync.platforms.batching import chunked_by_length, push_in_batches, read_in_batches
 from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
 from sync.platforms.oakra import mapping
@@ -46,7 +46,7 @@ class OakraAdapter(HttpAdapter[OakraSettings]):
         payload = json_body(response, f"oakra {self.settings.name}: GET {RECORDS}")
         return mapping.parse_read(payload, self.settings.location_id, set(codes))
 
-    async def push(self, changes: Sequence[Change]) -> list[PushResult]:
+    async def push(self, changes: Sequence[Change], *, before_set: SetRecorder | None = None) -> list[PushResult]:
         """Send relative changes through `change/`, `batch_size` records per call."""
         sendable = [c for c in changes if c.ref.isdigit()]
         sent = iter(await push_in_batches(sendable, self.settings.effective_batch_size, self._push_batch))

@@ -142,10 +142,15 @@ class OakraEmulator(EmulatedPlatform):
         items = body.get("stock_records") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items:
             return EmuResponse(400, {"stock_records": ["This field is required."]})
-        # Validate the whole array before touching anything: a rejected request applies nothing.
         errors = [self._item_error(item, field) for item in items]
         if any(errors):
+            # Whether the valid records were applied, the page does not say: the seed chooses.
+            if self.faults.rejected_batch_applies_the_rest:
+                self._apply([item for item, error in zip(items, errors, strict=True) if not error], field, relative)
             return EmuResponse(400, {"stock_records": errors})
+        return EmuResponse(200, {"stock_records": self._apply(items, field, relative)})
+
+    def _apply(self, items: list[Any], field: str, relative: bool) -> list[Any]:
         touched = []
         for item in items:
             record = self.records[item["id"]]
@@ -153,7 +158,7 @@ class OakraEmulator(EmulatedPlatform):
             if relative:
                 self.applied.append((record.sku, item[field]))
             touched.append(record.as_json())
-        return EmuResponse(200, {"stock_records": touched})
+        return touched
 
     def _item_error(self, item: Any, field: str) -> dict[str, list[str]]:
         if not isinstance(item, dict):

@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sync.errors import FatalError, InDoubtError, RejectedError, SyncError
-from sync.platforms.base import CancelResult, Change, OrderPage, OrderRecord, Outcome, PushResult, ReadResult
+from sync.platforms.base import (
+    CancelResult,
+    Change,
+    OrderPage,
+    OrderRecord,
+    Outcome,
+    PushResult,
+    ReadResult,
+    SetRecorder,
+)
 from sync.platforms.batching import read_in_batches
 from sync.platforms.feeds import ScanCursor
 from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
@@ -49,7 +58,7 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
         payload = json_body(response, f"oto {self.settings.name}: GET {STOCK}")
         return mapping.parse_stock(payload, self.settings.location_code, set(codes))
 
-    async def push(self, changes: Sequence[Change]) -> list[PushResult]:
+    async def push(self, changes: Sequence[Change], *, before_set: SetRecorder | None = None) -> list[PushResult]:
         """One `adjust` per change, run concurrently (the account's concurrency bounds them)."""
         return list(await asyncio.gather(*(self._adjust(change) for change in changes)))
 

@@ -1,0 +1,94 @@
+"""The order feed's evidence for pushes in doubt: for each one on a feed account whose probe the
+feed has been read past, the orders placed or cancelled on its listing between the read the push
+was made from and the probe (`sync.settling` judges them).
+
+Times are the platforms' (orders) against ours (reads): an order is taken to have happened within
+`TIME_MARGIN` of its timestamp, which covers whole-second timestamps (Graas, OTO) and modest clock
+skew. A feed counts as read past a probe only when a poll that began `TIME_MARGIN` after the probe
+ended read it to its end: Graas's window stops at a whole second, and an order placed as the probe
+was read must be in it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from sync.ledger.models import Order, OrderLine
+from sync.ledger.orders import RETURNING, OrderStore
+from sync.ledger.store import BatchState
+from sync.settling import OrderFact, Window, window_of
+
+TIME_MARGIN = timedelta(seconds=2)
+
+
+class FeedEvidence:
+    """The windows the order feeds let us judge (feeds read and stored by `sync.order_flow`)."""
+
+    def __init__(self, orders: OrderStore, feed_accounts: Collection[str]) -> None:
+        self.orders = orders
+        self.feed_accounts = frozenset(feed_accounts)
+
+    def windows(self, state: BatchState, account_ids: Mapping[str, int]) -> dict[int, Window]:
+        """Per push in doubt in the batch whose probe the feed has been read past: its window."""
+        waiting = {
+            key: doubt
+            for key, doubt in state.doubts.items()
+            if key[0] in self.feed_accounts and key[0] in account_ids and doubt.read and doubt.probe
+        }
+        if not waiting:
+            return {}
+        through = self.orders.read_through({account_ids[account] for account, _ in waiting})
+        due = {
+            key: doubt
+            for key, doubt in waiting.items()
+            if doubt.probe is not None
+            and account_ids[key[0]] in through
+            and through[account_ids[key[0]]] >= doubt.probe[1] + TIME_MARGIN
+        }
+        if not due:
+            return {}
+        since = min(doubt.read[0] for doubt in due.values() if doubt.read is not None) - TIME_MARGIN
+        listings = {(account_ids[account], state.sku_ids[sku]) for account, sku in due}
+        facts = self._facts(listings, since)
+        windows: dict[int, Window] = {}
+        for (account, sku), doubt in due.items():
+            assert doubt.read is not None and doubt.probe is not None
+            found = facts.get((account_ids[account], state.sku_ids[sku]), [])
+            windows[doubt.push_id] = window_of(found, doubt.read, doubt.probe)
+        return windows
+
+    def _facts(self, listings: Collection[tuple[int, int]], since: datetime) -> dict[tuple[int, int], list[OrderFact]]:
+        """Per listing (account id, SKU id): the sales and cancellations its orders show since `since`."""
+        if not listings:
+            return {}
+        accounts = {account for account, _ in listings}
+        skus = {sku for _, sku in listings}
+        facts: dict[tuple[int, int], list[OrderFact]] = defaultdict(list)
+        with self.orders.sessions() as session:
+            rows = session.execute(
+                select(
+                    Order.account_id,
+                    OrderLine.sku_id,
+                    OrderLine.quantity,
+                    Order.state,
+                    Order.placed_at,
+                    Order.updated_at,
+                )
+                .join(Order, OrderLine.order_id == Order.id)
+                .where(Order.account_id.in_(accounts), OrderLine.sku_id.in_(skus))
+                .where((Order.placed_at >= since) | (Order.updated_at >= since))
+            )
+            for account_id, sku_id, quantity, order_state, placed, updated in rows:
+                if sku_id is None or (account_id, sku_id) not in listings:
+                    continue
+                key = (account_id, int(sku_id))
+                facts[key].append(OrderFact(-quantity, placed - TIME_MARGIN, placed + TIME_MARGIN))
+                if order_state in RETURNING:
+                    # The units came back after the order was placed and before we saw it so: when
+                    # exactly, the feed does not say.
+                    facts[key].append(OrderFact(quantity, placed - TIME_MARGIN, updated + TIME_MARGIN))
+        return facts

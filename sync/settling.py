@@ -1,0 +1,170 @@
+"""Settling a push in doubt: which of its two hypotheses the evidence leaves standing. Pure: no I/O,
+no clock; the engine gathers the evidence and the planner books what this decides.
+
+A push of delta d whose answer was lost, made from a read that showed e: a later read showing o
+means an external change of `o - e - d` if it was applied, `o - e` if not. Exactly one is true.
+
+- **Orders decide** on a platform with an order feed. The orders placed (and cancelled) on the
+  listing between the read behind the push and a later read are the external change there, unless
+  something the feed does not report happened too (a hand edit, a return). When exactly one
+  hypothesis fits them, it is the truth. An order whose time falls in either read's own interval
+  (widened by the timestamps' precision) may or may not be in that read: it counts both ways, and
+  a hypothesis fits when some choice of those explains it.
+- **A quiet listing decides only where no order can land unseen**: on a platform without a feed
+  (Oakra), the read right after the push showing one hypothesis with no change at all is taken,
+  flagged, because a sale of exactly |d| would look the same. That window is undecidable by any
+  document, and is counted as such.
+- **Otherwise it waits**, and the listing's changes are still booked meanwhile (see
+  `provisional_base`): nothing is frozen. Past the timeout, the documented rule decides, flagged;
+  on a feed platform only once a window was judged that no later read can improve (or after
+  `PATIENCE` timeouts, should the feed stay down).
+
+While undecided, a push counts under the hypothesis that shows fewer units in the pool: an upward
+push as applied, a downward one as not applied. The listing's `expected` says so, and whatever it
+reads is booked from there; settling the other way books the |d| units held back (`held_back`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sync.domain import SettledBy
+
+# More edge orders than this and any count could be explained: nothing is decided from them.
+MAX_EDGES = 10
+# On a feed platform, the rule waits this many timeouts for a window the orders can judge to the
+# end (a feed down, or orders racing every later read) before it decides anyway.
+PATIENCE = 6
+
+
+@dataclass(frozen=True)
+class OrderFact:
+    """Units an order moved on a listing (a sale negative, a cancellation positive), and the
+    earliest and latest it can have happened, its timestamps' precision and skew included."""
+
+    units: int
+    earliest: datetime
+    latest: datetime
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the order feed says moved one listing between two reads."""
+
+    certain: int = 0  # net units of the orders surely between the two reads
+    edges: tuple[int, ...] = ()  # units of orders that may or may not be in the first read
+    late: tuple[int, ...] = ()  # units of orders that may or may not be in the later read
+    orders: int = 0
+
+    @property
+    def final(self) -> bool:
+        """Whether a later read can tell more: not when no order sits on this read's edge (what
+        stands undecided then, a change no order explains or one racing the first read, stays so)."""
+        return not self.late
+
+    def allows(self, external: int) -> bool:
+        """Whether the orders can account for an external change of exactly `external` units."""
+        uncertain = self.edges + self.late
+        if len(uncertain) > MAX_EDGES:
+            return True
+        sums = {0}
+        for units in uncertain:
+            sums |= {total + units for total in sums}
+        return any(self.certain + extra == external for extra in sums)
+
+    def describe(self) -> str:
+        """A few words for the ledger and `explain`."""
+        edges = len(self.edges) + len(self.late)
+        at_edges = f", {edges} at a read's edge" if edges else ""
+        return f"{self.orders} order event(s) net {self.certain:+d}{at_edges}"
+
+
+def window_of(facts: Iterable[OrderFact], first: tuple[datetime, datetime], last: tuple[datetime, datetime]) -> Window:
+    """The window between the read `first` (began, ended) and the read `last`, from order facts."""
+    certain, edges, late, orders = 0, [], [], 0
+    for fact in facts:
+        if fact.latest < first[0] or fact.earliest > last[1]:
+            continue  # surely before the first read, or after the last one
+        orders += 1
+        if fact.earliest > first[1] and fact.latest < last[0]:
+            certain += fact.units
+        elif fact.earliest > first[1]:
+            late.append(fact.units)
+        else:
+            edges.append(fact.units)
+    return Window(certain, tuple(edges), tuple(late), orders)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A settlement decided: applied or not, what decided it, and a note for the ledger."""
+
+    applied: bool
+    by: SettledBy
+    note: str
+
+    @property
+    def flagged(self) -> bool:
+        """Not decided by evidence: the operator should look."""
+        return self.by in (SettledBy.QUIET, SettledBy.RULE)
+
+
+def by_orders(delta: int, expected_before: int, probe: int, window: Window) -> Verdict | None:
+    """Decide from a probe read and the orders between the push's read and it, or None."""
+    if_applied, if_not = probe - expected_before - delta, probe - expected_before
+    fits_applied, fits_not = window.allows(if_applied), window.allows(if_not)
+    if fits_applied == fits_not:
+        return None  # neither fits (a change the feed does not report) or both do (edge orders)
+    outcome = "applied" if fits_applied else "not applied"
+    return Verdict(fits_applied, SettledBy.ORDERS, f"orders decide: {window.describe()} fit {outcome} only")
+
+
+def by_quiet(delta: int, expected_before: int, observed: int) -> Verdict | None:
+    """On a platform without a feed: the hypothesis under which the listing did not move."""
+    if observed - expected_before - delta == 0:
+        return Verdict(True, SettledBy.QUIET, "quiet listing, no order feed to confirm: applied")
+    if observed == expected_before:
+        return Verdict(False, SettledBy.QUIET, "quiet listing, no order feed to confirm: not applied")
+    return None
+
+
+def by_rule(delta: int, expected_before: int, observed: int, timeout: timedelta) -> Verdict:
+    """Past the timeout: the hypothesis that needs no units from nowhere (sales are far commoner
+    than restocks), then the smaller external change, then "applied"."""
+    if_applied, if_not = observed - expected_before - delta, observed - expected_before
+    applied = _implausibility(if_applied) <= _implausibility(if_not)
+    residual = if_applied if applied else if_not
+    note = f"in doubt past {timeout}: ruled {'applied' if applied else 'not applied'}, residual {residual:+d}"
+    return Verdict(applied, SettledBy.RULE, note)
+
+
+def timed_out(
+    sent_at: datetime, now: datetime | None, timeout: timedelta, *, on_feed: bool = False, window: Window | None = None
+) -> bool:
+    """Whether the evidence had its time: the timeout, and on a feed platform a window judged
+    that no later read can improve (None: the feed was not read past a probe yet), or else
+    `PATIENCE` timeouts."""
+    if now is None or now - sent_at < timeout:
+        return False
+    if not on_feed or (window is not None and window.final):
+        return True
+    return now - sent_at >= PATIENCE * timeout
+
+
+def provisional_base(expected_before: int, delta: int) -> int:
+    """What the listing counts as showing while the push is undecided: the hypothesis with fewer
+    units in the pool (the platform showing more), so no sale is held back and nothing oversold."""
+    return expected_before + max(delta, 0)
+
+
+def held_back(delta: int, applied: bool) -> int:
+    """Units to book when the push settles: what the provisional hypothesis kept out of the pool
+    (|d| when it settles the other way, else 0)."""
+    return max(delta, 0) - (delta if applied else 0)
+
+
+def _implausibility(external: int) -> tuple[bool, int]:
+    """Order hypotheses: units appearing is less plausible than units sold; then by size."""
+    return (external > 0, abs(external))
