@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,26 @@ def test_relative_change_keeps_a_sale_made_after_the_read(harness: Harness) -> N
     assert harness.emulator.quantity("sku-000") == 13  # the sale survives
 
 
-def test_one_bad_change_never_fails_its_batch(harness: Harness) -> None:
+@pytest.mark.parametrize("applies_the_rest", [False, True])
+def test_one_bad_change_fails_alone_or_leaves_its_batch_in_doubt_never_resent(
+    harness: Harness, applies_the_rest: bool
+) -> None:
+    # Per-item answers (Graas, OTO): the bad change fails, the others land. A whole batch rejected
+    # (Oakra's 400, Ankorstore's 422): no document says the rest was not applied (the emulator
+    # chooses), so all of it is in doubt and nothing is sent again; alone, the bad one fails.
+    harness.emulator.faults.rejected_batch_applies_the_rest = applies_the_rest
     harness.seed(2, quantity=10)
     good = [change_for(harness, "sku-000", -3), change_for(harness, "sku-001", +4)]
     bad = Change("ghost-sku", "987654", 1)
     results = run(lambda: _push(harness.adapter(), [good[0], bad, good[1]]))
-    assert [r.outcome for r in results] == [Outcome.CONFIRMED, Outcome.FAILED, Outcome.CONFIRMED]
-    assert (harness.emulator.quantity("sku-000"), harness.emulator.quantity("sku-001")) == (7, 14)
+    shown = (harness.emulator.quantity("sku-000"), harness.emulator.quantity("sku-001"))
+    if all(r.outcome is Outcome.IN_DOUBT for r in results):
+        assert shown == ((7, 14) if applies_the_rest else (10, 10))  # each applied once at most
+        (alone,) = run(lambda: _push(harness.adapter(), [replace(bad, alone=True)]))
+        assert alone.outcome is Outcome.FAILED
+    else:
+        assert [r.outcome for r in results] == [Outcome.CONFIRMED, Outcome.FAILED, Outcome.CONFIRMED]
+        assert shown == (7, 14)
 
 
 def test_rejected_credentials_are_an_auth_error(harness: Harness) -> None:
