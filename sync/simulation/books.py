@@ -44,8 +44,11 @@ The lawful transients, one by one:
   and a reservation in the read-to-set window is kept too (available = set stock - reserved); only
   a hand edit or return in that window is overwritten, which the platform's applied delta shows as
   P (an erased drop is positive: A shows more; an erased rise negative: the slack allows it);
-- a push in doubt: the planner books nothing from the listing until it is settled, so the pool
-  stays higher; a settlement that misjudged it is P.
+- a push in doubt: while undecided it counts under the hypothesis with fewer units (an upward
+  one as applied, a downward one not), so the pool may sit lower by its units; where that is
+  the wrong hypothesis, P says so. Once settled, P no longer does, but a listing written from the
+  lower pool shows it until its next write: the units settlements gave back since the listing's
+  last write lower its floor (`given_back_since`). A settlement that misjudged it is P.
 One transient is left uncovered on purpose: two misjudgements of opposite signs on one listing
 cancel in P while a listing planned between them still shows the lower pool (until the next cycle).
 """
@@ -60,7 +63,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from sync.ledger.models import Account, Cycle, Listing, Movement, Push, PushState, Sku
+from sync.ledger.models import Account, Cycle, Listing, Movement, MovementKind, Push, PushState, Sku
 from sync.planner import AccountRules
 
 COUNTED = (PushState.CONFIRMED.value, PushState.APPLIED.value)
@@ -106,6 +109,13 @@ class LedgerView:
     expected: dict[ListingKey, int]
     by_state: dict[tuple[str, str, str], tuple[int, int, int]]  # (account, sku, state) -> n, units, up
     pushes: list[PushRow] = field(default_factory=list)
+    # Units settlements gave back to pools (what a push in doubt's provisional hypothesis held
+    # back): (sku, when booked, units).
+    given_back: list[tuple[str, datetime, int]] = field(default_factory=list)
+
+    def given_back_since(self, sku: str, since: datetime) -> int:
+        """Units settlements gave back to `sku`'s pool since `since`."""
+        return sum(units for code, at, units in self.given_back if code == sku and at >= since)
 
     def _total(self, states: Collection[str], column: int) -> Counter[ListingKey]:
         total: Counter[ListingKey] = Counter()
@@ -157,7 +167,18 @@ def read_ledger(session: Session, *, rows: bool = False) -> LedgerView:
             .group_by(Account.name, Sku.code, Push.state)
         ).all()
     }
-    view = LedgerView({k: int(v) for k, v in pools.items()}, expected, by_state)
+    settled = (Movement.kind == MovementKind.SETTLEMENT.value) | (
+        (Movement.kind == MovementKind.CORRECTION.value) & Movement.note.startswith("push ")
+    )
+    given_back = [
+        (code, at, int(units))
+        for code, at, units in session.execute(
+            select(Sku.code, Movement.created_at, Movement.quantity)
+            .join(Sku, Movement.sku_id == Sku.id)
+            .where(settled, Movement.quantity > 0)
+        ).all()
+    ]
+    view = LedgerView({k: int(v) for k, v in pools.items()}, expected, by_state, given_back=given_back)
     if rows:
         view.pushes = [
             PushRow(account, code, delta, state, started, settled, resolution, read_at, planned_at, settled_by)
@@ -246,6 +267,7 @@ def check_undershoot(
     low: dict[str, int],
     rules: dict[str, AccountRules],
     own_drops: Counter[tuple[str, str]],
+    last_write: dict[tuple[str, str], datetime],
 ) -> None:
     """No listing shows fewer units than the truth allows (see the module's docstring)."""
     applied_total, _ = applied_by_platform(applied)
@@ -257,7 +279,9 @@ def check_undershoot(
     for (account, sku), shown in sorted(quantities.items()):
         if sku not in low:
             continue
-        floor = undershoot_floor(rules[account], low[sku] + slack[sku], own_drops[(account, sku)])
+        # Written while a push in doubt held units back, and not written since it settled.
+        held = view.given_back_since(sku, last_write[(account, sku)]) if (account, sku) in last_write else 0
+        floor = undershoot_floor(rules[account], low[sku] + slack[sku] - held, own_drops[(account, sku)])
         if shown < floor:
             raise InvariantViolation(
                 f"{account}/{sku} shows {shown}, below the {floor} the truth allows "

@@ -216,7 +216,8 @@ class Simulation:
         }
         try:
             check_balance(view, quantities, applied, self.truth_now())
-            check_undershoot(view, quantities, applied, self.lowest_truth(), self.rules, self.world.own_drops(since))
+            low = self.lowest_truth()
+            check_undershoot(view, quantities, applied, low, self.rules, self.world.own_drops(since), since)
             if completed:
                 check_outbox_closed(view)
         except InvariantViolation as err:
@@ -325,7 +326,8 @@ class Simulation:
         - "undecidable": a push in doubt there was settled while a change no document can decide hit
           the listing in its window: on Oakra (no feed) any change; elsewhere a hand edit or a
           return (no feed reports them), or an order racing the read the push came from, settled
-          by the rule (its timestamp cannot say whether that read saw it);
+          by the rule (its timestamp cannot say whether that read saw it); or that read lied
+          believably (a zero where the ledger expected zero), so every hypothesis starts wrong;
         - "misjudged": a push in doubt there was settled wrongly in a window whose every change the
           platform's order feed reports (counted: there should be none)."""
         if self.world.settings[account].platform in ABSOLUTE and any(
@@ -340,6 +342,9 @@ class Simulation:
             if push.state not in (PushState.APPLIED.value, PushState.NOT_APPLIED.value):
                 continue
             start = push.read_at or push.cycle_started
+            lied = self.transports[account].lied_at.get(sku, [])
+            if any(start - TIME_MARGIN <= at <= push.planned_at for at in lied):
+                return "undecidable"  # the read it was made from lied, believably: nothing can tell
             kinds = self.world.kinds(account, sku, start - TIME_MARGIN, push.settled_at)
             if not kinds:
                 continue

@@ -47,6 +47,8 @@ class SimTransport(httpx.AsyncBaseTransport):
         # cycle whose write last changed the listing: the read behind that write came after it.
         self.cycle_started: datetime = world.clock.now
         self.changed_in_cycle: dict[str, datetime] = {}
+        # When a stock read told a lie about a code (believable or not).
+        self.lied_at: dict[str, list[datetime]] = {}
         # For absolute-set platforms: when each variant was read fresh, and the windows from that
         # read to its set, as (sku, start, end). Only there can a set overwrite an outside change.
         self._read_at: dict[str, datetime] = {}
@@ -75,7 +77,11 @@ class SimTransport(httpx.AsyncBaseTransport):
         if fault is SimFault.BAD_READ and answer.status < 300:
             kind = self.world.rng.choice(BAD_READS)
             self.bad_reads[kind.value] += 1
+            lies = len(self.platform.lies)
             answer = self.platform.corrupt_read(answer, kind, self.world.rng)
+            for lie in self.platform.lies[lies:]:
+                for code in lie.told:
+                    self.lied_at.setdefault(code, []).append(self.world.clock.now)
         self.world.boundary()  # something may happen between the change and its answer
         if fault is SimFault.LOST_RESPONSE:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
