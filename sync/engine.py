@@ -1,35 +1,30 @@
-"""The reconcile engine: all the I/O around the pure planner.
+"""The reconcile engine: a cycle over one shard's SKUs, under that shard's lease.
 
-For each batch of SKUs: observe every account concurrently, plan, commit the plan (movements,
-listings, and the pushes as an outbox) in one transaction, mark the pushes sent, send them, then
-record each outcome. A listing whose push went in doubt is read again at once and, when the read
-settles it, reconciled once more in a short verify round. After each batch, new movements are
-attributed to orders and pools below zero are handed to the oversell policy.
-
-Between batches (and on its own, from the daemon's order job) the engine reads the order feeds;
-the SKUs of new orders are reconciled at once, ahead of the rest of the sweep: the fast path.
+A cycle opens (recovering what a dead reconciler left open), then sweeps its SKUs batch by batch
+through the batch step (`sync.batch_step`: observe, judge, plan, commit, send, record). Between
+batches, and on its own from the daemon's order job, the feeds are read and the SKUs of new orders
+reconciled at once; at the end, pushes left in doubt are judged against the feeds' orders
+(`sync.fast_path`). The cycle then closes (`sync.cycle_end`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError
 
+from sync.batch_step import BatchStep
 from sync.config import Config
 from sync.crashpoints import CrashHook, ProcessDeath, no_crash
-from sync.domain import MovementKind
+from sync.cycle_end import CycleEnd
 from sync.errors import ConfigError, LedgerUnavailable
-from sync.evidence import TIME_MARGIN, FeedEvidence
+from sync.evidence import FeedEvidence
+from sync.fast_path import FastPath
 from sync.holding import holding, note_lease_lost
-from sync.ledger.cycles import CycleCounts
 from sync.ledger.judgements import JudgementStore
 from sync.ledger.lease import LeaseLost, ReconcileLease
 from sync.ledger.orders import OrderStore
@@ -38,10 +33,9 @@ from sync.ledger.store import LedgerStore
 from sync.metrics import METRICS
 from sync.observer import Observer
 from sync.order_flow import FeedReport, OrderFlow
-from sync.planner import AccountRules, Plan, PlanInput, plan
-from sync.platforms.base import Adapter, Outcome, chunked
+from sync.platforms.base import Adapter, chunked
 from sync.platforms.http import Sleep
-from sync.report import AccountRun, CycleReport, PushReport
+from sync.report import AccountRun, CycleReport
 from sync.sender import Sender
 from sync.sharding import lease_name, shard_of, split
 
@@ -89,21 +83,30 @@ class Engine:
         self.lock_wait = lock_wait
         self.crash = crash
         self.sleep = sleep
-        # Listings on feed accounts left in doubt this cycle: judged again at its end (`_settle_doubts`).
-        self._doubtful: dict[str, set[str]] = defaultdict(set)
-        self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}
         self._codes = {a.name: {sku: a.code_for(sku) for sku in config.skus} for a in config.accounts}
         self._account_ids: dict[str, int] = {}
         self.flow = OrderFlow(config, OrderStore(self.store.sessions), adapters, clock, crash)
         self.judgements = JudgementStore(self.store.sessions)
-        self.evidence = FeedEvidence(self.flow.store, self.flow.feed_accounts)
         rules = config.sync.trust_rules()
         platforms = {a.name: a.platform for a in config.accounts}
         self.sender = Sender(self.store, adapters, self._codes, clock, crash)
         self.observer = Observer(
             adapters, self._codes, platforms, self.flow.feed_accounts, rules, self.judgements.stocked_listings
         )
-        self._next_poll = 0.0  # time.monotonic() at which the order feeds are due again
+        evidence = FeedEvidence(self.flow.store, self.flow.feed_accounts)
+        self.step = BatchStep(config, self.store, self.observer, self.flow, evidence, self.sender, clock, crash)
+        self.feeds = FastPath(
+            self.flow,
+            self.step,
+            shard,
+            self.shards,
+            config.sync.batch_size,
+            config.orders.poll_seconds,
+            clock,
+            crash,
+            sleep,
+        )
+        self.end = CycleEnd(config, self.store, self.judgements, self.observer, clock)
         self._retired = False  # SKUs that left the catalogue are marked once per engine
 
     async def run_cycle(
@@ -132,8 +135,8 @@ class Engine:
                     accounts = ((a.name, a.platform) for a in self.config.accounts)
                     self._account_ids = self.store.ensure_accounts(accounts)
                 feeds = FeedReport()
-                skus = await self._poll_feeds(feeds) if self.reads_feeds else set()
-                skus |= self._claim_urgent()
+                skus = await self.feeds.poll(self._account_ids, feeds) if self.reads_feeds else set()
+                skus |= self.feeds.claim_urgent()
             except LeaseLost as lost:
                 note_lease_lost("orders.lease_lost", self.lease, lost)
                 return None
@@ -152,42 +155,7 @@ class Engine:
     @property
     def reads_feeds(self) -> bool:
         """The order feeds are read under shard 0's lease: by one replica at a time."""
-        return self.shard == 0
-
-    async def _poll_feeds(self, feeds: FeedReport) -> set[str]:
-        """Read the feeds; return the SKUs of this shard to reconcile now, queueing the others'."""
-        self._next_poll = time.monotonic() + self.config.orders.poll_seconds
-        skus = await self.flow.poll(self._account_ids, feeds, self._before_feed_commit)
-        if self.shards == 1:
-            return skus
-        others = {sku for sku in skus if shard_of(sku, self.shards) != self.shard}
-        self.flow.store.enqueue_urgent(others, self.clock())
-        return skus - others
-
-    def _claim_urgent(self) -> set[str]:
-        """Take the queued SKUs of this shard (several replicas only)."""
-        if self.shards == 1:
-            return set()
-        return set(self.flow.store.claim_urgent(self.shard, self.shards))
-
-    def _before_feed_commit(self, session: Session) -> None:
-        """Inside a feed page's transaction (fenced on the lease by the engine's sessions): the
-        crash point."""
-        self.crash("before_feed_commit")
-
-    async def _fast_path(self, report: CycleReport) -> None:
-        """When the feeds are due: read them, and reconcile the SKUs of new orders right away (with
-        those other replicas queued for this shard)."""
-        if not self.flow.feed_accounts:
-            return
-        due = self.reads_feeds and time.monotonic() >= self._next_poll
-        skus = (await self._poll_feeds(report.feeds) if due else set()) | self._claim_urgent()
-        if not skus:
-            return
-        report.fast_skus += len(skus)
-        log.info("orders.fast_path", skus=len(skus), cycle=report.cycle_id)
-        for batch in chunked(sorted(skus), self.config.sync.batch_size):
-            await self._reconcile(batch, report, verify=False)
+        return self.feeds.reads_feeds
 
     async def _cycle(
         self, trigger: str, *, dry_run: bool, progress: Progress | None, only_skus: Sequence[str] | None = None
@@ -241,206 +209,27 @@ class Engine:
                     break
                 if not dry_run:
                     self.lease.check()
-                    await self._fast_path(report)
-                await self._reconcile(batch, report, verify=False)
+                    await self.feeds.run(report, self._account_ids)
+                await self.step.run(batch, report, self._account_ids, verify=False)
                 report.skus_done += len(batch)
                 if progress:
                     progress(report.skus_done, len(skus))
             if not dry_run and not report.stopped:
-                await self._settle_doubts(report)
+                await self.feeds.settle_doubts(report, self._account_ids)
         except (ProcessDeath, LeaseLost, ConfigError):
             raise  # ConfigError: the ledger's shard count changed under us (the daemon stops)
         except OperationalError as err:  # the database, not our code: no traceback, try again
             failed = LedgerUnavailable.from_database(err)
             log.error("cycle.ledger_failed", cycle=report.cycle_id, error=str(failed))
-            self._finish_unless_dry(report, str(failed), quietly=True)
+            self.end.finish(report, str(failed), quietly=True)
             raise failed from None
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             log.exception("cycle.crashed", cycle=report.cycle_id)
-            self._finish_unless_dry(report, error)
+            self.end.finish(report, error)
             raise
         if only_skus is None and not dry_run and not report.stopped:
             report.drifting = self.flow.drifting(alert=True)
             METRICS.drifting.set(len(report.drifting))
-        self._finish_unless_dry(report, None)
+        self.end.finish(report, None)
         return report
-
-    def _finish_unless_dry(self, report: CycleReport, error: str | None, *, quietly: bool = False) -> None:
-        if report.dry_run:
-            return
-        try:
-            self._finish(report, error)
-        except SQLAlchemyError as err:
-            if not quietly:
-                raise
-            # Still failing: the cycle row stays open, and the next cycle to open closes it.
-            log.warning("cycle.not_recorded", cycle=report.cycle_id, error=str(LedgerUnavailable.from_database(err)))
-
-    def _finish(self, report: CycleReport, error: str | None) -> None:
-        now = self.clock()
-        failed = sum(1 for run in report.accounts.values() if not run.ok)
-        # "partial": an account failed, answered badly, or holds listings under a safety stop.
-        outcome = "crashed" if error else "stopped" if report.stopped else "ok" if report.ok else "partial"
-        counts = CycleCounts(
-            outcome=outcome,
-            listings_observed=sum(run.observed for run in report.accounts.values()),
-            movements=len(report.movements),
-            pushes_planned=len(report.pushes),
-            pushes_confirmed=report.count(Outcome.CONFIRMED.value),
-            pushes_failed=report.count(Outcome.FAILED.value),
-            pushes_in_doubt=report.count(Outcome.IN_DOUBT.value),
-            accounts_failed=failed,
-            error=error,
-        )
-        assert report.cycle_id is not None
-        self._note_answering(report, now)
-        METRICS.cycles.labels(report.trigger, outcome).inc()
-        METRICS.cycle_seconds.labels(report.trigger).observe(time.monotonic() - report.started)
-        health = [(run.name, run.ok, run.error) for run in report.accounts.values()]
-        for name in self.store.close_cycle(report.cycle_id, counts, now, health):
-            run = report.accounts[name]
-            if run.ok:
-                log.info("account.recovered", account=name)
-            else:
-                log.error("account.broken", account=name, error=run.error, kind=run.error_kind)
-        log.info(
-            "cycle.end",
-            cycle=report.cycle_id,
-            outcome=outcome,
-            movements=counts.movements,
-            pushes=counts.pushes_planned,
-            confirmed=counts.pushes_confirmed,
-            failed=counts.pushes_failed,
-            in_doubt=counts.pushes_in_doubt,
-            accounts_failed=failed,
-            new_orders=report.feeds.new_orders,
-            fast_skus=report.fast_skus,
-            oversells=len(report.oversells),
-            drifting=len(report.drifting),
-        )
-
-    def _note_answering(self, report: CycleReport, now: datetime) -> None:
-        """Log once when an account starts answering badly, and once when it recovers."""
-        bad = {name: sum(run.bad.values()) for name, run in report.accounts.items()}
-        read_ok = [name for name, run in report.accounts.items() if run.ok and run.observed]
-        quiet = timedelta(seconds=self.config.sync.bad_read_quiet_seconds)
-        for change in self.judgements.after_cycle(bad, read_ok, now, quiet):
-            run = report.accounts[change.account]
-            if change.bad:
-                log.error("account.answering_badly", account=change.account, bad_reads=dict(run.bad))
-                self.observer.answering_badly.add(change.account)
-            else:
-                log.info("account.answering_well", account=change.account, since=str(change.since))
-                self.observer.answering_badly.discard(change.account)
-
-    async def _reconcile(
-        self,
-        skus: Sequence[str],
-        report: CycleReport,
-        *,
-        verify: bool,
-        only: Mapping[str, set[str]] | None = None,
-    ) -> None:
-        """Observe, plan, commit, send and record for `skus` (restricted to `only` when given)."""
-        state = self.store.load_batch(skus)
-        accounts = list(only) if only is not None else [a.name for a in self.config.accounts]
-        wanted = {name: sorted(only[name]) if only is not None else list(skus) for name in accounts}
-        ids = {name: self._account_ids[name] for name in accounts if name in self._account_ids}
-        explained = self.flow.unbooked_sales(state.sku_ids, ids)
-        state.read_began = self.clock()
-        observed, judgement = await self.observer.observe(state, wanted, explained, report, judge_stops=not verify)
-        state.read_ended = self.clock()
-        failed = frozenset(name for name, run in report.accounts.items() if not run.ok)
-        the_plan = plan(
-            PlanInput(
-                skus=state.skus,
-                observations={key: seen.quantity for key, seen in observed.items()},
-                rules=self.rules,
-                failed_accounts=failed,
-                bootstrap_rule=self.config.bootstrap.rule,
-                now=self.clock(),
-                in_doubt_timeout=timedelta(seconds=self.config.sync.in_doubt_timeout_seconds),
-                adopt=frozenset(judgement.adopt),
-                unread=frozenset(judgement.unread),
-                feed_accounts=self.evidence.feed_accounts,
-                windows=self.evidence.windows(state, self._account_ids),
-            )
-        )
-        report.movements.extend(the_plan.movements)
-        report.settled += len(the_plan.settlements)
-        if not verify:
-            report.waiting.extend(the_plan.waiting)
-        self._log_plan(the_plan, report)
-        if report.dry_run:
-            report.pushes.extend(PushReport(p) for p in the_plan.pushes)
-            if not verify:
-                report.oversells += await self.flow.oversells(the_plan.pools, state.sku_ids, dry_run=True)
-            return
-        push_ids = self.store.apply_plan(
-            report.cycle_id or 0,
-            the_plan,
-            state,
-            observed,
-            self._account_ids,
-            self.clock(),
-            self._before_commit,
-            judgement,
-        )
-        self.crash("after_plan_commit")
-        in_doubt = await self.sender.send(the_plan.pushes, push_ids, state, report)
-        if not verify:
-            external = {
-                (self._account_ids[m.account], state.sku_ids[m.sku])
-                for m in the_plan.movements
-                if m.kind is MovementKind.EXTERNAL and m.account is not None
-            }
-            report.feeds.attributed_units += self.flow.attribute(external)
-            report.oversells += await self.flow.oversells(the_plan.pools, state.sku_ids, dry_run=False)
-        if in_doubt and not verify:
-            # Read the doubtful listings again at once: without a feed, the shorter the gap the
-            # likelier a quiet listing tells the truth (the documented rule); with one, this read
-            # is the probe the feed's orders judge at the cycle's end.
-            doubtful: dict[str, set[str]] = defaultdict(set)
-            for account, sku in in_doubt:
-                doubtful[account].add(sku)
-            await self._reconcile(sorted({sku for _, sku in in_doubt}), report, verify=True, only=doubtful)
-        for (account, sku), doubt in state.doubts.items():
-            if doubt.push_id in the_plan.probes:  # a new probe: judge it at the cycle's end
-                self._doubtful[account].add(sku)
-
-    async def _settle_doubts(self, report: CycleReport) -> None:
-        """Pushes left in doubt on feed accounts this cycle have a probe read by now: once the feed
-        can be read past it, read it and judge them again, so they settle within the cycle."""
-        doubtful, self._doubtful = self._doubtful, defaultdict(set)
-        if not doubtful or not self.reads_feeds:
-            return  # (a replica without the feeds: the next cycle judges them)
-        await self.sleep(TIME_MARGIN.total_seconds())
-        await self._poll_feeds(report.feeds)
-        skus = sorted(set().union(*doubtful.values()))
-        for batch in chunked(skus, self.config.sync.batch_size):
-            # Every account: what settling gives back to a pool reaches the other listings now.
-            await self._reconcile(batch, report, verify=True)
-
-    def _before_commit(self, session: Session) -> None:
-        """Inside the plan transaction (fenced on the lease by the engine's sessions): the crash
-        point before commit."""
-        self.crash("before_plan_commit")
-
-    def _log_plan(self, the_plan: Plan, report: CycleReport) -> None:
-        for m in the_plan.movements:
-            log.info(
-                "movement.booked",
-                sku=m.sku,
-                account=m.account,
-                quantity=m.quantity,
-                kind=m.kind.value,
-                note=m.note,
-                flagged=m.flagged,
-                dry_run=report.dry_run,
-            )
-        for s in the_plan.settlements:
-            event = "push.settled_flagged" if s.flagged else "push.settled"
-            (log.warning if s.flagged else log.info)(
-                event, push=s.push_id, sku=s.sku, account=s.account, applied=s.applied, by=s.by.value, note=s.note
-            )

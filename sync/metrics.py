@@ -59,6 +59,12 @@ class Metrics:
             "stocksync_order_actions", "Actions on oversold orders by kind and outcome", ["kind", "outcome"], registry=r
         )
         self.drifting = Gauge("stocksync_listings_drifting", "Listings drifting at the last sweep", registry=r)
+        self.in_doubt_settled = Counter(
+            "stocksync_in_doubt_settled",
+            "Pushes in doubt settled, by platform and what decided (orders; quiet and rule are flagged: undecidable)",
+            ["platform", "account", "by", "applied"],
+            registry=r,
+        )
         self.leases_lost = Counter(
             "stocksync_leases_lost", "Cycles that lost their lease to another reconciler midway", registry=r
         )

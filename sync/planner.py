@@ -204,15 +204,14 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
             if listing.in_doubt is not None:
                 # Its changes are booked all the same (see sync.settling); only pushes wait.
                 settled = _settle_in_doubt(listing.in_doubt, quantity, account, given)
-                if settled is None:
-                    frozen.add(account)
-                    out.waiting.append((sku, account, f"push {listing.in_doubt.push_id} in doubt"))
-                else:
-                    movements.extend(_book_settlement(listing.in_doubt, settled, sku, account, out))
-                if settled is None and account in given.feed_accounts:
-                    push = listing.in_doubt
-                    if push.probe is None or push.push_id in given.windows:
-                        out.probes[push.push_id] = quantity  # the next read for the feed to judge
+                if settled is not None:
+                    movements.extend(_book_settlement(listing, settled, quantity, sku, account, out))
+                    continue
+                frozen.add(account)
+                out.waiting.append((sku, account, f"push {listing.in_doubt.push_id} in doubt"))
+                push = listing.in_doubt
+                if account in given.feed_accounts and (push.probe is None or push.push_id in given.windows):
+                    out.probes[push.push_id] = quantity  # the next read for the feed to judge
             external = quantity - listing.expected
             if external:
                 movements.append(PlannedMovement(sku, account, external, MovementKind.EXTERNAL, "observed change"))
@@ -261,13 +260,22 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
     return verdict
 
 
-def _book_settlement(push: InDoubtPush, verdict: Verdict, sku: str, account: str, out: Plan) -> list[PlannedMovement]:
-    """Record the settlement; the units its provisional hypothesis held back, if any, as a movement."""
+def _book_settlement(
+    listing: ListingState, verdict: Verdict, observed: int, sku: str, account: str, out: Plan
+) -> list[PlannedMovement]:
+    """Record the settlement, and book in one movement this reading's change with the units the
+    provisional hypothesis held back, if any (a quiet listing's settlement books nothing)."""
+    push = listing.in_doubt
+    assert push is not None
     out.settlements.append(Settlement(push.push_id, sku, account, verdict.applied, verdict.by, verdict.note))
-    units = held_back(push.delta, verdict.applied)
+    change = observed - listing.expected
+    if change:
+        out.expected[(account, sku)] = observed
+    units = change + held_back(push.delta, verdict.applied)
     if not units:
         return []
-    kind = MovementKind.CORRECTION if verdict.flagged else MovementKind.SETTLEMENT
+    kind = MovementKind.CORRECTION if verdict.flagged else MovementKind.EXTERNAL if change else MovementKind.SETTLEMENT
     outcome = "applied" if verdict.applied else "not applied"
-    note = f"push {push.push_id} settled {outcome} ({verdict.note})"
+    seen = "observed change; " if change else ""
+    note = f"{seen}push {push.push_id} settled {outcome} ({verdict.note})"
     return [PlannedMovement(sku, account, units, kind, note, verdict.flagged)]

@@ -22,9 +22,14 @@ from sync.sender import Sender
 
 class _ResendingSender(Sender):
     async def _push(
-        self, name: str, pushes: Sequence[PlannedPush], state: BatchState, report: CycleReport
+        self,
+        name: str,
+        pushes: Sequence[PlannedPush],
+        push_ids: Mapping[ListingKey, int],
+        state: BatchState,
+        report: CycleReport,
     ) -> list[PushResult]:
-        results = await super()._push(name, pushes, state, report)
+        results = await super()._push(name, pushes, push_ids, state, report)
         again = [r.change for r in results if r.outcome is Outcome.IN_DOUBT]
         if not again:
             return results
@@ -38,6 +43,7 @@ class ResendsInDoubt(Engine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sender = _ResendingSender(self.store, self.adapters, self._codes, self.clock, self.crash)
+        self.step.sender = self.sender
 
 
 class _CopyAnswerStore(LedgerStore):

@@ -199,16 +199,15 @@ def test_explain_shows_the_chain_behind_a_number(tmp_path: Path, running: Fleet,
     assert listings["oak"]["expected"] == 8 and listings["oak"]["target"] == 8
     oak_pushes = [p for p in data["pushes"] if p["account"] == "oak"]
     assert oak_pushes[-1]["delta"] == -2 and oak_pushes[-1]["state"] == "applied"
-    assert oak_pushes[-1]["resolution"] == "quiet listing: applied"
+    assert oak_pushes[-1]["resolution"] == "quiet listing, no order feed to confirm: applied"
+    assert oak_pushes[-1]["settled_by"] == "quiet"
     doubts = json.loads(invoke("status", "--config", config, "--json").stdout)["in_doubt_pushes"]
-    assert doubts == {
-        "open": 0,
-        "evidence_applied": 1,
-        "evidence_not_applied": 0,
-        "rule_applied": 0,
-        "rule_not_applied": 0,
-    }
+    assert set(doubts) == {"oakra"} and doubts["oakra"]["quiet_applied"] == 1
+    assert sum(doubts["oakra"].values()) == 1  # nothing open, nothing else settled
+    status = invoke("status", "--config", config).stdout
+    assert "oakra: 0 open; by orders 0/0; flagged: quiet listing 1/0" in status
     text = invoke("explain", "mug", "--config", config).stdout
-    assert "pool 8" in text and "quiet listing: applied" in text and "buffer 1" in text
+    assert "pool 8" in text and "quiet listing, no order feed to confirm: applied" in text and "buffer 1" in text
+    assert "[flagged: quiet]" in text
     missing = invoke("explain", "nope", "--config", config)
     assert missing.exit_code == 1 and "no such SKU" in missing.output

@@ -77,6 +77,8 @@ def _text(found: snapshot.Explanation) -> str:
     lines.append("pushes:")
     for p in found.pushes:
         settled = f" -> {p['resolution']}" if p["resolution"] else ""
+        if p["settled_by"] in ("quiet", "rule"):
+            settled += f" [flagged: {p['settled_by']}]"  # no evidence decided it
         detail = f" ({p['detail']})" if p["detail"] else ""
         lines.append(
             f"  #{p['id']} {when(p['at'])}  cycle {p['cycle']}  {p['account']:<18} {p['observed']} -> {p['target']} "

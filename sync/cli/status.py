@@ -58,13 +58,23 @@ def status(config_path: str, only: tuple[str, ...], limit: int, as_json: bool) -
             click.echo(json.dumps(data, indent=2, default=snapshot.as_json))
         else:
             click.echo(_text(accounts, cycle, skus))
-            click.echo(
-                f"in-doubt pushes: {doubts['open']} open; settled by evidence "
-                f"{doubts['evidence_applied']} applied / {doubts['evidence_not_applied']} not applied, "
-                f"by the timeout rule {doubts['rule_applied']} applied / {doubts['rule_not_applied']} not applied"
-            )
+            click.echo(_doubts_text(doubts))
             click.echo(reads_text(reads))
             click.echo(_orders_text(orders))
+
+
+def _doubts_text(doubts: dict[str, dict[str, int]]) -> str:
+    """Pushes in doubt per platform: open, and settled by orders or flagged (quiet listing, rule)."""
+    if not doubts:
+        return "in-doubt pushes: none"
+    lines = ["in-doubt pushes (applied / not applied):"]
+    for platform, n in sorted(doubts.items()):
+        pairs = {by: f"{n[by + '_applied']}/{n[by + '_not_applied']}" for by in ("orders", "quiet", "rule", "adopted")}
+        lines.append(
+            f"  {platform}: {n['open']} open; by orders {pairs['orders']}; flagged: quiet listing "
+            f"{pairs['quiet']}, timeout rule {pairs['rule']}; adopted afresh {pairs['adopted']}"
+        )
+    return "\n".join(lines)
 
 
 def _drifting(config: Config, ledger: Ledger) -> list[Drift]:

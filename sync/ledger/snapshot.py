@@ -87,21 +87,28 @@ def pools(session: Session, codes: Collection[str]) -> dict[str, int]:
     return result
 
 
-def in_doubt_counts(session: Session) -> dict[str, int]:
-    """How many pushes went in doubt and how each was settled: open, by evidence or by the rule
-    (applied / not applied)."""
+SETTLED_BY = ("orders", "quiet", "rule", "adopted")
+
+
+def in_doubt_counts(session: Session) -> dict[str, dict[str, int]]:
+    """Per platform, how many pushes are in doubt now and how each settled one was decided:
+    `orders_applied`, `quiet_not_applied`, ... (quiet and rule are the flagged, undecidable ones)."""
     rows = session.execute(
-        select(Push.state, Push.resolution).where(
-            Push.state.in_([PushState.IN_DOUBT.value, PushState.APPLIED.value, PushState.NOT_APPLIED.value])
-        )
+        select(Account.platform, Push.state, Push.settled_by, Push.resolution)
+        .join(Listing, Push.listing_id == Listing.id)
+        .join(Account, Listing.account_id == Account.id)
+        .where(Push.state.in_([PushState.IN_DOUBT.value, PushState.APPLIED.value, PushState.NOT_APPLIED.value]))
     ).all()
-    counts = {"open": 0, "evidence_applied": 0, "evidence_not_applied": 0, "rule_applied": 0, "rule_not_applied": 0}
-    for state, resolution in rows:
+    empty = {"open": 0} | {f"{by}_{state}": 0 for by in SETTLED_BY for state in ("applied", "not_applied")}
+    counts: dict[str, dict[str, int]] = {}
+    for platform, state, settled_by, resolution in rows:
+        mine = counts.setdefault(platform, dict(empty))
         if state == PushState.IN_DOUBT.value:
-            counts["open"] += 1
-        else:
-            how = "rule" if (resolution or "").startswith("in doubt past") else "evidence"
-            counts[f"{how}_{state}"] += 1
+            mine["open"] += 1
+            continue
+        # Settled before the ledger said what decided (migration 0008): the old rules' words.
+        by = settled_by or ("rule" if (resolution or "").startswith("in doubt past") else "quiet")
+        mine[f"{by}_{state}"] += 1
     return counts
 
 
@@ -181,6 +188,7 @@ def explain(session: Session, sku: str) -> Explanation | None:
             "detail": p.detail,
             "answer_quantity": p.answer_quantity,
             "resolution": p.resolution,
+            "settled_by": p.settled_by,
             "settled_at": p.settled_at,
         }
         for p in session.scalars(select(Push).where(Push.listing_id.in_(listing_names)).order_by(Push.id))
