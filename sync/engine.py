@@ -93,7 +93,8 @@ class Engine:
         self.observer = Observer(
             adapters, self._codes, platforms, self.flow.feed_accounts, rules, self.judgements.stocked_listings
         )
-        evidence = FeedEvidence(self.flow.store, self.flow.feed_accounts)
+        precision = {name: adapters[name].order_time_precision for name in self.flow.feed_accounts}
+        evidence = FeedEvidence(self.flow.store, precision)
         self.step = BatchStep(config, self.store, self.observer, self.flow, evidence, self.sender, clock, crash)
         self.feeds = FastPath(
             self.flow,

@@ -2,11 +2,11 @@
 feed has been read past, the orders placed or cancelled on its listing between the read the push
 was made from and the probe (`sync.settling` judges them).
 
-Times are the platforms' (orders) against ours (reads): an order is taken to have happened within
-`TIME_MARGIN` of its timestamp, which covers whole-second timestamps (Graas, OTO) and modest clock
-skew. A feed counts as read past a probe only when a poll that began `TIME_MARGIN` after the probe
-ended read it to its end: Graas's window stops at a whole second, and an order placed as the probe
-was read must be in it.
+Times are the platforms' (orders) against ours (reads): an order is taken to have happened
+between `SKEW` before its timestamp and its timestamp's precision plus `SKEW` after (Graas and OTO
+give whole seconds). A feed counts as read past a probe only when a poll that began that long after
+the probe ended read it to its end: Graas's window stops at a whole second, and an order placed as
+the probe was read must be in it.
 """
 
 from __future__ import annotations
@@ -22,15 +22,19 @@ from sync.ledger.orders import RETURNING, OrderStore
 from sync.ledger.store import BatchState
 from sync.settling import OrderFact, Window, window_of
 
-TIME_MARGIN = timedelta(seconds=2)
+SKEW = timedelta(seconds=0.5)  # between a platform's clock and ours, and its stock and its orders
+# The longest an engine waits for a feed to be readable past a probe (the coarsest precision, 1 s).
+TIME_MARGIN = timedelta(seconds=1) + SKEW
 
 
 class FeedEvidence:
     """The windows the order feeds let us judge (feeds read and stored by `sync.order_flow`)."""
 
-    def __init__(self, orders: OrderStore, feed_accounts: Collection[str]) -> None:
+    def __init__(self, orders: OrderStore, precision: Mapping[str, float]) -> None:
         self.orders = orders
-        self.feed_accounts = frozenset(feed_accounts)
+        self.feed_accounts = frozenset(precision)
+        # Per feed account, how far after an order's timestamp it may have happened.
+        self.late = {name: timedelta(seconds=seconds) + SKEW for name, seconds in precision.items()}
 
     def windows(self, state: BatchState, account_ids: Mapping[str, int]) -> dict[int, Window]:
         """Per push in doubt in the batch whose probe the feed has been read past: its window."""
@@ -47,13 +51,14 @@ class FeedEvidence:
             for key, doubt in waiting.items()
             if doubt.probe is not None
             and account_ids[key[0]] in through
-            and through[account_ids[key[0]]] >= doubt.probe[1] + TIME_MARGIN
+            and through[account_ids[key[0]]] >= doubt.probe[1] + self.late[key[0]]
         }
         if not due:
             return {}
         since = min(doubt.read[0] for doubt in due.values() if doubt.read is not None) - TIME_MARGIN
         listings = {(account_ids[account], state.sku_ids[sku]) for account, sku in due}
-        facts = self._facts(listings, since)
+        late = {account_ids[name]: self.late[name] for name in {account for account, _ in due}}
+        facts = self._facts(listings, since, late)
         windows: dict[int, Window] = {}
         for (account, sku), doubt in due.items():
             assert doubt.read is not None and doubt.probe is not None
@@ -61,7 +66,9 @@ class FeedEvidence:
             windows[doubt.push_id] = window_of(found, doubt.read, doubt.probe)
         return windows
 
-    def _facts(self, listings: Collection[tuple[int, int]], since: datetime) -> dict[tuple[int, int], list[OrderFact]]:
+    def _facts(
+        self, listings: Collection[tuple[int, int]], since: datetime, late: Mapping[int, timedelta]
+    ) -> dict[tuple[int, int], list[OrderFact]]:
         """Per listing (account id, SKU id): the sales and cancellations its orders show since `since`."""
         if not listings:
             return {}
@@ -86,9 +93,9 @@ class FeedEvidence:
                 if sku_id is None or (account_id, sku_id) not in listings:
                     continue
                 key = (account_id, int(sku_id))
-                facts[key].append(OrderFact(-quantity, placed - TIME_MARGIN, placed + TIME_MARGIN))
+                facts[key].append(OrderFact(-quantity, placed - SKEW, placed + late[account_id]))
                 if order_state in RETURNING:
                     # The units came back after the order was placed and before we saw it so: when
                     # exactly, the feed does not say.
-                    facts[key].append(OrderFact(quantity, placed - TIME_MARGIN, updated + TIME_MARGIN))
+                    facts[key].append(OrderFact(quantity, placed - SKEW, updated + SKEW))
         return facts

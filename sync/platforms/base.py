@@ -149,6 +149,8 @@ class Adapter(abc.ABC):
     platform: str = ""
     # Whether the platform documents an order list this adapter reads (Oakra does not).
     has_order_feed: bool = False
+    # Seconds an order's timestamp may fall short of when it happened (whole seconds: 1.0).
+    order_time_precision: float = 0.0
 
     @abc.abstractmethod
     async def read(self, codes: Sequence[str]) -> ReadResult:

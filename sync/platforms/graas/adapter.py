@@ -32,6 +32,7 @@ class GraasAdapter(HttpAdapter[GraasSettings]):
 
     platform = "graas"
     has_order_feed = True
+    order_time_precision = 1.0  # whole seconds
 
     @staticmethod
     def auth_headers(settings: GraasSettings) -> dict[str, str]:

@@ -38,6 +38,7 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
 
     platform = "oto"
     has_order_feed = True
+    order_time_precision = 1.0  # whole seconds
 
     @staticmethod
     def token_auth(settings: OtoSettings) -> OtoTokens:
