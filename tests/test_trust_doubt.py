@@ -4,11 +4,15 @@ not counted as a mass drop), and canaries that really sold out never block each 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from sync.crashpoints import ProcessDeath
+from sync.emulation.faults import Fault
+from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.domain import SettledBy
-from sync.ledger.models import Push, PushState, SafetyStop
+from sync.ledger.models import Oversell, Push, PushState, SafetyStop
 from tests.fakes import fleet
 from tests.test_orders import cycle, in_engine, pools, rows, stock
 from tests.test_trust import seeded
@@ -81,3 +85,71 @@ def test_two_real_sell_outs_that_are_each_others_canaries_are_both_booked(db_url
         cycle(config)
         assert pools(config)["a"] == 0 and pools(config)["b"] == 0
         assert stock(running, "a") == {"oak": 0, "gra": 0} and stock(running, "b") == {"oak": 0, "gra": 0}
+
+
+def test_a_sale_on_a_listing_with_a_push_in_doubt_reaches_the_others_in_the_same_cycle(db_url: str) -> None:
+    # The oversell window with a push in doubt on the selling listing: Oakra's -2 is applied but
+    # its answer lost, and 3 sell there at once. "Applied plus 3 sold" and "not applied plus 5
+    # sold" both explain its 5, and Oakra has no feed to tell them apart: the push waits. Its
+    # listing's sales do not: they are booked at once, as the hypothesis with fewer units, and
+    # Graas follows in the same cycle (lower than the truth by the push's 2 meanwhile, never
+    # higher). Past the timeout the rule settles it and gives the 2 back.
+    skus = ["mug"]
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, skus, 10)
+        config = running.config(db_url, skus, sync={"in_doubt_timeout_seconds": 60})
+        cycle(config)
+        oak = running.platforms["oak"]
+        assert running.platforms["gra"].sell("mug", 2)
+        oak.faults.inject(Fault.LOST_RESPONSE, writes_only=True)
+
+        route, pushed = oak.route, []
+
+        def sell_after_the_push(request: EmuRequest) -> EmuResponse:
+            if pushed == [True] and not oak.changes_stock(request):
+                pushed.append(True)
+                assert oak.sell("mug", 3)  # between the push and the read right after it
+            if oak.changes_stock(request):
+                pushed.append(True)
+            return route(request)
+
+        oak.route = sell_after_the_push  # type: ignore[method-assign]
+        report = cycle(config)
+        assert [p.outcome for p in report.pushes if p.push.account == "oak"] == ["in_doubt"]
+        assert stock(running, "mug") == {"oak": 5, "gra": 3}  # the sale is on Graas already
+        assert [p.state for p in rows(config, Push)][-2:].count(PushState.IN_DOUBT.value) == 1
+        later = datetime.now(UTC) + timedelta(seconds=61)
+        in_engine(config, lambda engine: engine.run_cycle("manual"), at=later)
+        assert stock(running, "mug") == {"oak": 5, "gra": 5} and pools(config) == {"mug": 5}
+        (ruled,) = [p for p in rows(config, Push) if p.settled_by == SettledBy.RULE.value]
+        assert ruled.state == PushState.APPLIED.value  # -3 sold is likelier than -5
+
+
+def test_an_ankorstore_set_clamped_at_zero_with_its_answer_lost_keeps_the_retailers_order(db_url: str) -> None:
+    # Graas sells out (5), so Ankorstore's 5 must go to 0: planned -5. A retailer orders 2 there
+    # before the fresh read, so the set to 0 moves only -3, and its answer is lost. The ledger
+    # recorded the fresh read and the real move before the set left: judged against -3, the order
+    # of 2 is kept, and the pool goes to -2, an oversell, which the oversell policy hears of.
+    with fleet(("gra", "graas"), ("ank", "ankorstore")) as running:
+        seeded(running, ["mug"], 5)
+        config = running.config(db_url, ["mug"])
+        cycle(config)
+        ank = running.platforms["ank"]
+        assert running.platforms["gra"].sell("mug", 5)
+        route = ank.route
+
+        def order_before_the_fresh_read(request: EmuRequest) -> EmuResponse:
+            if request.method == "GET" and "filter[id][]" in request.query and ank.route is not route:
+                ank.route = route  # type: ignore[method-assign]
+                assert ank.sell("mug", 2)
+            return route(request)
+
+        ank.route = order_before_the_fresh_read  # type: ignore[method-assign]
+        ank.faults.inject(Fault.LOST_RESPONSE, writes_only=True)
+        cycle(config)
+        (push,) = [p for p in rows(config, Push) if p.delta == -5]
+        assert (push.fresh_quantity, push.applied_delta) == (3, -3)  # recorded before the set left
+        assert push.state == PushState.APPLIED.value and push.settled_by == SettledBy.ORDERS.value
+        cycle(config)
+        assert pools(config) == {"mug": -2} and ank.quantity("mug") == 0
+        assert len(rows(config, Oversell)) == 1

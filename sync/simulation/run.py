@@ -326,8 +326,9 @@ class Simulation:
         - "undecidable": a push in doubt there was settled while a change no document can decide hit
           the listing in its window: on Oakra (no feed) any change; elsewhere a hand edit or a
           return (no feed reports them), or an order racing the read the push came from, settled
-          by the rule (its timestamp cannot say whether that read saw it); or that read lied
-          believably (a zero where the ledger expected zero), so every hypothesis starts wrong;
+          by the rule (its timestamp cannot say whether that read saw it); or a read in the window
+          lied believably (a zero where the ledger expected zero, or one outcome of the push): no
+          evidence tells such a lie from the truth;
         - "misjudged": a push in doubt there was settled wrongly in a window whose every change the
           platform's order feed reports (counted: there should be none)."""
         if self.world.settings[account].platform in ABSOLUTE and any(
@@ -343,8 +344,8 @@ class Simulation:
                 continue
             start = push.read_at or push.cycle_started
             lied = self.transports[account].lied_at.get(sku, [])
-            if any(start - TIME_MARGIN <= at <= push.planned_at for at in lied):
-                return "undecidable"  # the read it was made from lied, believably: nothing can tell
+            if any(start - TIME_MARGIN <= at <= push.settled_at for at in lied):
+                return "undecidable"  # a read in its window lied (believably, or it settled nothing)
             kinds = self.world.kinds(account, sku, start - TIME_MARGIN, push.settled_at)
             if not kinds:
                 continue
