@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync.crashpoints import ProcessDeath
+from sync.domain import SettledBy
 from sync.emulation.faults import Fault
 from sync.emulation.wire import EmuRequest, EmuResponse
-from sync.domain import SettledBy
 from sync.ledger.models import Oversell, Push, PushState, SafetyStop
 from tests.fakes import fleet
 from tests.test_orders import cycle, in_engine, pools, rows, stock
