@@ -1,6 +1,8 @@
-"""Reads that would settle a push in doubt, and canaries of confirming reads, as an outside review
-broke them: a push left in doubt by a crash never stops an account (its lower outcome is confirmed,
-not counted as a mass drop), and canaries that really sold out never block each other's sell-out."""
+"""Pushes in doubt against real emulators: a push left in doubt by a crash never stops an account
+(its lower outcome is confirmed, not counted as a mass drop); on a feed platform its orders settle
+it within the cycle; a sale on its listing reaches the other platforms at once; an Ankorstore set
+clamped at zero is judged by what it really moved; and canaries that really sold out never block
+each other's sell-out."""
 
 from __future__ import annotations
 
