@@ -110,19 +110,32 @@ class PlannedPush:
 
 @dataclass(frozen=True)
 class Settlement:
-    """How an in-doubt push was settled, and what decided it."""
+    """How an in-doubt push was settled (the verdict: applied or not, what decided it, a note)."""
 
     push_id: int
     sku: str
     account: str
-    applied: bool
-    by: SettledBy
-    note: str
+    verdict: Verdict
+
+    @property
+    def applied(self) -> bool:
+        """Whether the push counts as applied from now on."""
+        return self.verdict.applied
+
+    @property
+    def by(self) -> SettledBy:
+        """What decided it."""
+        return self.verdict.by
+
+    @property
+    def note(self) -> str:
+        """Why, for the ledger and `explain`."""
+        return self.verdict.note
 
     @property
     def flagged(self) -> bool:
         """Not decided by evidence (a quiet listing without a feed, or the timeout rule)."""
-        return self.by in (SettledBy.QUIET, SettledBy.RULE)
+        return self.verdict.flagged
 
 
 @dataclass
@@ -180,7 +193,7 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
                 if old.in_doubt is not None:
                     why = "SKU back in the catalogue: started afresh"
                     push_id = old.in_doubt.push_id
-                    out.settlements.append(Settlement(push_id, sku, account, False, SettledBy.ADOPTED, why))
+                    out.settlements.append(Settlement(push_id, sku, account, Verdict(False, SettledBy.ADOPTED, why)))
         movements.append(start)
         for account, quantity in observed.items():
             out.expected[(account, sku)] = quantity
@@ -198,7 +211,7 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
                 if listing.in_doubt is not None:
                     why = "listing adopted afresh (new platform id or an operator's reject)"
                     adopted = listing.in_doubt.push_id
-                    out.settlements.append(Settlement(adopted, sku, account, False, SettledBy.ADOPTED, why))
+                    out.settlements.append(Settlement(adopted, sku, account, Verdict(False, SettledBy.ADOPTED, why)))
                 out.expected[(account, sku)] = quantity
                 continue
             if listing.in_doubt is not None:
@@ -267,7 +280,7 @@ def _book_settlement(
     provisional hypothesis held back, if any (a quiet listing's settlement books nothing)."""
     push = listing.in_doubt
     assert push is not None
-    out.settlements.append(Settlement(push.push_id, sku, account, verdict.applied, verdict.by, verdict.note))
+    out.settlements.append(Settlement(push.push_id, sku, account, verdict))
     change = observed - listing.expected
     if change:
         out.expected[(account, sku)] = observed
