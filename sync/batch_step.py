@@ -91,7 +91,7 @@ class BatchStep:
         if report.dry_run:
             report.pushes.extend(PushReport(p) for p in the_plan.pushes)
             if not verify:
-                report.oversells += await self.flow.oversells(the_plan.pools, state.sku_ids, dry_run=True)
+                report.oversells += await self.flow.oversells(the_plan.pools_at_most(), state.sku_ids, dry_run=True)
             return
         push_ids = self.store.apply_plan(
             report.cycle_id or 0, the_plan, state, observed, account_ids, self.clock(), self._before_commit, judgement
@@ -105,7 +105,7 @@ class BatchStep:
                 if m.kind is MovementKind.EXTERNAL and m.account is not None
             }
             report.feeds.attributed_units += self.flow.attribute(external)
-            report.oversells += await self.flow.oversells(the_plan.pools, state.sku_ids, dry_run=False)
+            report.oversells += await self.flow.oversells(the_plan.pools_at_most(), state.sku_ids, dry_run=False)
         if in_doubt and not verify:
             # Read the doubtful listings again at once: without a feed, the shorter the gap the
             # likelier a quiet listing tells the truth (the documented rule); with one, this read

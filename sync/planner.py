@@ -151,6 +151,14 @@ class Plan:
     pools: dict[str, int] = field(default_factory=dict)
     readopted: set[str] = field(default_factory=set)  # retired SKUs started afresh
     probes: dict[int, int] = field(default_factory=dict)  # push in doubt -> its new probe reading
+    # Per SKU, the units its pushes still in doubt hold back from the pool (the pool under the
+    # hypothesis with more units is pools + held: what an oversell is judged against).
+    held: dict[str, int] = field(default_factory=dict)
+
+    def pools_at_most(self) -> dict[str, int]:
+        """Each pool as the pushes still in doubt may have it at most: no order is cancelled for
+        an oversell that only the provisional hypothesis makes."""
+        return {sku: pool + self.held.get(sku, 0) for sku, pool in self.pools.items()}
 
     @property
     def is_empty(self) -> bool:
@@ -178,6 +186,7 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
         return
     movements: list[PlannedMovement] = []
     frozen: set[str] = set()
+    first_settlement = len(out.settlements)
 
     if state.pool is None or state.retired:
         start = _bootstrap(sku, observed, given, out, unread)
@@ -233,6 +242,11 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
     pool = (state.pool or 0) + sum(m.quantity for m in movements)
     out.movements.extend(movements)
     out.pools[sku] = pool
+    decided = {s.push_id for s in out.settlements[first_settlement:]}
+    doubts = (listing.in_doubt for listing in state.listings.values())
+    held = sum(abs(push.delta) for push in doubts if push is not None and push.push_id not in decided)
+    if held and not state.retired:
+        out.held[sku] = held
     for account, quantity in sorted(observed.items()):
         if account in frozen:
             continue

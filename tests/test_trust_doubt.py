@@ -155,3 +155,22 @@ def test_an_ankorstore_set_clamped_at_zero_with_its_answer_lost_keeps_the_retail
         cycle(config)
         assert pools(config) == {"mug": -2} and ank.quantity("mug") == 0
         assert len(rows(config, Oversell)) == 1
+
+
+def test_an_oversell_only_the_provisional_hypothesis_makes_cancels_no_order(db_url: str) -> None:
+    # From the outside review: Graas restocked to 5 by hand; OTO's +5 is marked sent, never sent,
+    # and counts as applied while in doubt. One unit sells on Graas, OTO still reads 0: booked
+    # provisionally, the pool is -1, but with the push not applied it is 4. No order is cancelled
+    # for a shortfall that only the provisional hypothesis makes.
+    accounts = [("gra", "graas", {"oversell_policy": "cancel"}), ("oto", "oto", {"oversell_policy": "cancel"})]
+    with fleet(*accounts) as running:
+        seeded(running, ["mug"], 0)
+        config = running.config(db_url, ["mug"])
+        cycle(config)
+        running.platforms["gra"].set_quantity("mug", 5)
+        with pytest.raises(ProcessDeath):
+            in_engine(config, lambda engine: engine.run_cycle("manual"), crash=crash_at("after_mark_sent"))
+        assert running.platforms["gra"].sell("mug", 1)
+        report = in_engine(config, lambda engine: engine.run_cycle("manual"), holder="p2")
+        assert report.oversells == [] and running.platforms["gra"].cancelled_by_api == []
+        assert pools(config) == {"mug": 4} and stock(running, "mug") == {"gra": 4, "oto": 4}
