@@ -27,6 +27,7 @@ from sync.ledger.oversells import Drift, PlannedAction
 from sync.metrics import METRICS
 from sync.orders.oversell import orders_to_act_on
 from sync.platforms.base import Adapter, Outcome
+from sync.platforms.feeds import at_rest
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +105,7 @@ class OrderFlow:
         listings: set[tuple[int, int]] = set()
         settings = self.config.orders
         began = self.clock()
+        fresh = at_rest(self.store.cursor(account_id))  # a resumed scan vouches for nothing since it began
         try:
             for _ in range(settings.max_pages_per_poll):
                 now = self.clock()
@@ -112,7 +114,7 @@ class OrderFlow:
                 cursor = self.store.cursor(account_id)
                 since = now - timedelta(minutes=settings.lookback_minutes)
                 page = await self.adapters[name].read_orders(cursor, now, since)
-                through = None if page.more else began
+                through = began if fresh and not page.more else None
                 booked = self.store.book_page(
                     account_id, page, self._sku_of[name], self.clock(), before_commit, read_through=through
                 )

@@ -112,3 +112,22 @@ class ScanCursor:
         if done:
             return ScanCursor(top or self.mark, None, None), False
         return ScanCursor(self.mark, top, next_position), True
+
+
+def at_rest(cursor: str | None) -> bool:
+    """Whether a stored cursor starts a new scan or window (none half-read): a poll from such a
+    cursor that reads to the end has seen every order placed before it began. One that resumes a
+    scan begun earlier has not: orders placed since arrive on top, where it does not look."""
+    if cursor is None:
+        return True
+    try:
+        raw = json.loads(cursor)
+    except ValueError:
+        return False
+    if not isinstance(raw, dict):
+        return False
+    if raw.get("kind") == "window":
+        return raw.get("before") is None and raw.get("page") is None
+    if raw.get("kind") == "scan":
+        return raw.get("top") is None and raw.get("position") is None
+    return False

@@ -1,0 +1,61 @@
+"""The order feed as evidence for pushes in doubt: a feed counts as read through a time only when a
+poll that began then read a fresh scan to its end, and an order's time is taken no more exactly
+than its platform gives it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from sync.bootstrap import open_ledger
+from sync.config import Config
+from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.ledger.models import Order, OrderFeed
+from tests.fakes import fleet
+from tests.test_orders import cycle, in_engine
+from tests.test_trust import seeded
+
+
+def feed_state(config: Config) -> tuple[datetime | None, set[str]]:
+    ledger = open_ledger(config)
+    try:
+        with ledger.store.sessions() as session:
+            through = session.scalar(select(OrderFeed.read_through_at))
+            return through, set(session.scalars(select(Order.external_id)))
+    finally:
+        ledger.close()
+
+
+def test_a_resumed_scan_vouches_for_nothing_placed_since_it_began(db_url: str) -> None:
+    # From the outside review: Ankorstore's list is newest first; a scan whose second page failed
+    # is resumed by the next poll, down to its old mark. Orders placed meanwhile are on top, where
+    # the resumed scan does not look: that poll must not claim the feed read through its start.
+    with fleet(("ank", "ankorstore"), ("gra", "graas")) as running:
+        seeded(running, ["mug"], 1000)
+        config = running.config(db_url, ["mug"])
+        cycle(config)
+        ank = running.platforms["ank"]
+        for _ in range(60):  # two pages of 50
+            assert ank.sell("mug", 1)
+        route, broken = ank.route, [True]
+
+        def second_page_fails(request: EmuRequest) -> EmuResponse:
+            paging = any(key.startswith("page[after]") for key in request.query)
+            if broken[0] and request.method == "GET" and request.path.endswith("/orders") and paging:
+                return EmuResponse(500, {"errors": [{"status": "500", "title": "Internal Server Error"}]})
+            return route(request)
+
+        ank.route = second_page_fails  # type: ignore[method-assign]
+        in_engine(config, lambda engine: engine.run_orders())  # page 1 booked, page 2 failed
+        before, _ = feed_state(config)
+        broken[0] = False
+        late = ank.sell("mug", 2)  # on top of the list, above the half-read scan
+        assert late is not None
+        in_engine(config, lambda engine: engine.run_orders())  # resumes the old scan to its end
+        through, booked = feed_state(config)
+        assert late.order_id not in booked and through == before  # no claim past the late order
+        started = datetime.now(UTC)
+        in_engine(config, lambda engine: engine.run_orders())  # a fresh scan from the top
+        through, booked = feed_state(config)
+        assert late.order_id in booked and through is not None and through >= started
