@@ -3,7 +3,7 @@ feed has been read past, the orders placed or cancelled on its listing between t
 was made from and the probe (`sync.settling` judges them).
 
 Times are the platforms' (orders) against ours (reads): an order is taken to have happened
-between `SKEW` before its timestamp and its timestamp's precision plus `SKEW` after (Graas and OTO
+between `SKEW` before its timestamp and its timestamp's precision plus `SKEW` after (all three feeds
 give whole seconds). A feed counts as read past a probe only when a poll that began that long after
 the probe ended read it to its end: Graas's window stops at a whole second, and an order placed as
 the probe was read must be in it.
@@ -97,5 +97,5 @@ class FeedEvidence:
                 if order_state in RETURNING:
                     # The units came back after the order was placed and before we saw it so: when
                     # exactly, the feed does not say.
-                    facts[key].append(OrderFact(quantity, placed - SKEW, updated + SKEW))
+                    facts[key].append(OrderFact(quantity, placed - SKEW, updated + late[account_id]))
         return facts

@@ -43,6 +43,7 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
 
     platform = "ankorstore"
     has_order_feed = True
+    order_time_precision = 1.0  # whole seconds in every example of the OpenAPI file
 
     @staticmethod
     def token_auth(settings: AnkorstoreSettings) -> AnkorstoreTokens:

@@ -30,7 +30,8 @@ REJECT_TYPES = frozenset(
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
+    # Whole seconds, as every example in Ankorstore's OpenAPI file gives them.
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat()
 
 
 def _line_uuid(line_id: str) -> str:
