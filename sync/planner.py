@@ -216,11 +216,12 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
                 out.adopted.add((account, sku))
                 continue
             if (account, sku) in given.adopt:
-                # Taken as it is: the pool does not move; a push in doubt on it no longer matters.
+                # Taken as it is: the pool does not move; a push in doubt on it no longer matters,
+                # and counts as not applied: what its provisional booking held back comes back.
                 if listing.in_doubt is not None:
                     why = "listing adopted afresh (new platform id or an operator's reject)"
-                    adopted = listing.in_doubt.push_id
-                    out.settlements.append(Settlement(adopted, sku, account, Verdict(False, SettledBy.ADOPTED, why)))
+                    verdict = Verdict(False, SettledBy.ADOPTED, why)
+                    movements.extend(_book_settlement(listing, verdict, listing.expected, sku, account, out))
                 out.expected[(account, sku)] = quantity
                 continue
             if listing.in_doubt is not None:

@@ -252,3 +252,24 @@ def test_on_a_feed_the_rule_waits_for_a_window_no_later_read_can_improve() -> No
     assert ruled.by is SettledBy.RULE
     gave_up = NOW - PATIENCE * timedelta(minutes=10)  # the feed stayed down that long
     assert in_doubt_on_a_feed(-2, 10, 8, None, sent=gave_up).settlements[0].by is SettledBy.RULE
+
+
+def test_adopting_a_listing_with_an_upward_push_in_doubt_gives_back_what_it_held() -> None:
+    # From the outside review: +3 from 5 in doubt, counted as applied (expected 8); a reading of 5
+    # booked -3. Then the listing is adopted afresh (a new platform id): the push no longer
+    # matters and counts as not applied, so the 3 units its hypothesis held back come back.
+    doubt = InDoubtPush(1, 3, 5, NOW, probe=5)
+    state = SkuState("a", 17, {"x": ListingState(5, doubt), "y": ListingState(17)})
+    given_ = PlanInput(
+        skus=[state],
+        observations={("x", "a"): 5, ("y", "a"): 17},
+        rules={},
+        now=NOW,
+        feed_accounts=frozenset({"x", "y"}),
+        adopt=frozenset({("x", "a")}),
+    )
+    result = plan(given_)
+    (settled,) = result.settlements
+    assert not settled.applied and settled.by is SettledBy.ADOPTED
+    assert [(m.quantity, m.kind) for m in result.movements] == [(3, MovementKind.SETTLEMENT)]
+    assert result.pools == {"a": 20}
