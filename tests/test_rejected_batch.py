@@ -6,13 +6,14 @@ emulator chooses per seed; here both ways)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
 
 from sync.domain import PushState
-from sync.emulation.wire import EmuRequest
-from sync.ledger.models import Push
+from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.ledger.models import Listing, Push
 from sync.platforms.batching import REJECTED_BATCH
 from sync.platforms.oakra.emulator import OakraEmulator
 from tests.fakes import fleet
@@ -65,3 +66,36 @@ def test_a_rejected_batch_is_settled_from_reads_before_anything_is_sent_again(
         # Settled from reads (Oakra has no feed: a quiet listing, flagged), then sent alone.
         settled = {p.state for p in rows(config, Push) if p.detail.startswith(REJECTED_BATCH)}
         assert settled <= {PushState.APPLIED.value, PushState.NOT_APPLIED.value}
+
+
+def test_a_change_the_platform_always_rejects_keeps_its_batch_mates_clear(db_url: str) -> None:
+    # From the outside review: Oakra rejects every change to "b". Its first rejected batch puts
+    # "a" and "c" in doubt once; from then on "b" goes alone (and fails alone), and its batch-mates
+    # never go in doubt for it again.
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        oak = running.platforms["oak"]
+        for platform in running.platforms.values():
+            for sku in SKUS:
+                platform.set_quantity(sku, 50)
+        config = running.config(db_url, SKUS)
+        cycle(config)
+        bad = next(r.id for r in oak.records.values() if r.sku == "b")
+        route = oak.route
+
+        def reject_b(request: EmuRequest) -> EmuResponse:
+            if request.method == "POST" and request.path.endswith("/change/"):
+                items = json.loads(request.body)["stock_records"]
+                if any(item["id"] == bad for item in items):
+                    errors = [{"quantity_change": ["locked"]} if item["id"] == bad else {} for item in items]
+                    return EmuResponse(400, {"stock_records": errors})
+            return route(request)
+
+        oak.route = reject_b  # type: ignore[method-assign]
+        for _ in range(6):
+            for sku in SKUS:
+                assert running.platforms["gra"].sell(sku, 1)
+            cycle(config)
+        listing_sku = {listing.id: listing.code for listing in rows(config, Listing)}
+        doubted = Counter(listing_sku[p.listing_id] for p in rows(config, Push) if p.detail.startswith(REJECTED_BATCH))
+        assert doubted == {"a": 1, "b": 1, "c": 1}
+        assert {sku: stock(running, sku)["oak"] for sku in ("a", "c")} == {"a": 44, "c": 44}

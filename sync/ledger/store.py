@@ -21,7 +21,7 @@ from sync.ledger.judgements import unretire, write_judgement
 from sync.ledger.models import Account, Listing, Movement, Push, PushState, Sku
 from sync.planner import InDoubtPush, ListingKey, ListingState, Plan, SkuState
 from sync.platforms.base import Observed, Outcome, PushResult
-from sync.platforms.batching import REJECTED_BATCH
+from sync.platforms.batching import REJECTED_ALONE, REJECTED_BATCH
 
 
 @dataclass
@@ -37,7 +37,7 @@ class BatchState:
     holds: dict[ListingKey, Hold] = field(default_factory=dict)
     # The pushes in doubt and when their reads were made, for the order feed's evidence.
     doubts: dict[ListingKey, DoubtReads] = field(default_factory=dict)
-    # Listings whose last push was rejected with its batch: the next goes alone.
+    # Listings whose last push was rejected (with its batch, or alone): the next goes alone.
     isolate: set[ListingKey] = field(default_factory=set)
     # When this batch's reads began and ended (set by the engine once it has read).
     read_began: datetime | None = None
@@ -127,7 +127,9 @@ class LedgerStore(CycleQueries):
             ).group_by(Push.listing_id)
             rejected = set(
                 session.scalars(
-                    select(Push.listing_id).where(Push.id.in_(latest)).where(Push.detail.startswith(REJECTED_BATCH))
+                    select(Push.listing_id)
+                    .where(Push.id.in_(latest))
+                    .where(Push.detail.startswith(REJECTED_BATCH) | Push.detail.startswith(REJECTED_ALONE))
                 )
             )
         state = BatchState(skus=[], sku_ids=sku_ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from sync.errors import BadAnswerError, InDoubtError, RejectedError, SyncError
 from sync.platforms.base import (
@@ -24,8 +25,10 @@ from sync.platforms.base import (
     in_doubt_all,
 )
 
-# How a push left in doubt by a rejected batch begins its detail (the next send of it goes alone).
+# How a push left in doubt by a rejected batch begins its detail, and one rejected on its own: the
+# next send of either goes alone (a change the platform always rejects keeps its batch-mates clear).
 REJECTED_BATCH = "rejected with its batch, the rest perhaps applied"
+REJECTED_ALONE = "rejected on its own"
 
 SendBatch = Callable[[list[Change]], Awaitable[list[PushResult]]]
 ReadBatch = Callable[[list[str]], Awaitable[ReadResult]]
@@ -41,7 +44,7 @@ async def push_in_batches(changes: Sequence[Change], size: int, send: SendBatch)
             return in_doubt_all(batch, err)
         except RejectedError as err:
             if len(batch) == 1:
-                return failed_all(batch, err)
+                return [replace(r, detail=f"{REJECTED_ALONE}: {r.detail}") for r in failed_all(batch, err)]
             doubt = InDoubtError(f"{REJECTED_BATCH}: {err.message}")
             return in_doubt_all(batch, doubt)
         except SyncError as err:
