@@ -37,7 +37,7 @@ def upgrade() -> None:
     # upward one as applied. Its listing's expected moves by it, as it does for a push going in
     # doubt from now on (sync/ledger/store.py).
     op.execute(
-        "UPDATE listings SET expected = expected + (SELECT COALESCE(p.applied_delta, p.delta) FROM pushes p "
+        "UPDATE listings SET expected = expected + (SELECT SUM(COALESCE(p.applied_delta, p.delta)) FROM pushes p "
         "WHERE p.listing_id = listings.id AND p.state = 'in_doubt' AND COALESCE(p.applied_delta, p.delta) > 0) "
         "WHERE id IN (SELECT p.listing_id FROM pushes p "
         "WHERE p.state = 'in_doubt' AND COALESCE(p.applied_delta, p.delta) > 0)"
@@ -46,7 +46,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(
-        "UPDATE listings SET expected = expected - (SELECT COALESCE(p.applied_delta, p.delta) FROM pushes p "
+        "UPDATE listings SET expected = expected - (SELECT SUM(COALESCE(p.applied_delta, p.delta)) FROM pushes p "
         "WHERE p.listing_id = listings.id AND p.state = 'in_doubt' AND COALESCE(p.applied_delta, p.delta) > 0) "
         "WHERE id IN (SELECT p.listing_id FROM pushes p "
         "WHERE p.state = 'in_doubt' AND COALESCE(p.applied_delta, p.delta) > 0)"

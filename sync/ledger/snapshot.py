@@ -106,10 +106,18 @@ def in_doubt_counts(session: Session) -> dict[str, dict[str, int]]:
         if state == PushState.IN_DOUBT.value:
             mine["open"] += 1
             continue
-        # Settled before the ledger said what decided (migration 0008): the old rules' words.
-        by = settled_by or ("rule" if (resolution or "").startswith("in doubt past") else "quiet")
+        by = settled_by or _settled_by_words(resolution or "")
         mine[f"{by}_{state}"] += 1
     return counts
+
+
+def _settled_by_words(resolution: str) -> str:
+    """What settled a push before the ledger said (migration 0008), from the old rules' words."""
+    if resolution.startswith("in doubt past"):
+        return "rule"
+    if resolution.startswith(("listing adopted afresh", "SKU back in the catalogue")):
+        return "adopted"
+    return "quiet"
 
 
 def as_json(value: Any) -> Any:
