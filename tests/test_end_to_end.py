@@ -197,7 +197,7 @@ def test_converges_under_concurrent_sales_with_nothing_lost(any_db_url: str) -> 
         assert applied == result.ledger_applied(name), name
     # Some sale landed between a read and its push (the platform answered another quantity than
     # the target), and the relative change kept it.
-    assert any(answer is not None and answer != target for *_, target, answer in result.pushes)
+    assert any(answer is not None and answer != target for *_, target, answer, _by in result.pushes)
 
 
 def test_converges_through_429s_and_5xx_without_sending_a_change_twice(db_url: str) -> None:

@@ -91,8 +91,13 @@ def test_changing_the_count_recovers_every_shards_open_pushes(tmp_path: Path, db
         assert PushState.SENT.value not in push_states(db_url)
         assert PushState.IN_DOUBT.value in push_states(db_url)  # every shard's, whatever its new number
         four = write(running, tmp_path, db_url, 4)
-        assert invoke("reconcile", "--config", four).exit_code == 0
-        assert PushState.IN_DOUBT.value not in push_states(db_url)  # settled by the reads
+        # Oakra's are settled by the reads (a quiet listing); Graas's by its orders, once shard 0,
+        # which reads the feed, has read it past their probes: a later reconcile, not the cycle's end.
+        for _ in range(30):
+            assert invoke("reconcile", "--config", four).exit_code == 0
+            if PushState.IN_DOUBT.value not in push_states(db_url):
+                break
+        assert PushState.IN_DOUBT.value not in push_states(db_url)
         assert {running.platforms[name].quantity(sku) for name in ("oak", "gra") for sku in SKUS} == {4}
 
 
