@@ -235,7 +235,7 @@ def test_books_every_external_change_once_and_targets_every_listing(
 def test_the_planner_and_the_judge_import_nothing_that_does_io() -> None:
     # Pure rules on plain values: no ORM, no HTTP client, no logging framework behind them.
     probe = (
-        "import sys, sync.planner, sync.judge, sync.domain; "
+        "import sys, sync.planner, sync.settling, sync.judge, sync.domain; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'httpx', 'structlog', 'alembic'}))"
     )
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
