@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -46,10 +46,14 @@ class FastPath:
         """The order feeds are read under shard 0's lease: by one replica at a time."""
         return self.shard == 0
 
-    async def poll(self, account_ids: Mapping[str, int], feeds: FeedReport) -> set[str]:
-        """Read the feeds; return the SKUs of this shard to reconcile now, queueing the others'."""
-        self._next_poll = time.monotonic() + self.poll_seconds
-        skus = await self.flow.poll(account_ids, feeds, self._before_feed_commit)
+    async def poll(
+        self, account_ids: Mapping[str, int], feeds: FeedReport, only: Collection[str] | None = None
+    ) -> set[str]:
+        """Read the feeds (or `only` those); return the SKUs of this shard to reconcile now,
+        queueing the others'."""
+        if only is None:
+            self._next_poll = time.monotonic() + self.poll_seconds
+        skus = await self.flow.poll(account_ids, feeds, self._before_feed_commit, only)
         if self.shards == 1:
             return skus
         others = {sku for sku in skus if shard_of(sku, self.shards) != self.shard}
@@ -83,8 +87,9 @@ class FastPath:
         if not doubtful or not self.reads_feeds:
             return  # (a replica without the feeds: the next cycle judges them)
         await self.sleep(TIME_MARGIN.total_seconds())
-        await self.poll(account_ids, report.feeds)
-        skus = sorted(set().union(*doubtful.values()))
+        ordered = await self.poll(account_ids, report.feeds, only=doubtful.keys())
+        report.fast_skus += len(ordered)  # new orders this poll found go through at once too
+        skus = sorted(set().union(*doubtful.values()) | ordered)
         for batch in chunked(skus, self.batch_size):
             # Every account: what settling gives back to a pool reaches the other listings now.
             await self.step.run(batch, report, account_ids, verify=True)

@@ -90,11 +90,17 @@ class OrderFlow:
     # --- feeds ----------------------------------------------------------------------------------
 
     async def poll(
-        self, account_ids: Mapping[str, int], report: FeedReport, before_commit: Callable[[Session], None]
+        self,
+        account_ids: Mapping[str, int],
+        report: FeedReport,
+        before_commit: Callable[[Session], None],
+        only: Collection[str] | None = None,
     ) -> set[str]:
-        """Read every feed to its end (or the page limit); return the catalogue SKUs to reconcile now."""
+        """Read every feed (or `only` those) to its end (or the page limit); return the catalogue
+        SKUs to reconcile now."""
+        names = [name for name in self.feed_accounts if only is None or name in only]
         results = await asyncio.gather(
-            *(self._poll_one(name, account_ids[name], report, before_commit) for name in self.feed_accounts)
+            *(self._poll_one(name, account_ids[name], report, before_commit) for name in names)
         )
         return set().union(*results) if results else set()
 

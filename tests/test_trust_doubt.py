@@ -174,3 +174,29 @@ def test_an_oversell_only_the_provisional_hypothesis_makes_cancels_no_order(db_u
         report = in_engine(config, lambda engine: engine.run_cycle("manual"), holder="p2")
         assert report.oversells == [] and running.platforms["gra"].cancelled_by_api == []
         assert pools(config) == {"mug": 4} and stock(running, "mug") == {"gra": 4, "oto": 4}
+
+
+def test_an_order_the_settling_poll_finds_is_reconciled_in_the_same_cycle(db_url: str) -> None:
+    # The feed read at a cycle's end to settle a push in doubt may bring a new order on another
+    # SKU: seen once, it is reconciled then, not left for the next sweep.
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, ["mug", "cup"], 10)
+        config = running.config(db_url, ["mug", "cup"])
+        cycle(config)
+        gra = running.platforms["gra"]
+        assert running.platforms["oak"].sell("mug", 2)
+        gra.faults.inject(Fault.LOST_RESPONSE, writes_only=True)  # Graas's -2 on mug goes in doubt
+        route = gra.route
+
+        def sell_a_cup_as_the_push_lands(request: EmuRequest) -> EmuResponse:
+            answer = route(request)
+            if gra.changes_stock(request) and gra.route is not route:
+                gra.route = route  # type: ignore[method-assign]
+                assert gra.sell("cup", 3)  # after the cycle's feed read and its reads
+            return answer
+
+        gra.route = sell_a_cup_as_the_push_lands  # type: ignore[method-assign]
+        report = cycle(config)
+        assert any(p.outcome == "in_doubt" for p in report.pushes)
+        assert stock(running, "cup") == {"oak": 7, "gra": 7}  # in this cycle, not the next
+        assert stock(running, "mug") == {"oak": 8, "gra": 8}
