@@ -10,8 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync.crashpoints import CrashHook
+from sync.errors import LedgerUnavailable, RetriableError
+from sync.ledger.lease import LeaseLost
 from sync.ledger.store import BatchState, LedgerStore
 from sync.metrics import METRICS
 from sync.planner import ListingKey, PlannedPush
@@ -106,8 +109,15 @@ class Sender:
             return [PushResult(c, Outcome.IN_DOUBT, detail) for c in changes]
 
     def _record_sets(self, sets: Sequence[tuple[Change, int, int]]) -> None:
-        """An absolute set's fresh reads and real moves, recorded before the set leaves."""
-        self.store.record_sets([(c.push_id, fresh, moves) for c, fresh, moves in sets if c.push_id is not None])
+        """An absolute set's fresh reads and real moves, recorded before the set leaves. If they
+        cannot be (the ledger failed, the lease passed on), the set does not leave: certainly not
+        applied, it fails and the next cycle plans afresh."""
+        try:
+            self.store.record_sets([(c.push_id, fresh, moves) for c, fresh, moves in sets if c.push_id is not None])
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"not set: {LedgerUnavailable.from_database(err)}") from None
+        except LeaseLost as lost:
+            raise RetriableError(f"not set: {lost}") from None
 
 
 def _log_outcome(push: PlannedPush, result: PushResult) -> None:

@@ -78,3 +78,25 @@ def test_a_cycle_logs_the_failure_in_one_line_and_records_it(db_url: str) -> Non
         report = cycle(config)
         assert report.ok
         assert pools(config)[SKUS[0]] == 4  # booked once, by the cycle that finished
+
+
+def test_an_absolute_set_the_ledger_cannot_record_first_does_not_leave(db_url: str) -> None:
+    # Ankorstore's fresh read and real move are recorded before the set leaves; when that write
+    # fails (here a deadlock; in CI a frozen process's connection closed by the server), the set is
+    # not sent: certainly not applied, the push fails without a traceback, the next cycle converges.
+    with fleet(("gra", "graas"), ("ank", "ankorstore")) as running:
+        seeded(running, SKUS[:2], 5)
+        config = running.config(db_url, SKUS[:2])
+        cycle(config)
+        assert running.platforms["gra"].sell(SKUS[0], 2)
+        configure_logging("info", "json")
+        with capture_logs() as logs, failing_once("UPDATE PUSHES SET APPLIED_DELTA=?, FRESH_QUANTITY") as failed:
+            report = cycle(config)
+        assert failed, "the failure was never injected"
+        first, *later = [p for p in report.pushes if p.push.account == "ank"]
+        assert first.outcome == "failed" and "not set: the ledger database failed" in first.detail
+        confirmed = sum(1 for p in later if p.outcome == "confirmed")  # the next batch planned afresh
+        assert len(running.platforms["ank"].applied) == confirmed  # the failed one never left
+        assert not any("exc_info" in e for e in logs)
+        cycle(config)
+        assert {name: p.quantity(SKUS[0]) for name, p in running.platforms.items()} == {"gra": 3, "ank": 3}
