@@ -82,7 +82,6 @@ class Engine:
         self.store = type(store)(self.lease.fenced(store.sessions))
         self.lock_wait = lock_wait
         self.crash = crash
-        self.sleep = sleep
         self._codes = {a.name: {sku: a.code_for(sku) for sku in config.skus} for a in config.accounts}
         self._account_ids: dict[str, int] = {}
         self.flow = OrderFlow(config, OrderStore(self.store.sessions), adapters, clock, crash)

@@ -162,7 +162,7 @@ def provisional_base(expected_before: int, delta: int) -> int:
 def held_back(delta: int, applied: bool) -> int:
     """Units to book when the push settles: what the provisional hypothesis kept out of the pool
     (|d| when it settles the other way, else 0)."""
-    return max(delta, 0) - (delta if applied else 0)
+    return provisional_base(0, delta) - (delta if applied else 0)
 
 
 def _implausibility(external: int) -> tuple[bool, int]:

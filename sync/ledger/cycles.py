@@ -154,8 +154,9 @@ class CycleQueries:
 
 def move_expected(session: Session, push_ids: Sequence[int], *, upward_only: bool) -> None:
     """Move each push's listing's expected by what the push moves (a clamped set's real move, not
-    its delta): for a confirmed push, or provisionally for an upward one going in doubt. Never to
-    the platform's answer: a sale folded into it would vanish."""
+    its delta): for a confirmed push, or provisionally for an upward one going in doubt (the
+    ledger's side of `sync.settling.provisional_base`). Never to the platform's answer: a sale
+    folded into it would vanish."""
     if not push_ids:
         return
     moves = func.coalesce(Push.applied_delta, Push.delta)

@@ -122,16 +122,18 @@ class LedgerStore(CycleQueries):
                     .order_by(Push.id)
                 )
             }
-            latest = (
-                select(func.max(Push.id)).where(Push.listing_id.in_(select(Listing.id).where(in_batch)))
-            ).group_by(Push.listing_id)
-            rejected = set(
+            # Listings whose last push was rejected: first those with any rejected push (rare, and
+            # no grouping over the whole push history of the batch), then whether it was the last.
+            marked = Push.detail.startswith(REJECTED_BATCH) | Push.detail.startswith(REJECTED_ALONE)
+            candidates = set(
                 session.scalars(
-                    select(Push.listing_id)
-                    .where(Push.id.in_(latest))
-                    .where(Push.detail.startswith(REJECTED_BATCH) | Push.detail.startswith(REJECTED_ALONE))
+                    select(Push.listing_id).where(Push.listing_id.in_(select(Listing.id).where(in_batch))).where(marked)
                 )
             )
+            rejected: set[int] = set()
+            if candidates:
+                latest = select(func.max(Push.id)).where(Push.listing_id.in_(candidates)).group_by(Push.listing_id)
+                rejected = set(session.scalars(select(Push.listing_id).where(Push.id.in_(latest)).where(marked)))
         state = BatchState(skus=[], sku_ids=sku_ids)
         listings: dict[str, dict[str, ListingState]] = {code: {} for code in skus}
         for listing_id, expected, ref, last_observed, account, code, stop_id, held, decision in rows:
