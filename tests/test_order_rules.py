@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sync.errors import FatalError
 from sync.orders.attribution import Explainer, Link, Unexplained, match
 from sync.orders.oversell import Candidate, orders_to_act_on
-from sync.platforms.feeds import ScanCursor, WindowCursor
+from sync.platforms.feeds import HEAD, TAIL, EndsCursor, WindowCursor, at_rest
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -89,12 +92,34 @@ def test_a_window_of_several_pages_is_read_downwards_then_moves_on_with_an_overl
     assert (cursor.after, cursor.before, cursor.page) == (end - 30, None, None)
 
 
-def test_a_scan_stops_at_the_previous_mark_and_the_next_starts_from_its_top() -> None:
-    first = ScanCursor.parse(None, at(0))
-    cursor, more = first.after_page([at(50), at(40)], "2")
-    assert more and cursor.position == "2"
-    cursor, more = ScanCursor.parse(cursor.dump(), at(0)).after_page([at(30), at(-5)], "3")
-    assert not more and cursor.mark == at(50).isoformat() and cursor.position is None
-    # The next scan ends on the first page holding an order older than that mark.
-    _, more = cursor.after_page([at(70), at(49)], "2")
-    assert not more
+def test_a_poll_reads_the_head_to_the_mark_then_the_tail_and_the_next_starts_from_the_newest_seen() -> None:
+    first = EndsCursor.parse(None, at(0))
+    cursor, more = first.after_head([at(50), at(40)], "2")
+    assert more and (cursor.phase, cursor.position) == (HEAD, "2")
+    # An order older than the mark less the overlap: the head is done, the tail begins.
+    cursor, more = EndsCursor.parse(cursor.dump(), at(0)).after_head([at(30), at(-31)], "3", tail_from="9")
+    assert more and (cursor.phase, cursor.position) == (TAIL, "9")
+    cursor, more = EndsCursor.parse(cursor.dump(), at(0)).after_tail([at(60), at(55)], "8", end="id-60")
+    assert more and (cursor.position, cursor.tail) == ("8", "id-60")
+    cursor, more = cursor.after_tail([], None)
+    assert not more and at_rest(cursor.dump())
+    assert (cursor.mark, cursor.tail) == (at(60).isoformat(), "id-60")
+    # The overlap: an order up to 30 s older than the mark does not end the head.
+    _, more = cursor.after_head([at(70), at(31)], "2")
+    assert more and not at_rest(_.dump())
+    _, more = cursor.after_head([at(70), at(29)], "2")
+    assert more and _.phase == TAIL
+
+
+def test_a_head_that_reads_the_whole_list_needs_no_tail_and_keeps_where_the_list_ended() -> None:
+    cursor, more = EndsCursor.parse(None, at(0)).after_head([at(5), at(9)], None, end="last-id")
+    assert not more and (cursor.phase, cursor.tail, cursor.mark) == (HEAD, "last-id", at(9).isoformat())
+
+
+def test_a_cursor_stored_by_the_newest_first_scan_starts_a_fresh_poll_from_its_mark() -> None:
+    legacy = json.dumps({"kind": "scan", "mark": at(10).isoformat(), "top": at(20).isoformat(), "position": "7"})
+    assert at_rest(legacy)
+    cursor = EndsCursor.parse(legacy, at(0))
+    assert (cursor.mark, cursor.phase, cursor.position, cursor.tail) == (at(10).isoformat(), HEAD, None, None)
+    with pytest.raises(FatalError):
+        EndsCursor.parse(json.dumps({"kind": "window", "after": 1}), at(0))

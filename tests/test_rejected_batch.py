@@ -29,7 +29,7 @@ def test_a_rejected_batch_is_settled_from_reads_before_anything_is_sent_again(
     with fleet(("oak", "oakra"), ("gra", "graas")) as running:
         oak = running.platforms["oak"]
         assert isinstance(oak, OakraEmulator)
-        oak.faults.rejected_batch_applies_the_rest = applies_the_rest
+        oak.silences.rejected_batch_applies_the_rest = applies_the_rest
         for platform in running.platforms.values():
             for sku in SKUS:
                 platform.set_quantity(sku, 10)

@@ -71,14 +71,9 @@ class FaultPlan:
     retry_after: int = 1
     seed: int = 0
     injected: Counter[Fault] = field(default_factory=Counter)
-    # No document says whether a batch rejected for one bad item applied the others: each seed
-    # chooses (None), or a test sets it.
-    rejected_batch_applies_the_rest: bool | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        if self.rejected_batch_applies_the_rest is None:
-            self.rejected_batch_applies_the_rest = random.Random(f"rejected-batch-{self.seed}").random() < 0.5
         self._queue: deque[tuple[Fault, Scope]] = deque()
         self._lock = threading.Lock()
 

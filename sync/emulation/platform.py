@@ -14,14 +14,17 @@ from collections.abc import Callable
 from sync.emulation.bad_reads import BadRead
 from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.orders import EmuOrder, OrderBook
+from sync.emulation.silences import Silences
 from sync.emulation.wire import EmuRequest, EmuResponse, LostResponse
 
 
 class EmulatedPlatform(abc.ABC):
     """A platform's state and routes; subclasses implement `route` and the stock primitives."""
 
-    def __init__(self, faults: FaultPlan | None = None) -> None:
+    def __init__(self, faults: FaultPlan | None = None, silences: Silences | None = None) -> None:
         self.faults = faults or FaultPlan()
+        # Where the document is silent, the reading this emulator follows (each seed its own).
+        self.silences = silences or Silences.drawn(self.faults.seed)
         self.lock = threading.RLock()
         self.calls: Counter[str] = Counter()
         self.sold: Counter[str] = Counter()

@@ -7,22 +7,26 @@ idempotent) and never skips one.
 - `WindowCursor` (Graas): a time window `[after, before]` read page by page (downwards, see
   `after_page`); the next window starts a little before the last one ended, because an order
   updated in the very second a window closes may be indexed a moment later.
-- `ScanCursor` (OTO, Ankorstore): the list comes newest first with no "updated since" filter; each
-  scan reads from the top down to the newest order of the previous complete scan (the mark).
-  Orders added on top while a scan runs push older ones down, so resuming a scan re-reads some
-  orders but never skips one; they are seen again in the next scan from the top.
+- `EndsCursor` (OTO, Ankorstore): lists with no "updated since" filter and no documented sort
+  order; each poll reads both ends of the list down to the newest order the previous complete
+  poll saw (the mark), so new orders are found whichever way the list runs. Orders added while a
+  phase runs push others along, so resuming re-reads some orders but never skips one.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from sync.errors import FatalError
 
 WINDOW_OVERLAP = timedelta(seconds=30)
+# A head or tail read goes this far past the mark: an order indexed a moment after a newer one
+# was listed is still found.
+SCAN_OVERLAP = timedelta(seconds=30)
+HEAD, TAIL = "head", "tail"
 
 
 def _load(cursor: str, kind: str) -> dict[str, object]:
@@ -82,42 +86,97 @@ class WindowCursor:
 
 
 @dataclass(frozen=True)
-class ScanCursor:
-    """A newest-first scan: `mark` is where the last complete scan began (ISO time), `top` where
-    this one began, `position` where it resumes (a page number or the last order id read)."""
+class EndsCursor:
+    """A list read from both ends, for lists whose sort order no document gives (OTO, Ankorstore).
+
+    New orders arrive at one end of such a list: the top when it runs newest first, the bottom
+    when it runs oldest first. Each poll reads both, so neither order can hide a new one:
+    - the head phase reads from the first page down to the first order older than the mark (the
+      newest order time the last complete poll saw, less `SCAN_OVERLAP` for orders indexed late):
+      one page when the list runs oldest first;
+    - the tail phase reads the last pages: from where the list ended last time onwards where the
+      platform pages by cursor (`tail`, an order id), or from the last page back to the mark where
+      it pages by number: one page when the list runs newest first.
+    `position` is where the current phase resumes (a page number or an order id); `top` the newest
+    time this poll has seen. A crash re-reads a page (booking is idempotent) and never skips one."""
 
     mark: str
-    top: str | None
-    position: str | None
+    phase: str = HEAD
+    top: str | None = None
+    position: str | None = None
+    tail: str | None = None
 
     @classmethod
-    def parse(cls, cursor: str | None, since: datetime) -> ScanCursor:
-        """The stored cursor, or a first scan reaching back to `since`."""
+    def parse(cls, cursor: str | None, since: datetime) -> EndsCursor:
+        """The stored cursor, or a first poll reaching back to `since`. A newest-first scan cursor
+        stored by an older version starts a fresh poll from its mark."""
         if cursor is None:
-            return cls(since.isoformat(), None, None)
-        raw = _load(cursor, "scan")
-        top, position = raw.get("top"), raw.get("position")
-        return cls(str(raw["mark"]), None if top is None else str(top), None if position is None else str(position))
+            return cls(since.isoformat())
+        try:
+            raw = _load(cursor, "ends")
+        except FatalError:
+            legacy = _load(cursor, "scan")
+            return cls(str(legacy["mark"]))
+        text = {key: None if raw.get(key) is None else str(raw[key]) for key in ("top", "position", "tail")}
+        phase = str(raw.get("phase", HEAD))
+        if phase not in (HEAD, TAIL):
+            raise FatalError(f"stored order feed cursor {cursor!r} has no phase head or tail")
+        return cls(str(raw["mark"]), phase, text["top"], text["position"], text["tail"])
 
     def dump(self) -> str:
         """The cursor as stored."""
-        return json.dumps({"kind": "scan", **asdict(self)})
+        return json.dumps({"kind": "ends", **asdict(self)})
 
-    def after_page(self, times: Sequence[datetime], next_position: str | None) -> tuple[ScanCursor, bool]:
-        """The cursor after a page whose orders carry `times` (newest first), and whether the scan
-        goes on. It ends at the last page or at the first order older than the mark."""
+    def reaches_mark(self, times: Sequence[datetime]) -> bool:
+        """Whether a page holds an order older than the mark (less the overlap): in a list sorted
+        by time, nothing beyond it, in the direction being read, is new."""
+        return bool(times) and min(times) < datetime.fromisoformat(self.mark) - SCAN_OVERLAP
+
+    def after_head(
+        self, times: Sequence[datetime], following: str | None, *, end: str | None = None, tail_from: str | None = None
+    ) -> tuple[EndsCursor, bool]:
+        """The cursor after a head page whose orders carry `times`; `following` is the next page's
+        position, None at the list's end (which `end` then names, for a list paged by cursor).
+        Reaching the mark before the end starts the tail phase at `tail_from` (None: from
+        `tail`)."""
+        top = self._top(times)
+        if following is None:  # the head read the whole list: its end is the tail
+            return self._at_rest(top, end if end is not None else self.tail), False
+        if times and not self.reaches_mark(times):
+            return replace(self, top=top, position=following), True
+        return replace(self, phase=TAIL, top=top, position=tail_from), True
+
+    def after_tail(
+        self, times: Sequence[datetime], following: str | None, *, end: str | None = None
+    ) -> tuple[EndsCursor, bool]:
+        """The cursor after a tail page: `following` is the next position to read (None: the poll
+        is done); `end`, for a list paged by cursor, the last order id read."""
+        top = self._top(times)
+        tail = end if end is not None else self.tail
+        if following is not None:
+            return replace(self, top=top, position=following, tail=tail), True
+        return self._at_rest(top, tail), False
+
+    def restart_tail(self) -> EndsCursor:
+        """The stored tail is no longer in the list (the platform refused it): walk it again from
+        the first page."""
+        return replace(self, phase=TAIL, position=None, tail=None)
+
+    def _top(self, times: Sequence[datetime]) -> str | None:
+        newest = max([*times, *([datetime.fromisoformat(self.top)] if self.top else [])], default=None)
+        return None if newest is None else newest.isoformat()
+
+    def _at_rest(self, top: str | None, tail: str | None) -> EndsCursor:
         mark = datetime.fromisoformat(self.mark)
-        top = self.top or (max(times).isoformat() if times else None)
-        done = next_position is None or not times or min(times) < mark
-        if done:
-            return ScanCursor(top or self.mark, None, None), False
-        return ScanCursor(self.mark, top, next_position), True
+        if top is not None:
+            mark = max(mark, datetime.fromisoformat(top))
+        return EndsCursor(mark.isoformat(), HEAD, None, None, tail)
 
 
 def at_rest(cursor: str | None) -> bool:
     """Whether a stored cursor starts a new scan or window (none half-read): a poll from such a
     cursor that reads to the end has seen every order placed before it began. One that resumes a
-    scan begun earlier has not: orders placed since arrive on top, where it does not look."""
+    poll begun earlier has not: orders placed since arrive at an end it has already read."""
     if cursor is None:
         return True
     try:
@@ -128,6 +187,6 @@ def at_rest(cursor: str | None) -> bool:
         return False
     if raw.get("kind") == "window":
         return raw.get("before") is None and raw.get("page") is None
-    if raw.get("kind") == "scan":
-        return raw.get("top") is None and raw.get("position") is None
-    return False
+    if raw.get("kind") == "ends":
+        return raw.get("phase", HEAD) == HEAD and raw.get("top") is None and raw.get("position") is None
+    return raw.get("kind") == "scan"  # stored by an older version: read as a fresh poll

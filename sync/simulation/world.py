@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sync.emulation.platform import EmulatedPlatform
+from sync.emulation.silences import Silences
 from sync.platforms import PLATFORMS, AccountSettings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -89,6 +90,7 @@ class World:
             if hasattr(emulator, "clock"):  # token expiry and rate limits run on virtual time
                 emulator.clock = lambda: self.clock.now.timestamp()
             emulator.wall = lambda: self.clock.now.timestamp()  # and order timestamps
+            emulator.silences = Silences.drawn(f"{self.seed}-{name}")  # each seed its own readings
             for sku in self.skus:
                 emulator.set_quantity(sku, self.rng.randint(0, 20))
             self.platforms[name] = emulator

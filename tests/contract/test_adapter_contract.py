@@ -118,7 +118,7 @@ def test_one_bad_change_fails_alone_or_leaves_its_batch_in_doubt_never_resent(
     # Per-item answers (Graas, OTO): the bad change fails, the others land. A whole batch rejected
     # (Oakra's 400, Ankorstore's 422): no document says the rest was not applied (the emulator
     # chooses), so all of it is in doubt and nothing is sent again; alone, the bad one fails.
-    harness.emulator.faults.rejected_batch_applies_the_rest = applies_the_rest
+    harness.emulator.silences.rejected_batch_applies_the_rest = applies_the_rest
     harness.seed(2, quantity=10)
     good = [change_for(harness, "sku-000", -3), change_for(harness, "sku-001", +4)]
     bad = Change("ghost-sku", "987654", 1)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sync.emulation.silences import Silences
 from sync.platforms import PLATFORMS
 from sync.platforms.base import Adapter, OrderRecord, OrderState, Outcome
 from tests.contract.test_adapter_contract import Harness
@@ -31,10 +32,20 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         yield Harness(request.param, running)
 
 
-@pytest.fixture(params=FEED_PLATFORMS)
+# The documents' silences on order lists (sort order and key, whether `links.next` is filled):
+# every reading of each appears in one of these two.
+READINGS = {
+    "newest-first": Silences(lists_newest_first=True, sorted_by_change=True, fills_links=True),
+    "oldest-first": Silences(lists_newest_first=False, sorted_by_change=False, fills_links=False),
+}
+
+
+@pytest.fixture(params=[(p, r) for p in FEED_PLATFORMS for r in READINGS], ids="-".join)
 def feed(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    with fleet(("acct", request.param)) as running:
-        yield Harness(request.param, running)
+    platform, reading = request.param
+    with fleet(("acct", platform)) as running:
+        running.platforms["acct"].silences = READINGS[reading]
+        yield Harness(platform, running)
 
 
 def read_feed(
@@ -67,13 +78,13 @@ def test_only_platforms_that_document_an_order_list_have_a_feed(harness: Harness
 
 def test_a_feed_lists_every_order_once_across_pages_then_only_what_changed(feed: Harness) -> None:
     codes = feed.seed(3, quantity=500)
-    since = datetime.now(UTC) - timedelta(minutes=30)
-    clock = [time.time() - 600]  # the orders were placed over the last ten minutes, one a second
+    since = datetime.now(UTC) - timedelta(minutes=60)
+    clock = [time.time() - 2400]  # the orders were placed over the last forty minutes, one in ten seconds
     feed.emulator.wall = lambda: clock[0]
     placed = []
     for i in range(230):  # several pages on every platform
         placed.append(feed.emulator.sell(codes[i % 3], 1 + i % 2))
-        clock[0] += 1
+        clock[0] += 10
     seen, cursor, pages = read_feed(feed.adapter(), None, since)
     by_id = {o.order_id: o for o in seen}
     assert set(by_id) == {o.order_id for o in placed if o}

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sync.errors import RejectedError, RetriableError
 from sync.judge import Prior, TrustRules, suspicious_drop
@@ -28,7 +27,7 @@ from sync.platforms.base import (
     SetRecorder,
 )
 from sync.platforms.batching import push_in_batches, read_in_batches
-from sync.platforms.feeds import ScanCursor
+from sync.platforms.feeds import HEAD, TAIL, EndsCursor
 from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
 
 JSON_API = "application/vnd.api+json"
@@ -68,31 +67,48 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
             result.observed[sku] = Observed(sku, variant.available, variant.id)
         return result
 
-    async def _list(self, params: Any) -> list[Any]:
-        """Every resource of a variant listing, page after page."""
+    async def _list(self, params: dict[str, str] | list[tuple[str, str]]) -> list[Any]:
+        """Every resource of a variant listing, page after page (`page[after]` = `meta.page.to`)."""
         resources: list[Any] = []
-        path: str | None = VARIANTS
-        query: Any = [*(params.items() if isinstance(params, dict) else params), ("page[limit]", PAGE_LIMIT)]
-        while path is not None:
-            response = await self.http.request("GET", path, params=query, write=False)
-            data, following = mapping.page(json_body(response, f"ankorstore {self.settings.name}: GET {VARIANTS}"))
+        after: str | None = None
+        pairs = list(params.items() if isinstance(params, dict) else params)
+        while True:
+            query: list[tuple[str, Any]] = [*pairs, ("page[limit]", PAGE_LIMIT)]
+            if after is not None:
+                query.append(("page[after]", after))
+            response = await self.http.request("GET", VARIANTS, params=query, write=False)
+            data, after = mapping.page(json_body(response, f"ankorstore {self.settings.name}: GET {VARIANTS}"))
             resources.extend(data)
-            path, query = _same_host_path(following) if following else (None, None)
-        return resources
+            if after is None:
+                return resources
 
     async def read_orders(self, cursor: str | None, now: datetime, since: datetime) -> OrderPage:
-        """One page of the orders list (newest first), down to the previous scan's mark."""
-        scan = ScanCursor.parse(cursor, since)
-        params: list[tuple[str, Any]] = [("include", "orderItems.productVariant"), ("page[limit]", PAGE_LIMIT)]
-        if scan.position is not None:
-            params.append(("page[after]", scan.position))
-        response = await self.http.request("GET", ORDERS, params=params, write=False)
-        payload = json_body(response, f"ankorstore {self.settings.name}: GET {ORDERS}")
+        """One page of the orders list, read from both ends (see `EndsCursor`): the head from the
+        first page down to the mark, then the tail onwards from where the list ended last time."""
+        ends = EndsCursor.parse(cursor, since)
+        after = ends.position if ends.phase == HEAD else ends.tail
+        try:
+            payload = await self._orders_page(after)
+        except RejectedError:
+            if ends.phase != TAIL or ends.tail is None:
+                raise
+            # The order the tail stopped at is gone from the list: walk the list again.
+            return OrderPage([], ends.restart_tail().dump(), True)
         found = orders.parse_orders(payload)
-        _, following = mapping.page(payload)
-        last = payload["data"][-1].get("id") if payload["data"] and isinstance(payload["data"][-1], dict) else None
-        after, more = scan.after_page([o.placed_at for o in found], str(last) if following and last else None)
-        return OrderPage(found, after.dump(), more)
+        data, following = mapping.page(payload)
+        times, end = [o.placed_at for o in found], mapping.last_id(data)
+        if ends.phase == HEAD:
+            moved, more = ends.after_head(times, following, end=end)
+        else:
+            moved, more = ends.after_tail(times, following, end=end)
+        return OrderPage(found, moved.dump(), more)
+
+    async def _orders_page(self, after: str | None) -> Any:
+        params: dict[str, Any] = {"include": "orderItems.productVariant", "page[limit]": PAGE_LIMIT}
+        if after is not None:
+            params["page[after]"] = after
+        response = await self.http.request("GET", ORDERS, params=params, write=False)
+        return json_body(response, f"ankorstore {self.settings.name}: GET {ORDERS}")
 
     async def cancel_order(self, order: OrderRecord) -> CancelResult:
         """Reject the order (`brand-rejects`, `PRODUCT_OUT_OF_STOCK`): possible while it awaits
@@ -193,9 +209,3 @@ def _outcome(change: Change, before: mapping.Variant, after: mapping.Variant | N
         detail = f"read back {after.available}, set {meant}: booked as an external change next read"
     answer = after.available if after else None
     return PushResult(change, Outcome.CONFIRMED, detail, answer_quantity=answer, applied_delta=applied)
-
-
-def _same_host_path(url: str) -> tuple[str, None]:
-    """The path and query of a `links.next` URL (followed on our own base URL only)."""
-    parts = urlsplit(url)
-    return (parts.path + (f"?{parts.query}" if parts.query else ""), None)

@@ -4,8 +4,9 @@ total stock read by `filter[sku]`/`filter[id][]` in cursor pages, absolute stock
 (`PATCH .../stock`) or 50 at a time (`/api/v1/operations`, atomic), and rate limits with
 `X-RateLimit-*` headers. A sale places an order and reserves stock (available down, reserved up);
 a shipment releases it (stock and reserved both down); a rejection (`brand-rejects` through the
-order transition endpoint) releases it too. Orders are listed newest first in cursor pages, with
-`include=orderItems.productVariant`."""
+order transition endpoint) releases it too. Orders are listed in cursor pages, with
+`include=orderItems.productVariant`; where the document is silent (the list's sort order, whether
+`links.next` is filled) the emulator follows its `silences`."""
 
 from __future__ import annotations
 
@@ -242,7 +243,7 @@ class AnkorstoreEmulator(EmulatedPlatform):
             }
         }
         links: dict[str, str] = {}
-        if more:
+        if more and self.silences.fills_links:
             others = [(k, v) for k, vs in query.items() if k not in ("page[after]",) for v in vs]
             encoded = "&".join(f"{k}={v}" for k, v in [*others, ("page[after]", page[-1].id)])
             links["next"] = f"https://www.ankorstore.com{VARIANTS}?{encoded}"
@@ -256,6 +257,8 @@ class AnkorstoreEmulator(EmulatedPlatform):
             return _errors(400, "Bad Request", "page[limit] must be between 1 and 50", "page[limit]")
         limit = int(limit_text)
         chosen = self.book.by_newest(lambda o: o.placed)
+        if not self.silences.lists_newest_first:  # the order of the document's only example
+            chosen.reverse()
         if "filter[status]" in query:
             chosen = [o for o in chosen if o.status == query["filter[status]"][0]]
         afters = query.get("page[after]")
@@ -280,7 +283,7 @@ class AnkorstoreEmulator(EmulatedPlatform):
             "links": {},
             "data": [order_resource(o) for o in page],
         }
-        if more:
+        if more and self.silences.fills_links:
             body["links"]["next"] = (
                 f"https://www.ankorstore.com{ORDERS}?page[limit]={limit}&page[after]={page[-1].order_id}"
             )
@@ -338,7 +341,7 @@ class AnkorstoreEmulator(EmulatedPlatform):
         if first is not None:
             # "atomic:operations" names the JSON:API extension, but Ankorstore's pages never say a
             # rejected batch applied none of it: the seed chooses.
-            if self.faults.rejected_batch_applies_the_rest:
+            if self.silences.rejected_batch_applies_the_rest:
                 for operation, problem in zip(operations, problems, strict=True):
                     if problem is None:
                         self._apply(operation["data"])

@@ -61,14 +61,26 @@ def variant(resource: Any) -> Variant | str:
 
 
 def page(payload: Any) -> tuple[list[Any], str | None]:
-    """A list page's resources, and the next page's URL when `meta.page.hasMore`."""
+    """A list page's resources, and the cursor of the next page (`page[after]`) when
+    `meta.page.hasMore`: `meta.page.to`, or the last resource's id where `to` is missing. The
+    documented cursor, not `links.next`, which the document's list examples leave out."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise AnkorstoreShapeError("ankorstore: answer has no `data` array")
+    data: list[Any] = payload["data"]
     meta: dict[str, Any] = payload["meta"] if isinstance(payload.get("meta"), dict) else {}
     pages: dict[str, Any] = meta["page"] if isinstance(meta.get("page"), dict) else {}
-    links: dict[str, Any] = payload["links"] if isinstance(payload.get("links"), dict) else {}
-    following = links.get("next") if pages.get("hasMore") is True else None
-    return payload["data"], following if isinstance(following, str) and following else None
+    if pages.get("hasMore") is not True:
+        return data, None
+    following = pages.get("to") or last_id(data)
+    if not isinstance(following, str) or not following:
+        raise AnkorstoreShapeError("ankorstore: a page with more after it names no `meta.page.to`")
+    return data, following
+
+
+def last_id(data: Sequence[Any]) -> str | None:
+    """The id of a page's last resource, if it has one."""
+    last = data[-1] if data else None
+    return last["id"] if isinstance(last, dict) and isinstance(last.get("id"), str) else None
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """Pure functions between Ankorstore's order payloads and domain values.
 
-`GET /api/v1/orders` lists orders newest first in cursor pages (`page[after]` = the last order id
-read) and has no "updated since" filter, so the feed scans from the top down to the previous
-scan's mark (see `sync.platforms.feeds.ScanCursor`). With `include=orderItems.productVariant` each
-order item names its variant, and the variant its SKU. A status change on an order older than the
-mark is therefore not seen by the list: the daemon learns of the rejections it makes itself from
-their answers, and the stock reads book any other release of a reservation.
+`GET /api/v1/orders` lists orders in cursor pages (`page[after]` = `meta.page.to`), with no
+"updated since" filter and no documented sort order (its example runs oldest first by
+`submittedAt`), so the feed reads it from both ends down to the previous poll's mark (see
+`sync.platforms.feeds.EndsCursor`). With `include=orderItems.productVariant` each order item names
+its variant, and the variant its SKU. A status change on an order in the middle of the list is not
+seen by these reads: the daemon learns of the rejections it makes itself from their answers, and
+the stock reads book any other release of a reservation.
 """
 
 from __future__ import annotations

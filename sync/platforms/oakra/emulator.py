@@ -145,7 +145,7 @@ class OakraEmulator(EmulatedPlatform):
         errors = [self._item_error(item, field) for item in items]
         if any(errors):
             # Whether the valid records were applied, the page does not say: the seed chooses.
-            if self.faults.rejected_batch_applies_the_rest:
+            if self.silences.rejected_batch_applies_the_rest:
                 self._apply([item for item, error in zip(items, errors, strict=True) if not error], field, relative)
             return EmuResponse(400, {"stock_records": errors})
         return EmuResponse(200, {"stock_records": self._apply(items, field, relative)})

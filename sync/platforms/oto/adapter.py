@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sync.errors import FatalError, InDoubtError, RejectedError, SyncError
 from sync.platforms.base import (
@@ -20,7 +20,7 @@ from sync.platforms.base import (
     SetRecorder,
 )
 from sync.platforms.batching import read_in_batches
-from sync.platforms.feeds import ScanCursor
+from sync.platforms.feeds import HEAD, TAIL, EndsCursor
 from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
 from sync.platforms.oto import mapping, orders
 from sync.platforms.oto.auth import OtoTokens
@@ -84,11 +84,28 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
         return PushResult(change, Outcome.CONFIRMED)
 
     async def read_orders(self, cursor: str | None, now: datetime, since: datetime) -> OrderPage:
-        """One page of the orders list, newest change first, down to the previous scan's mark."""
-        scan = ScanCursor.parse(cursor, since)
-        page = int(scan.position or 1)
+        """One page of the orders list, read from both ends (see `EndsCursor`): the head from page
+        1 down to the mark, then the tail from the last page back to it."""
+        ends = EndsCursor.parse(cursor, since)
+        page = int(ends.position or 1) if ends.phase == HEAD else int(ends.position or 0)
         # Orders placed up to a day before the mark can still change; the list filters by date.
-        first = (datetime.fromisoformat(scan.mark) - timedelta(days=1)).date()
+        first = (datetime.fromisoformat(ends.mark) - timedelta(days=1)).date()
+        found, pages = await self._orders_page(first, now, max(page, 1))
+        if ends.phase == TAIL and (page == 0 or page > pages):  # the last page, wherever it is now
+            page = pages
+            found, pages = await self._orders_page(first, now, page)
+        times = [modified for _, modified in found]
+        if ends.phase == HEAD:
+            following = str(page + 1) if page < pages else None
+            moved, more = ends.after_head(times, following, tail_from=str(pages))
+        else:
+            downwards = str(page - 1) if page > 1 and not ends.reaches_mark(times) else None
+            moved, more = ends.after_tail(times, downwards)
+        return OrderPage([order for order, _ in found], moved.dump(), more)
+
+    async def _orders_page(
+        self, first: date, now: datetime, page: int
+    ) -> tuple[list[tuple[OrderRecord, datetime]], int]:
         params = {
             "minDate": first.isoformat(),
             "maxDate": (now + timedelta(days=1)).date().isoformat(),
@@ -96,11 +113,9 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
             "page": page,
         }
         response = await self.http.request("GET", ORDERS, params=params, write=False)
-        found, pages = orders.parse_orders(
+        return orders.parse_orders(
             json_body(response, f"oto {self.settings.name}: GET {ORDERS}"), self.settings.location_code
         )
-        after, more = scan.after_page([modified for _, modified in found], str(page + 1) if page < pages else None)
-        return OrderPage([order for order, _ in found], after.dump(), more)
 
     async def cancel_order(self, order: OrderRecord) -> CancelResult:
         """`cancelOrder` by `orderId`."""

@@ -1,7 +1,7 @@
 """An OTO emulator following `platform-docs/oto.txt` and the third-party OpenAPI file: refresh
 tokens for short-lived bearer tokens (`expires_in` as a string), stock per SKU and location read
 with `checkInventoryStock`, `updateStockQuantity` with `adjust` or `set`, one SKU per call, the
-`orders` list (`minDate`/`maxDate` required, `perPage` at most 100, newest change first) and
+`orders` list (`minDate`/`maxDate` required, `perPage` at most 100, in the order its `silences` choose) and
 `cancelOrder`."""
 
 from __future__ import annotations
@@ -135,11 +135,12 @@ class OtoEmulator(EmulatedPlatform):
         page = int(query.get("page", "1")) if query.get("page", "1").isdigit() else 0
         if not 1 <= per_page <= 100 or page < 1:
             return _error(400, "OTO1108", "perPage must be 1 to 100 and page at least 1")
-        chosen = [
-            o
-            for o in self.book.by_newest(lambda o: o.modified)
-            if first <= datetime.fromtimestamp(o.placed, UTC).date() <= last
-        ]
+        # The document gives no sort order: newest or oldest first, by last change or by order
+        # date, as this emulator's silences say.
+        key = (lambda o: o.modified) if self.silences.sorted_by_change else (lambda o: o.placed)
+        chosen = [o for o in self.book.by_newest(key) if first <= datetime.fromtimestamp(o.placed, UTC).date() <= last]
+        if not self.silences.lists_newest_first:
+            chosen.reverse()
         total_pages = max(1, -(-len(chosen) // per_page))
         rows = chosen[(page - 1) * per_page : page * per_page]
         return EmuResponse(

@@ -1,8 +1,8 @@
 """Pure functions between OTO's `orders` list and `cancelOrder` payloads and domain values.
 
 The list takes `minDate`/`maxDate` (`yyyy-mm-dd`, required per the error it documents), `perPage`
-(at most 100) and `page`. We read it newest change first and stop at the previous scan's mark
-(see `sync.platforms.feeds.ScanCursor`). Dates are `YYYY-MM-DD HH:MM:SS`, taken as UTC. An order
+(at most 100) and `page`, and says nothing of its sort order: we read it from both ends down to
+the previous poll's mark (see `sync.platforms.feeds.EndsCursor`), by last-change time. Dates are `YYYY-MM-DD HH:MM:SS`, taken as UTC. An order
 whose `pickupLocationCode` is another location's does not touch our listing and is left out.
 """
 
