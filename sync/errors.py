@@ -84,7 +84,12 @@ class FatalError(SyncError):
 
 
 class AuthError(FatalError):
-    """The platform rejected our credentials (HTTP 401/403)."""
+    """The platform rejected our credentials (HTTP 401): a token is renewed once, then it is fatal."""
+
+
+class ForbiddenError(FatalError):
+    """The platform knows our credentials but refuses them this call (HTTP 403): a new token
+    would be refused too, so none is asked for."""
 
 
 class RejectedError(FatalError):

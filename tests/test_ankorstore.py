@@ -10,6 +10,7 @@ import pytest
 
 import sync.platforms.ankorstore.adapter as adapter_module
 from sync.emulation.wire import EmuRequest
+from sync.errors import ForbiddenError
 from sync.judge import TrustRules
 from sync.metrics import METRICS
 from sync.platforms import PLATFORMS, AccountSettings, build_adapter
@@ -149,6 +150,60 @@ def test_an_expired_token_mid_run_is_renewed_once(ankorstore: tuple[Fleet, Ankor
     assert asyncio.run(_closing(build_adapter(settings_of(running)), scenario)) is Outcome.CONFIRMED
     assert emulator.quantity("mug") == 3
     assert emulator.calls["POST /oauth/token"] == 2
+
+
+def test_a_403_is_a_refusal_that_no_new_token_changes(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:
+    running, emulator, _ = ankorstore
+    codes = [f"sku-{i:03d}" for i in range(500)]
+    for code in codes:
+        emulator.set_quantity(code, 3)
+    emulator.forbidden = True
+    with pytest.raises(ForbiddenError, match="403"):
+        asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.read(codes)))
+    assert emulator.calls["POST /oauth/token"] == 1  # ten batches refused, one token asked for
+
+
+def test_the_token_endpoint_allows_sixty_requests_an_hour(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked],
+) -> None:
+    _, emulator, _ = ankorstore
+    now = [1_000_000.0]
+    emulator.clock = lambda: now[0]
+    form = b"grant_type=client_credentials&client_id=" + emulator.client_id.encode()
+    form += b"&client_secret=" + emulator.client_secret.encode() + b"&scope=*"
+    ask = lambda: emulator.route(EmuRequest.build("POST", "/oauth/token", {}, form))  # noqa: E731
+    assert [ask().status for _ in range(60)] == [200] * 60
+    refused = ask()
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) > 0
+    now[0] += 3601
+    assert ask().status == 200
+
+
+def test_a_sweep_paced_by_the_remaining_count_meets_no_429(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked],
+) -> None:
+    running, emulator, _ = ankorstore
+    now = [1_000_000.0]
+    emulator.clock = lambda: now[0]
+    emulator.rate_limit = 20  # a minute's worth of calls, far fewer than the sweep needs
+    codes = [f"sku-{i:03d}" for i in range(100)]
+    for code in codes:
+        emulator.set_quantity(code, 3)
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def answers(status: str) -> float:
+        labels = {"platform": "ankorstore", "account": "ank", "status": status}
+        return METRICS.registry.get_sample_value("stocksync_api_calls_total", labels) or 0.0
+
+    before_ok, before_limited = answers("200"), answers("429")
+    settings = settings_of(running).model_copy(update={"batch_size": 2})
+    adapter = build_adapter(settings, sleep=sleep, clock=lambda: now[0])
+    result = asyncio.run(_closing(adapter, lambda a: a.read(codes)))
+    assert {sku: seen.quantity for sku, seen in result.observed.items()} == dict.fromkeys(codes, 3)
+    assert answers("200") - before_ok >= 50  # fifty reads, over two and a half minutes of the limit
+    assert answers("429") == before_limited
 
 
 def test_the_emulator_refuses_what_ankorstore_refuses(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:

@@ -31,6 +31,7 @@ from sync.ledger.models import (
     Oversell,
 )
 from sync.ledger.snapshot import skus as sku_views
+from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
 from sync.report import CycleReport
 from tests.fakes import Fleet, fleet
 
@@ -306,6 +307,31 @@ def test_the_same_order_is_never_cancelled_twice(db_url: str) -> None:
             cycle(config)
         assert running.platforms["oto"].calls["POST /rest/v2/cancelOrder"] == 1
         assert [a.state for a in rows(config, OrderAction)] == ["done"]  # the feed showed it cancelled
+
+
+def test_an_ankorstore_order_accepted_meanwhile_is_refused_once_and_never_sent_again(db_url: str) -> None:
+    accounts = [("gra", "graas", {"oversell_policy": "cancel"}), ("ank", "ankorstore", {"oversell_policy": "cancel"})]
+    with fleet(*accounts) as running:
+        config = running.config(db_url, ["lamp"])
+        for platform in running.platforms.values():
+            platform.set_quantity("lamp", 1)
+        cycle(config)
+        assert running.platforms["gra"].sell("lamp", 1) is not None
+        order = running.platforms["ank"].sell("lamp", 1)  # the newer order: the one the oversell falls on
+        assert order is not None
+        assert isinstance(ank := running.platforms["ank"], AnkorstoreEmulator) and ank.accept(order.order_id)
+        report = cycle(config)
+        (act,) = report.oversells[0].acts
+        assert (act.account, act.order, act.kind, act.outcome) == ("ank", order.order_id, "cancel", "failed")
+        for _ in range(3):
+            cycle(config)
+        transition = f"POST /api/v1/orders/{order.order_id}/-actions/transition"
+        assert ank.calls[transition] == 1  # 409 ORDER_ACTION_TRANSITION_FAILED: refused for good
+        assert ank.cancelled_by_api == []
+        # The shortfall stands, so the next round falls on the next order that can still go.
+        actions = [(a.order_id, a.kind, a.state) for a in rows(config, OrderAction)]
+        assert [(kind, state) for _, kind, state in actions] == [("cancel", "failed"), ("cancel", "done")]
+        assert running.platforms["gra"].cancelled_by_api != []
 
 
 # --- a crash mid-feed ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@ concurrency, retries what is safe to retry and classifies everything else:
 - a read that fails for any transport reason or a 5xx is retriable;
 - a write refused before it was sent (connection refused, 429) is retriable;
 - a write whose answer was lost (timeout after sending, reset, 5xx) is in doubt and never retried;
-- 401/403 is an auth failure; any other 4xx is fatal (the request itself is wrong).
+- 401 is an auth failure (a token is renewed once); 403 is a refusal no new token changes, never
+  retried; any other 4xx is fatal (the request itself is wrong).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sync.errors import (
     BadAnswerError,
     ConflictError,
     FatalError,
+    ForbiddenError,
     InDoubtError,
     RateLimitedError,
     RejectedError,
@@ -47,6 +49,10 @@ Sleep = Callable[[float], Awaitable[None]]
 # httpx errors that prove the request never reached the server: safe to send again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 MAX_RETRY_AFTER = 60.0
+# Once fewer than this share of a rate window's calls remain, calls are spaced so that what remains
+# lasts until the window resets, rather than bursting into 429s.
+PACE_BELOW = 0.25
+RATE_WINDOW = 60.0  # seconds: the window of the one published limit (Ankorstore: 600 a minute)
 
 
 class TokenAuth(Protocol):
@@ -56,8 +62,9 @@ class TokenAuth(Protocol):
         """The auth headers for the next call, fetching a token through `http` when needed."""
         ...  # pragma: no cover
 
-    def invalidate(self) -> None:
-        """Forget the current token (the platform rejected it)."""
+    def invalidate(self, refused: Mapping[str, str]) -> None:
+        """Forget the token that these auth headers carried, if it is still the current one (the
+        platform rejected it)."""
         ...  # pragma: no cover
 
 
@@ -79,10 +86,15 @@ class PlatformHTTP:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.platform = platform
         self.auth: TokenAuth | None = None
-        self._pause_until = 0.0
+        self._clock = clock
+        self._pause_until = 0.0  # no call before this time (a limit reached, until its reset)
+        self._spacing = 0.0  # seconds between calls while the limit runs low
+        self._next_call = 0.0
+        self._in_flight = 0  # calls sent and not yet answered
         self._rng = rng or random.Random()
         self._secrets = [s for s in secrets if s]
         self.account = account
@@ -122,15 +134,24 @@ class PlatformHTTP:
         renewed = False
         while True:
             attempt += 1
+            credentials = await self.auth.headers(self) if self.auth is not None and not anonymous else {}
             try:
                 return await self._send_once(
-                    method, path, write=write, params=params, json=json, data=data, headers=headers, anonymous=anonymous
+                    method,
+                    path,
+                    write=write,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers={**(headers or {}), **credentials},
                 )
             except AuthError:
-                if self.auth is None or anonymous or renewed:
+                if not credentials or renewed:
                     raise
                 renewed = True
-                self.auth.invalidate()
+                # Only the token this call carried: calls running beside it that failed with the
+                # same token ask for one new token between them, not one each.
+                self.auth.invalidate(credentials)  # type: ignore[union-attr]
             except RetriableError as err:
                 if (
                     attempt >= self._max_attempts
@@ -167,18 +188,16 @@ class PlatformHTTP:
         params: Any,
         json: Any,
         data: Any,
-        headers: Mapping[str, str] | None,
-        anonymous: bool,
+        headers: Mapping[str, str],
     ) -> httpx.Response:
         where = f"{self.platform} {self.account}: {method} {path}"
-        if self.auth is not None and not anonymous:
-            headers = {**(headers or {}), **await self.auth.headers(self)}
         async with self._limit:
             await self._respect_rate_limit()
             if write:
                 # Last thing before it leaves (after any wait for a slot or a rate-limit pause): a
                 # reconciler that may have lost its lease sends nothing more.
                 before_write()
+            self._in_flight += 1
             try:
                 response = await self._client.request(
                     method, path, params=params, json=json, data=data, headers=headers
@@ -193,6 +212,8 @@ class PlatformHTTP:
                 if write:
                     raise InDoubtError(message) from err
                 raise RetriableError(message) from err
+            finally:
+                self._in_flight -= 1
         self._count_call(str(response.status_code))
         self._note_rate_limit(response)
         raise_for_status(response, where, write=write, scrub=self.scrub)
@@ -206,18 +227,40 @@ class PlatformHTTP:
         METRICS.rate_limit_wait_seconds.labels(self.platform, self.account).inc(seconds)
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
-        """`X-RateLimit-Remaining: 0` with `X-RateLimit-Reset` (a Unix time): hold calls until then."""
-        if response.headers.get("X-RateLimit-Remaining") == "0":
-            reset = parse_retry_after(response.headers.get("X-RateLimit-Reset"))
-            if reset is not None:
-                self._pause_until = max(self._pause_until, reset)
+        """Pace by `X-RateLimit-Remaining`: at 0 with `X-RateLimit-Reset` (a Unix time), hold calls
+        until then; below `PACE_BELOW` of `X-RateLimit-Limit`, space them so that the calls left
+        last until the reset (or a whole window where no reset is given)."""
+        remaining = _count_header(response, "X-RateLimit-Remaining")
+        if remaining is None:
+            return
+        limit = _count_header(response, "X-RateLimit-Limit")
+        reset = parse_retry_after(response.headers.get("X-RateLimit-Reset"))
+        now = self._clock()
+        if remaining == 0 and reset is not None:
+            self._pause_until = max(self._pause_until, reset)
+        left = remaining - self._in_flight  # the calls still on their way take from it too
+        if limit is not None and left >= limit * PACE_BELOW:
+            self._spacing = 0.0
+            return
+        horizon = reset - now if reset is not None and reset > now else RATE_WINDOW
+        self._spacing = horizon / max(left, 1)
 
     async def _respect_rate_limit(self) -> None:
-        wait = self._pause_until - time.time()
-        if wait > 0:
-            log.info("http.rate_limit_wait", platform=self.platform, account=self.account, wait=round(wait, 3))
-            self._count_rate_limit_wait(min(wait, MAX_RETRY_AFTER))
-            await self._sleep(min(wait, MAX_RETRY_AFTER))
+        now = self._clock()
+        start = max(now, self._pause_until, self._next_call)
+        self._next_call = start + self._spacing  # a slot each: calls waiting together stay spaced
+        if start > now:
+            await self._wait(start - now, paced=self._spacing > 0)
+        # The limit may have run out while this call waited for its slot: the pause holds it too.
+        now = self._clock()
+        if self._pause_until > now:
+            await self._wait(self._pause_until - now, paced=False)
+
+    async def _wait(self, seconds: float, *, paced: bool) -> None:
+        if not paced:  # a pause until the limit resets is worth a line; pacing is not
+            log.info("http.rate_limit_wait", platform=self.platform, account=self.account, wait=round(seconds, 3))
+        self._count_rate_limit_wait(min(seconds, MAX_RETRY_AFTER))
+        await self._sleep(min(seconds, MAX_RETRY_AFTER))
 
     def scrub(self, text: str) -> str:
         """`text` without this account's credentials (a platform may echo them in an error)."""
@@ -235,8 +278,10 @@ def raise_for_status(response: httpx.Response, where: str, *, write: bool, scrub
     message = f"{where}: HTTP {status} {snippet}".rstrip()
     if status == 429:
         raise RateLimitedError(message, retry_after=parse_retry_after(response.headers.get("Retry-After")))
-    if status in (401, 403):
-        raise AuthError(f"{where}: HTTP {status}: credentials rejected; check the account's keys")
+    if status == 401:
+        raise AuthError(f"{where}: HTTP 401: credentials rejected; check the account's keys")
+    if status == 403:
+        raise ForbiddenError(f"{where}: HTTP 403: the platform refuses this account the call; check its permissions")
     if status >= 500:
         if write:
             raise InDoubtError(message)
@@ -246,6 +291,11 @@ def raise_for_status(response: httpx.Response, where: str, *, write: bool, scrub
     if status == 409:
         raise ConflictError(message)
     raise FatalError(message)
+
+
+def _count_header(response: httpx.Response, name: str) -> int | None:
+    value = response.headers.get(name, "")
+    return int(value) if value.isdigit() else None
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -297,6 +347,7 @@ class HttpAdapter(Adapter, Generic[S]):
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
         trust: TrustRules | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         # How a number read inside a write (Ankorstore's fresh read before a set) is judged.
@@ -312,6 +363,7 @@ class HttpAdapter(Adapter, Generic[S]):
             transport=transport,
             sleep=sleep or asyncio.sleep,
             rng=rng,
+            clock=clock,
         )
         self.http.auth = self.token_auth(settings)
 

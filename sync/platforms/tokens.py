@@ -1,12 +1,13 @@
 """Short-lived bearer tokens shared by the platforms that use them (OTO, Ankorstore): fetched on
-demand, renewed before they expire, dropped after a 401 so the next call fetches a new one."""
+demand, renewed before they expire, dropped after a 401 so the next call fetches a new one (a
+403 keeps it: the platform refuses the call, not the token)."""
 
 from __future__ import annotations
 
 import abc
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from sync.platforms.http import PlatformHTTP
 
@@ -32,9 +33,11 @@ class BearerTokens(abc.ABC):
                 self._renew_at = self._clock() + lifetime - min(RENEW_EARLY, lifetime * 0.1)
             return {"Authorization": f"Bearer {self._access}"}
 
-    def invalidate(self) -> None:
-        """Drop the access token; the next call fetches a new one."""
-        self._access = None
+    def invalidate(self, refused: Mapping[str, str]) -> None:
+        """Drop the access token these headers carried, unless another call already replaced
+        it; the next call fetches a new one."""
+        if refused.get("Authorization") == f"Bearer {self._access}":
+            self._access = None
 
     @abc.abstractmethod
     async def _request_token(self, http: PlatformHTTP) -> tuple[str, float]:

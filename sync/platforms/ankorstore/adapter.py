@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sync.errors import RejectedError, RetriableError
+from sync.errors import ConflictError, RejectedError, RetriableError
 from sync.judge import Prior, TrustRules, suspicious_drop
 from sync.platforms.ankorstore import mapping, orders
 from sync.platforms.ankorstore.auth import AnkorstoreTokens
@@ -118,8 +118,10 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
         async def call() -> str | None:
             try:
                 await self.http.request("POST", path, json=orders.reject_body(), write=True)
-            except RejectedError as err:
-                return err.message  # 400/422: the order cannot be rejected (any more)
+            except (RejectedError, ConflictError) as err:
+                # 400/422, or 409 ORDER_ACTION_TRANSITION_FAILED: the order's state no longer
+                # allows a rejection. Refused for good: sending it again would be refused again.
+                return err.message
             return None
 
         return await cancel_outcome(call)

@@ -1,12 +1,14 @@
 """An Ankorstore emulator following `platform-docs/ankorstore.txt` and its OpenAPI file: OAuth2
-client credentials, JSON:API media types (406/415), product variants with available, reserved and
-total stock read by `filter[sku]`/`filter[id][]` in cursor pages, absolute stock set per variant
-(`PATCH .../stock`) or 50 at a time (`/api/v1/operations`, atomic), and rate limits with
-`X-RateLimit-*` headers. A sale places an order and reserves stock (available down, reserved up);
-a shipment releases it (stock and reserved both down); a rejection (`brand-rejects` through the
-order transition endpoint) releases it too. Orders are listed in cursor pages, with
-`include=orderItems.productVariant`; where the document is silent (the list's sort order, whether
-`links.next` is filled) the emulator follows its `silences`."""
+client credentials (the token endpoint limited to 60 requests an hour), JSON:API media types
+(406/415), product variants with available, reserved and total stock read by `filter[sku]` or
+`filter[id][]` in cursor pages, absolute stock set per variant (`PATCH .../stock`) or 50 at a time
+(`/api/v1/operations`), and rate limits with `X-RateLimit-*` headers. A sale places an order and
+reserves stock (available down, reserved up); a shipment releases it (stock and reserved both
+down); a rejection (`brand-rejects` through the order transition endpoint) releases it too, and
+is refused with 409 `ORDER_ACTION_TRANSITION_FAILED` once the order has moved on. Orders are
+listed in cursor pages, with `include=orderItems.productVariant`. Where the document is silent
+(the lists' sort order, whether `links.next` is filled, whether a rejected batch of operations
+applied the rest) the emulator follows its `silences`."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ VARIANTS = "/api/v1/product-variants"
 OPERATIONS = "/api/v1/operations"
 ORDERS = "/api/v1/orders"
 TRANSITION = "/-actions/transition"
+TOKENS_PER_HOUR = 60
 
 
 def _errors(status: int, title: str, detail: str, pointer: str | None = None) -> EmuResponse:
@@ -65,6 +68,8 @@ class AnkorstoreEmulator(EmulatedPlatform):
         self._by_sku: dict[str, Variant] = {}
         self._window: list[float] = []
         self.shipped: dict[str, int] = {}
+        self._token_times: list[float] = []
+        self.forbidden = False  # every API call answers 403 (the account lost a permission)
 
     # --- state primitives -------------------------------------------------------------------
 
@@ -129,6 +134,15 @@ class AnkorstoreEmulator(EmulatedPlatform):
             order.move_to("shipped", self.wall())
             return True
 
+    def accept(self, order_id: str) -> bool:
+        """The brand accepts the order in Ankorstore's own pages (it can no longer be rejected)."""
+        with self.lock:
+            order = self.book.orders.get(order_id)
+            if order is None or order.status != "ankor_confirmed":
+                return False
+            order.move_to("brand_confirmed", self.wall())
+            return True
+
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now."""
         with self.lock:
@@ -157,6 +171,8 @@ class AnkorstoreEmulator(EmulatedPlatform):
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         if self.tokens.get(token, 0.0) <= self.clock():
             return _errors(401, "Unauthorized", "Unauthenticated.")
+        if self.forbidden:
+            return _errors(403, "Forbidden", "This action is unauthorized.")
         limited = self._rate_limited()
         if limited is not None:
             return limited
@@ -189,6 +205,12 @@ class AnkorstoreEmulator(EmulatedPlatform):
             self.client_secret,
         ):
             return EmuResponse(401, {"error": "invalid_client", "error_description": "Client authentication failed"})
+        now = self.clock()
+        self._token_times = [t for t in self._token_times if t > now - 3600]
+        if len(self._token_times) >= TOKENS_PER_HOUR:  # the documented limit of the token endpoint
+            wait = max(1, int(self._token_times[0] + 3600 - now) + 1)
+            return EmuResponse(429, {"error": "too_many_requests"}, {"Retry-After": str(wait)})
+        self._token_times.append(now)
         token = "eyJ0" + secrets.token_hex(24)
         self.tokens[token] = self.clock() + 3600
         return EmuResponse(200, {"token_type": "Bearer", "expires_in": 3600, "access_token": token})
@@ -306,8 +328,10 @@ class AnkorstoreEmulator(EmulatedPlatform):
         reason = (data.get("attributes") or {}).get("rejectType")
         if reason not in REJECT_TYPES:
             return _errors(422, "Unprocessable Entity", "rejectType is invalid", "/data/attributes/rejectType")
-        if not self.cancel_through_api(order_id):
-            return _errors(422, "Unprocessable Entity", f"an order in {order.status} cannot be rejected")
+        if not self.cancel_through_api(order_id):  # the OpenAPI file's answer for this case
+            refused = _errors(409, "Conflict", f"Order cannot be transitioned using brand-rejects from {order.status}")
+            refused.body["errors"][0]["code"] = "ORDER_ACTION_TRANSITION_FAILED"
+            return refused
         return EmuResponse(
             200, {"data": order_resource(order), "jsonapi": {"version": "1.0"}}, {"Content-Type": JSON_API}
         )

@@ -1,6 +1,6 @@
 """Pure functions between Graas order payloads (`GET /v1/orders`, `PUT /v1/orders`) and domain
 values. Order items name the product by `SKU`, which we take to be the seller SKU the stock
-endpoints use (`sellerSKU`)."""
+endpoints use (`sellerSKU`), or, where an item has none, by `customSKU`."""
 
 from __future__ import annotations
 
@@ -46,16 +46,25 @@ def _order(item: Any) -> OrderRecord | None:
     if status not in STATES or not is_int(placed):
         return None
     lines = tuple(
-        OrderLine(str(line["orderItemID"]), line["SKU"], line["quantity"])
+        OrderLine(str(line["orderItemID"]), code, line["quantity"])
         for line in item.get("orderItems") or []
         if isinstance(line, dict)
-        and isinstance(line.get("SKU"), str)
+        and (code := _code(line)) is not None
         and is_int(line.get("quantity"))
         and line.get("orderItemID") is not None
     )
     site: dict[str, Any] = item["site"] if isinstance(item.get("site"), dict) else {}
     handle = {"site_name": str(site.get("name", "")), "site_nick_name_id": str(site.get("nickNameID", ""))}
     return OrderRecord(item["orderID"], status, STATES[status], datetime.fromtimestamp(placed, UTC), lines, handle)
+
+
+def _code(line: dict[str, Any]) -> str | None:
+    """The item's SKU: `SKU`, or `customSKU` where the item has no `SKU` (as in the document's
+    third example)."""
+    for key in ("SKU", "customSKU"):
+        if isinstance(line.get(key), str) and line[key]:
+            return str(line[key])
+    return None
 
 
 def cancel_body(order: OrderRecord) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """An OTO emulator following `platform-docs/oto.txt` and the third-party OpenAPI file: refresh
 tokens for short-lived bearer tokens (`expires_in` as a string), stock per SKU and location read
 with `checkInventoryStock`, `updateStockQuantity` with `adjust` or `set`, one SKU per call, the
-`orders` list (`minDate`/`maxDate` required, `perPage` at most 100, in the order its `silences` choose) and
-`cancelOrder`."""
+`orders` list (`minDate`/`maxDate` required, `perPage` at most 100, sorted as its `silences` say)
+and `cancelOrder`."""
 
 from __future__ import annotations
 

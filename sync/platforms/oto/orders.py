@@ -2,8 +2,9 @@
 
 The list takes `minDate`/`maxDate` (`yyyy-mm-dd`, required per the error it documents), `perPage`
 (at most 100) and `page`, and says nothing of its sort order: we read it from both ends down to
-the previous poll's mark (see `sync.platforms.feeds.EndsCursor`), by last-change time. Dates are `YYYY-MM-DD HH:MM:SS`, taken as UTC. An order
-whose `pickupLocationCode` is another location's does not touch our listing and is left out.
+the previous poll's mark (see `sync.platforms.feeds.EndsCursor`), by last-change time. Dates are
+`YYYY-MM-DD HH:MM:SS`, taken as UTC. An order whose `pickupLocationCode` is another location's
+does not touch our listing and is left out.
 """
 
 from __future__ import annotations
@@ -14,7 +15,20 @@ from typing import Any
 from sync.platforms.base import OrderLine, OrderRecord, OrderState
 from sync.platforms.oto.mapping import OtoShapeError, quantity, refused
 
-OPEN = frozenset({"new", "assignedToWarehouse", "searchingDriver", "pendingPickup", "onHold"})
+# Before pickup: the order management stage (the document's list of statuses names `new`,
+# `missingData`, `paymentConfirmed` and `waitingAddressConfirmation`) and the warehouse's.
+OPEN = frozenset(
+    {
+        "new",
+        "missingData",
+        "paymentConfirmed",
+        "waitingAddressConfirmation",
+        "assignedToWarehouse",
+        "searchingDriver",
+        "pendingPickup",
+        "onHold",
+    }
+)
 CANCELLED = frozenset({"canceled", "cancelled"})
 RETURNED = frozenset({"returned"})
 
