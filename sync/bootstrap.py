@@ -18,6 +18,7 @@ from sqlalchemy import Engine as DbEngine
 from sync.config import Config
 from sync.crashpoints import CrashHook, crash_hook_from_env
 from sync.engine import Clock, Engine, utcnow
+from sync.ledger.credentials import LedgerTokenKeeper
 from sync.ledger.db import check_schema, create_db_engine, session_factory
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.shards import check_ledger_shards
@@ -91,6 +92,7 @@ async def running_engines(
     Raises ShardsMismatch (a ConfigError) when the ledger is cut into another number of shards."""
     check_ledger_shards(ledger.store.sessions, config.sync.shards)
     wiring = wiring or Wiring()
+    keeper = LedgerTokenKeeper(ledger.store.sessions)  # unfenced: a rotated token is kept by any process
     adapters: dict[str, Adapter] = {
         account.name: build_adapter(
             account,
@@ -98,6 +100,7 @@ async def running_engines(
             sleep=wiring.sleep,
             rng=wiring.rng,
             trust=config.sync.trust_rules(),
+            keeper=keeper,
         )
         for account in config.accounts
     }

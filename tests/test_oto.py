@@ -6,7 +6,14 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import create_engine
+from sqlalchemy.pool import StaticPool
 
+from sync.errors import AuthError
+from sync.ledger.credentials import LedgerTokenKeeper
+from sync.ledger.db import session_factory
+from sync.ledger.models import Base
 from sync.platforms import PLATFORMS, AccountSettings, build_adapter
 from sync.platforms.base import Change, Outcome
 from sync.platforms.oto.auth import OtoTokens
@@ -94,3 +101,30 @@ def test_quantities_as_strings_rows_without_location_and_negatives() -> None:
     # A negative quantity on hand is plausible on OTO (an adjust has no floor): believed, not skipped.
     assert set(result.bad) == {"b", "e"} and not result.skipped
     assert "not an integer" in result.bad["e"]
+
+
+def test_a_rotated_refresh_token_is_kept_across_restarts_until_another_is_configured(oto: Fleet) -> None:
+    emulator: OtoEmulator = oto.platforms["oto"]  # type: ignore[assignment]
+    emulator.silences.rotates_refresh_token = True  # each refresh replaces it; the old one is dead
+    db = create_engine("sqlite://", poolclass=StaticPool)
+    Base.metadata.create_all(db)
+    keeper = LedgerTokenKeeper(session_factory(db))
+
+    def read(settings: AccountSettings, kept: LedgerTokenKeeper | None) -> int:
+        async def go() -> int:
+            adapter = build_adapter(settings, keeper=kept)
+            try:
+                return (await adapter.read(["mug"])).observed["mug"].quantity
+            finally:
+                await adapter.aclose()
+
+        return asyncio.run(go())
+
+    settings = _settings(oto)
+    assert read(settings, keeper) == 10  # the configured token, traded and replaced
+    assert read(settings, keeper) == 10  # a restart: the replacement, from the ledger
+    with pytest.raises(AuthError):
+        read(settings, None)  # what a restart did before: the configured token, long dead
+    # The operator configures a new token: it wins over the one the ledger kept for the old.
+    emulator.refresh_token = "configured-anew"
+    assert read(settings.model_copy(update={"refresh_token": SecretStr("configured-anew")}), keeper) == 10

@@ -23,6 +23,8 @@ class Silences:
     sorted_by_change: bool = True
     # Whether Ankorstore fills `links.next` on a list with more pages (its examples leave it out).
     fills_links: bool = True
+    # Whether OTO answers a token refresh with a new refresh token, the old one no longer valid.
+    rotates_refresh_token: bool = False
 
     @classmethod
     def drawn(cls, seed: object) -> Silences:

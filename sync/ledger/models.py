@@ -221,6 +221,19 @@ class LedgerSetting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class RotatedToken(Base):
+    """A credential the platform replaced (OTO answers a token refresh with a new refresh token):
+    kept so that a restart uses the current one, for as long as the configured one is still the
+    one it replaced (an operator who configures a new token starts again from that)."""
+
+    __tablename__ = "rotated_tokens"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    configured: Mapped[str] = mapped_column(String(64))  # SHA-256 of the configured token
+    current: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class SafetyStop(Base):
     """An account's listings held back because too many dropped at once with nothing to explain
     it; open until orders explain the drops, the reads recover, or an operator decides."""

@@ -68,6 +68,18 @@ class TokenAuth(Protocol):
         ...  # pragma: no cover
 
 
+class TokenKeeper(Protocol):
+    """Where a credential the platform replaced is kept across restarts (the ledger)."""
+
+    def load(self, account: str, configured: str) -> str | None:
+        """The credential that replaced `configured` for `account`, if one did."""
+        ...  # pragma: no cover
+
+    def save(self, account: str, configured: str, current: str) -> None:
+        """Keep `current` as the replacement of `configured` for `account`."""
+        ...  # pragma: no cover
+
+
 class PlatformHTTP:
     """An account's HTTP session: base URL, headers, timeout, concurrency and retry policy."""
 
@@ -348,6 +360,7 @@ class HttpAdapter(Adapter, Generic[S]):
         rng: random.Random | None = None,
         trust: TrustRules | None = None,
         clock: Callable[[], float] = time.time,
+        keeper: TokenKeeper | None = None,
     ) -> None:
         self.settings = settings
         # How a number read inside a write (Ankorstore's fresh read before a set) is judged.
@@ -365,7 +378,7 @@ class HttpAdapter(Adapter, Generic[S]):
             rng=rng,
             clock=clock,
         )
-        self.http.auth = self.token_auth(settings)
+        self.http.auth = self.token_auth(settings, keeper)
 
     @staticmethod
     @abc.abstractmethod
@@ -373,8 +386,9 @@ class HttpAdapter(Adapter, Generic[S]):
         """The headers every request of this account carries (credentials included)."""
 
     @staticmethod
-    def token_auth(settings: S) -> TokenAuth | None:
-        """Short-lived bearer tokens, for platforms that use them; None means static headers only."""
+    def token_auth(settings: S, keeper: TokenKeeper | None) -> TokenAuth | None:
+        """Short-lived bearer tokens, for platforms that use them (a credential the platform
+        rotates is kept by `keeper`); None means static headers only."""
         return None
 
     async def aclose(self) -> None:

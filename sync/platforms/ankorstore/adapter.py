@@ -28,7 +28,7 @@ from sync.platforms.base import (
 )
 from sync.platforms.batching import push_in_batches, read_in_batches
 from sync.platforms.feeds import HEAD, TAIL, EndsCursor
-from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
+from sync.platforms.http import HttpAdapter, TokenKeeper, cancel_outcome, json_body
 
 JSON_API = "application/vnd.api+json"
 VARIANTS = "/api/v1/product-variants"
@@ -45,7 +45,7 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
     order_time_precision = 1.0  # whole seconds in every example of the OpenAPI file
 
     @staticmethod
-    def token_auth(settings: AnkorstoreSettings) -> AnkorstoreTokens:
+    def token_auth(settings: AnkorstoreSettings, keeper: TokenKeeper | None) -> AnkorstoreTokens:
         """OAuth2 client-credentials tokens."""
         return AnkorstoreTokens(settings.client_id, settings.client_secret.get_secret_value())
 

@@ -21,7 +21,7 @@ from sync.platforms.base import (
 )
 from sync.platforms.batching import read_in_batches
 from sync.platforms.feeds import HEAD, TAIL, EndsCursor
-from sync.platforms.http import HttpAdapter, cancel_outcome, json_body
+from sync.platforms.http import HttpAdapter, TokenKeeper, cancel_outcome, json_body
 from sync.platforms.oto import mapping, orders
 from sync.platforms.oto.auth import OtoTokens
 from sync.platforms.oto.settings import OtoSettings
@@ -41,9 +41,9 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
     order_time_precision = 1.0  # whole seconds
 
     @staticmethod
-    def token_auth(settings: OtoSettings) -> OtoTokens:
-        """Access tokens traded for the refresh token."""
-        return OtoTokens(settings.refresh_token.get_secret_value())
+    def token_auth(settings: OtoSettings, keeper: TokenKeeper | None) -> OtoTokens:
+        """Access tokens traded for the refresh token, which OTO may rotate (`keeper` keeps it)."""
+        return OtoTokens(settings.refresh_token.get_secret_value(), keeper)
 
     @staticmethod
     def auth_headers(settings: OtoSettings) -> dict[str, str]:

@@ -6,23 +6,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sync.errors import AuthError, RetriableError
-from sync.platforms.http import PlatformHTTP, json_body
+import structlog
+
+from sync.errors import AuthError, RetriableError, SyncError
+from sync.platforms.http import PlatformHTTP, TokenKeeper, json_body
 from sync.platforms.oto.mapping import quantity, refused
 from sync.platforms.tokens import BearerTokens
 
 REFRESH = "/rest/v2/refreshToken"
+log = structlog.get_logger(__name__)
 
 
 class OtoTokens(BearerTokens):
-    """Holds the refresh token (it may rotate) and the current access token."""
+    """Holds the refresh token (it may rotate: `keeper` keeps the new one across restarts) and
+    the current access token."""
 
-    def __init__(self, refresh_token: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, refresh_token: str, keeper: TokenKeeper | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(clock)
+        self.configured = refresh_token
         self.refresh_token = refresh_token
+        self._keeper = keeper
+        self._recalled = keeper is None
 
     async def _request_token(self, http: PlatformHTTP) -> tuple[str, float]:
         where = f"oto {http.account}: POST {REFRESH}"
+        self._recall(http.account)
         response = await http.request(
             "POST", REFRESH, json={"refresh_token": self.refresh_token}, write=False, anonymous=True
         )
@@ -35,6 +45,25 @@ class OtoTokens(BearerTokens):
         if not isinstance(token, str) or not token or lifetime is None:
             raise RetriableError(f"{where}: answer without access_token and expires_in")
         new_refresh = payload.get("refresh_token")
-        if isinstance(new_refresh, str) and new_refresh:
+        if isinstance(new_refresh, str) and new_refresh and new_refresh != self.refresh_token:
             self.refresh_token = new_refresh
+            self._keep(http.account)
         return token, float(lifetime)
+
+    def _recall(self, account: str) -> None:
+        """Once: the refresh token that replaced the configured one, if the ledger kept one."""
+        if self._recalled or self._keeper is None:
+            return
+        kept = self._keeper.load(account, self.configured)
+        if kept:
+            self.refresh_token = kept
+        self._recalled = True
+
+    def _keep(self, account: str) -> None:
+        if self._keeper is None:
+            return
+        try:
+            self._keeper.save(account, self.configured, self.refresh_token)
+        except SyncError as err:
+            # The token works now; after a restart the configured one may not. Say so loudly.
+            log.error("oto.refresh_token_not_kept", account=account, error=err.message)

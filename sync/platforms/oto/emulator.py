@@ -190,6 +190,8 @@ class OtoEmulator(EmulatedPlatform):
             return _error(401, "OTO1001", "Invalid refresh token")
         token = "ey" + secrets.token_hex(24)
         self.tokens[token] = self.clock() + self.token_lifetime
+        if self.silences.rotates_refresh_token:  # a new refresh token; the old one stops working
+            self.refresh_token = "rt-" + secrets.token_hex(16)
         return EmuResponse(
             200,
             {

@@ -1,0 +1,31 @@
+"""rotated tokens: a refresh token the platform replaced, kept across restarts
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-26
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "rotated_tokens",
+        sa.Column("account", sa.String(length=64), nullable=False),
+        sa.Column("configured", sa.String(length=64), nullable=False),
+        sa.Column("current", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("account", name=op.f("pk_rotated_tokens")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("rotated_tokens")
