@@ -81,6 +81,8 @@ class BatchStep:
                 unread=frozenset(judgement.unread),
                 feed_accounts=self.evidence.feed_accounts,
                 windows=self.evidence.windows(state, account_ids),
+                read_began=state.read_began,
+                feeds_behind=self.evidence.behind(account_ids, self.clock(), self.config.sync.in_doubt_timeout_seconds),
             )
         )
         report.movements.extend(the_plan.movements)

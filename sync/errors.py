@@ -92,6 +92,10 @@ class ForbiddenError(FatalError):
     would be refused too, so none is asked for."""
 
 
+class NotFoundError(FatalError):
+    """The platform does not know what the call names (HTTP 404)."""
+
+
 class RejectedError(FatalError):
     """The platform refused the request's content as invalid (HTTP 400/422): nothing was applied,
     and a batch may hold just one bad item."""

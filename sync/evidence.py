@@ -22,7 +22,10 @@ from sync.ledger.orders import RETURNING, OrderStore
 from sync.ledger.store import BatchState
 from sync.settling import OrderFact, Window, window_of
 
-SKEW = timedelta(seconds=0.5)  # between a platform's clock and ours, and its stock and its orders
+# Between a platform's clock and ours, and its stock and its orders: no platform documents it. A
+# wider bound leaves more windows undecided (settled later, by a later read or the rule); a
+# narrower one than the truth decides wrongly, so it is generous.
+SKEW = timedelta(seconds=2)
 # The longest an engine waits for a feed to be readable past a probe (the coarsest precision, 1 s).
 TIME_MARGIN = timedelta(seconds=1) + SKEW
 
@@ -30,11 +33,13 @@ TIME_MARGIN = timedelta(seconds=1) + SKEW
 class FeedEvidence:
     """The windows the order feeds let us judge (feeds read and stored by `sync.order_flow`)."""
 
-    def __init__(self, orders: OrderStore, precision: Mapping[str, float]) -> None:
+    def __init__(self, orders: OrderStore, precision: Mapping[str, float | None]) -> None:
         self.orders = orders
         self.feed_accounts = frozenset(precision)
-        # Per feed account, how far after an order's timestamp it may have happened.
-        self.late = {name: timedelta(seconds=seconds) + SKEW for name, seconds in precision.items()}
+        # Per feed account, how far after an order's timestamp it may have happened; accounts whose
+        # order times bound nothing (None) are judged by when we first saw each order.
+        self.late = {name: timedelta(seconds=seconds or 0) + SKEW for name, seconds in precision.items()}
+        self.untimed = frozenset(name for name, seconds in precision.items() if seconds is None)
 
     def windows(self, state: BatchState, account_ids: Mapping[str, int]) -> dict[int, Window]:
         """Per push in doubt in the batch whose probe the feed has been read past: its window."""
@@ -58,7 +63,8 @@ class FeedEvidence:
         since = min(doubt.read[0] for doubt in due.values() if doubt.read is not None) - TIME_MARGIN
         listings = {(account_ids[account], state.sku_ids[sku]) for account, sku in due}
         late = {account_ids[name]: self.late[name] for name in {account for account, _ in due}}
-        facts = self._facts(listings, since, late)
+        untimed = {account_ids[name] for name in self.untimed if name in account_ids}
+        facts = self._facts(listings, since, late, untimed)
         windows: dict[int, Window] = {}
         for (account, sku), doubt in due.items():
             assert doubt.read is not None and doubt.probe is not None
@@ -66,10 +72,25 @@ class FeedEvidence:
             windows[doubt.push_id] = window_of(found, doubt.read, doubt.probe)
         return windows
 
+    def behind(self, account_ids: Mapping[str, int], now: datetime, timeout_seconds: float) -> frozenset[str]:
+        """Feed accounts whose feed no poll has read to its end within the last timeout (down)."""
+        names = [name for name in self.feed_accounts if name in account_ids]
+        if not names:
+            return frozenset()
+        through = self.orders.read_through({account_ids[name] for name in names})
+        since = now - timedelta(seconds=timeout_seconds)
+        return frozenset(name for name in names if through.get(account_ids[name], since) <= since)
+
     def _facts(
-        self, listings: Collection[tuple[int, int]], since: datetime, late: Mapping[int, timedelta]
+        self,
+        listings: Collection[tuple[int, int]],
+        since: datetime,
+        late: Mapping[int, timedelta],
+        untimed: Collection[int],
     ) -> dict[tuple[int, int], list[OrderFact]]:
-        """Per listing (account id, SKU id): the sales and cancellations its orders show since `since`."""
+        """Per listing (account id, SKU id): the sales and cancellations its orders show since
+        `since` (on `untimed` accounts, every order we first saw since then: when its stock moved,
+        only our first sight of it bounds)."""
         if not listings:
             return {}
         accounts = {account for account, _ in listings}
@@ -83,19 +104,25 @@ class FeedEvidence:
                     OrderLine.quantity,
                     Order.state,
                     Order.placed_at,
+                    Order.moved_by,
+                    Order.first_seen_at,
                     Order.updated_at,
                 )
                 .join(Order, OrderLine.order_id == Order.id)
                 .where(Order.account_id.in_(accounts), OrderLine.sku_id.in_(skus))
-                .where((Order.placed_at >= since) | (Order.updated_at >= since))
+                .where((Order.placed_at >= since) | (Order.updated_at >= since) | (Order.first_seen_at >= since))
             )
-            for account_id, sku_id, quantity, order_state, placed, updated in rows:
+            for account_id, sku_id, quantity, order_state, placed, moved_by, seen, updated in rows:
                 if sku_id is None or (account_id, sku_id) not in listings:
                     continue
                 key = (account_id, int(sku_id))
-                facts[key].append(OrderFact(-quantity, placed - SKEW, placed + late[account_id]))
+                if account_id in untimed:
+                    earliest, latest = since, seen + SKEW
+                else:
+                    earliest, latest = placed - SKEW, (moved_by or placed) + late[account_id]
+                facts[key].append(OrderFact(-quantity, earliest, latest))
                 if order_state in RETURNING:
-                    # The units came back after the order was placed and before we saw it so: when
-                    # exactly, the feed does not say.
-                    facts[key].append(OrderFact(quantity, placed - SKEW, updated + late[account_id]))
+                    # The units came back after the order moved stock and before we saw it so:
+                    # when exactly, the feed does not say.
+                    facts[key].append(OrderFact(quantity, earliest, updated + late[account_id]))
         return facts

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sync.domain import MovementKind, SettledBy
-from sync.settling import Verdict, Window, by_orders, by_quiet, by_rule, held_back, timed_out
+from sync.settling import Verdict, Window, by_orders, by_quiet, by_rule, could_have_landed, held_back, timed_out
 
 BOOTSTRAP_MIN = "min"
 
@@ -42,6 +42,7 @@ class InDoubtPush:
     expected_before: int
     sent_at: datetime
     probe: int | None = None
+    probe_began: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,11 @@ class PlanInput:
     # it and its probe (only once the feed is read past the probe).
     feed_accounts: frozenset[str] = frozenset()
     windows: Mapping[int, Window] = field(default_factory=dict)
+    # Feed accounts whose feed has not been read to its end for a whole in-doubt timeout (down):
+    # their pushes in doubt wait no longer than a platform without a feed.
+    feeds_behind: frozenset[str] = frozenset()
+    # When the observations' read began (None: `now`): a write may have landed after it.
+    read_began: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -277,13 +283,21 @@ def _bootstrap(
 def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: PlanInput) -> Verdict | None:
     """Orders on a feed platform, a quiet listing elsewhere, then past the timeout the rule."""
     verdict: Verdict | None = None
+    read_began: datetime | None = None
     on_feed = account in given.feed_accounts
     window = given.windows.get(push.push_id) if on_feed and push.probe is not None else None
     if window is not None and push.probe is not None:
         verdict = by_orders(push.delta, push.expected_before, push.probe, window)
+        read_began = push.probe_began
     elif not on_feed:
         verdict = by_quiet(push.delta, push.expected_before, observed)
-    if verdict is None and timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=on_feed, window=window):
+        read_began = given.read_began or given.now
+    # The write may land yet: a read this soon may say "applied", and a later one decides (the
+    # rule does not guess meanwhile: the evidence is on its way).
+    if verdict is not None and not verdict.applied and not could_have_landed(push.sent_at, read_began):
+        return None
+    patient = on_feed and account not in given.feeds_behind
+    if verdict is None and timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=patient, window=window):
         verdict = by_rule(push.delta, push.expected_before, observed, given.in_doubt_timeout)
     return verdict
 

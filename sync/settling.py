@@ -35,8 +35,12 @@ from sync.domain import SettledBy
 # More edge orders than this and any count could be explained: nothing is decided from them.
 MAX_EDGES = 10
 # On a feed platform, the rule waits this many timeouts for a window the orders can judge to the
-# end (a feed down, or orders racing every later read) before it decides anyway.
+# end (orders racing every later read) before it decides anyway.
 PATIENCE = 6
+# How long after it was sent a write whose answer was lost may still land (queued behind a gateway
+# that gave up, or past our timeout). No document bounds it; a minute is taken, and a write landing
+# later than that shows as an outside change on the listing's next read.
+LATE_LANDING = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -144,13 +148,21 @@ def timed_out(
     sent_at: datetime, now: datetime | None, timeout: timedelta, *, on_feed: bool = False, window: Window | None = None
 ) -> bool:
     """Whether the evidence had its time: the timeout, and on a feed platform a window judged
-    that no later read can improve (None: the feed was not read past a probe yet), or else
-    `PATIENCE` timeouts."""
+    that no later read can improve (None: the feed was not read past the latest probe yet), or
+    else `PATIENCE` timeouts. A feed that is down counts as none (`on_feed` False): the listing
+    takes no push while its push is undecided, so it waits no longer than the timeout."""
     if now is None or now - sent_at < timeout:
         return False
     if not on_feed or (window is not None and window.final):
         return True
     return now - sent_at >= PATIENCE * timeout
+
+
+def could_have_landed(sent_at: datetime, read_began: datetime | None) -> bool:
+    """Whether a read began late enough to show the write, had it been applied: a write whose
+    answer was lost may still be queued somewhere and land up to `LATE_LANDING` after it was sent,
+    so a read before then cannot say it was not applied (it can say it was)."""
+    return read_began is not None and read_began >= sent_at + LATE_LANDING
 
 
 def provisional_base(expected_before: int, delta: int) -> int:

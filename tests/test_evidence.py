@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from sync.bootstrap import open_ledger
@@ -27,15 +28,17 @@ def feed_state(config: Config) -> tuple[datetime | None, set[str]]:
         ledger.close()
 
 
-def test_a_resumed_scan_vouches_for_nothing_placed_since_it_began(db_url: str) -> None:
-    # From the outside review: Ankorstore's list is newest first; a scan whose second page failed
-    # is resumed by the next poll, down to its old mark. Orders placed meanwhile are on top, where
-    # the resumed scan does not look: that poll must not claim the feed read through its start.
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_a_resumed_scan_vouches_for_nothing_placed_since_it_began(db_url: str, newest_first: bool) -> None:
+    # From the outside review: a poll whose second page failed is resumed by the next poll. Orders
+    # placed meanwhile may sit where the resumed poll does not look (on top, when the list runs
+    # newest first): that poll must not claim the feed read through its start.
     with fleet(("ank", "ankorstore"), ("gra", "graas")) as running:
         seeded(running, ["mug"], 1000)
         config = running.config(db_url, ["mug"])
         cycle(config)
         ank = running.platforms["ank"]
+        ank.silences.lists_newest_first = newest_first
         for _ in range(60):  # two pages of 50
             assert ank.sell("mug", 1)
         route, broken = ank.route, [True]
@@ -52,9 +55,10 @@ def test_a_resumed_scan_vouches_for_nothing_placed_since_it_began(db_url: str) -
         broken[0] = False
         late = ank.sell("mug", 2)  # on top of the list, above the half-read scan
         assert late is not None
-        in_engine(config, lambda engine: engine.run_orders())  # resumes the old scan to its end
+        in_engine(config, lambda engine: engine.run_orders())  # resumes the old poll to its end
         through, booked = feed_state(config)
-        assert late.order_id not in booked and through == before  # no claim past the late order
+        assert through == before  # no claim past the late order, whether or not it was read
+        assert (late.order_id in booked) is not newest_first  # on top, or at the tail the poll reads
         started = datetime.now(UTC)
         in_engine(config, lambda engine: engine.run_orders())  # a fresh scan from the top
         through, booked = feed_state(config)

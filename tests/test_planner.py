@@ -19,7 +19,7 @@ from sync.planner import (
     SkuState,
     plan,
 )
-from sync.settling import PATIENCE, Window, by_rule, provisional_base
+from sync.settling import LATE_LANDING, PATIENCE, Window, by_rule, provisional_base
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -112,7 +112,7 @@ def test_the_timeout_rule_prefers_a_sale_over_units_appearing() -> None:
 
 
 def test_without_a_feed_a_quiet_listing_settles_and_is_flagged() -> None:
-    doubt = InDoubtPush(1, delta=-3, expected_before=10, sent_at=NOW)
+    doubt = InDoubtPush(1, delta=-3, expected_before=10, sent_at=NOW - LATE_LANDING)
     for seen, applied in ((7, True), (10, False)):
         state = SkuState("a", 10, {"x": ListingState(10, doubt)})
         result = plan(PlanInput(skus=[state], observations={("x", "a"): seen}, rules={}, now=NOW))
@@ -120,9 +120,33 @@ def test_without_a_feed_a_quiet_listing_settles_and_is_flagged() -> None:
         assert settled.applied is applied and settled.by is SettledBy.QUIET and settled.flagged
 
 
-def in_doubt_on_a_feed(delta: int, before: int, probe: int, window: Window | None, *, sent: datetime = NOW) -> Plan:
-    """A push in doubt on feed account x, its listing read at `probe` since, judged by `window`."""
-    doubt = InDoubtPush(1, delta, before, sent, probe=probe)
+def test_a_read_too_soon_after_the_send_cannot_say_the_write_was_not_applied() -> None:
+    # From the outside review: a write whose answer was lost may still be queued and land later.
+    # A read (or a probe) within LATE_LANDING of the send may say "applied", never "not applied".
+    soon = NOW - LATE_LANDING + timedelta(seconds=1)
+    doubt = InDoubtPush(1, delta=-3, expected_before=10, sent_at=soon)
+    state = SkuState("a", 10, {"x": ListingState(10, doubt)})
+    assert plan(PlanInput(skus=[state], observations={("x", "a"): 10}, rules={}, now=NOW)).settlements == []
+    (applied,) = plan(PlanInput(skus=[state], observations={("x", "a"): 7}, rules={}, now=NOW)).settlements
+    assert applied.applied
+    not_yet = in_doubt_on_a_feed(-2, 10, 8, Window(certain=-2, orders=1), sent=soon)
+    assert not_yet.settlements == [] and not_yet.probes == {1: 8}  # this read is the next probe
+    (settled,) = in_doubt_on_a_feed(-2, 10, 6, Window(certain=-2, orders=1), sent=soon).settlements
+    assert settled.applied
+
+
+def in_doubt_on_a_feed(
+    delta: int,
+    before: int,
+    probe: int,
+    window: Window | None,
+    *,
+    sent: datetime = NOW - LATE_LANDING,
+    feed_down: bool = False,
+) -> Plan:
+    """A push in doubt on feed account x, its listing read at `probe` since (begun now), judged by
+    `window`."""
+    doubt = InDoubtPush(1, delta, before, sent, probe=probe, probe_began=NOW)
     expected = provisional_base(before, delta)
     state = SkuState("a", 20, {"x": ListingState(expected, doubt)})
     windows = {1: window} if window is not None else {}
@@ -134,6 +158,7 @@ def in_doubt_on_a_feed(delta: int, before: int, probe: int, window: Window | Non
             now=NOW,
             feed_accounts=frozenset({"x"}),
             windows=windows,
+            feeds_behind=frozenset({"x"}) if feed_down else frozenset(),
         )
     )
 
@@ -246,12 +271,20 @@ def test_on_a_feed_the_rule_waits_for_a_window_no_later_read_can_improve() -> No
     late = NOW - timedelta(minutes=11)  # past the 10-minute timeout
     racing = Window(late=(-2,), orders=1)  # a sale racing the probe: the next probe may tell
     assert in_doubt_on_a_feed(-2, 10, 8, racing, sent=late).settlements == []
-    assert in_doubt_on_a_feed(-2, 10, 8, None, sent=late).settlements == []  # feed not read past it
+    assert in_doubt_on_a_feed(-2, 10, 8, None, sent=late).settlements == []  # not read past the probe yet
     unexplained = Window(certain=-1, orders=1)  # a change no order explains: final
     (ruled,) = in_doubt_on_a_feed(-2, 10, 8, unexplained, sent=late).settlements
     assert ruled.by is SettledBy.RULE
-    gave_up = NOW - PATIENCE * timedelta(minutes=10)  # the feed stayed down that long
-    assert in_doubt_on_a_feed(-2, 10, 8, None, sent=gave_up).settlements[0].by is SettledBy.RULE
+    patient = NOW - PATIENCE * timedelta(minutes=10)
+    assert in_doubt_on_a_feed(-2, 10, 8, racing, sent=patient).settlements[0].by is SettledBy.RULE
+
+
+def test_a_feed_down_holds_the_listing_no_longer_than_a_platform_without_one() -> None:
+    # From the outside review: with the feed unreadable, the listing took no push for an hour.
+    # The listing waits while its push is undecided; with its feed down, no longer than the timeout.
+    assert in_doubt_on_a_feed(-2, 10, 8, None, sent=NOW - timedelta(minutes=9), feed_down=True).settlements == []
+    (ruled,) = in_doubt_on_a_feed(-2, 10, 8, None, sent=NOW - timedelta(minutes=11), feed_down=True).settlements
+    assert ruled.by is SettledBy.RULE
 
 
 def test_adopting_a_listing_with_an_upward_push_in_doubt_gives_back_what_it_held() -> None:

@@ -23,6 +23,9 @@ class Silences:
     sorted_by_change: bool = True
     # Whether Ankorstore fills `links.next` on a list with more pages (its examples leave it out).
     fills_links: bool = True
+    # Whether Graas orders reach Graas after the marketplace created them (`timeOrderCreated` before
+    # `timeCreated`, minutes apart in the document's example) or at once.
+    orders_reach_late: bool = True
     # Whether OTO answers a token refresh with a new refresh token, the old one no longer valid.
     rotates_refresh_token: bool = False
 

@@ -139,7 +139,11 @@ class CycleQueries:
             session.execute(
                 update(Push)
                 .where(Push.id.in_(sent))
-                .values(state=PushState.IN_DOUBT.value, detail="sent, then the process stopped before the answer")
+                .values(
+                    state=PushState.IN_DOUBT.value,
+                    detail="sent, then the process stopped before the answer",
+                    sent_at=now,  # the last moment it can have left (see record_outcomes)
+                )
             )
             move_expected(session, sent, upward_only=True)
         doubted = len(sent)

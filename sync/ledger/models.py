@@ -195,6 +195,8 @@ class Push(Base):
     resolution: Mapped[str | None] = mapped_column(Text)
     settled_by: Mapped[str | None] = mapped_column(String(16))  # SettledBy: the evidence that decided
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When it was marked sent; for a push in doubt, when it went in doubt (the last moment the
+    # write can have left: a late landing and the in-doubt timeout count from there).
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -303,6 +305,10 @@ class Order(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     handle: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what a cancel call needs
+    # When its status was last read on its own (None: only ever by the feed).
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The latest its stock can have moved, where the platform says (None: at `placed_at`).
+    moved_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class OrderLine(Base):

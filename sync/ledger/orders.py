@@ -105,6 +105,7 @@ class OrderStore(OversellQueries):
                             "status": o.status,
                             "state": o.state.value,
                             "placed_at": o.placed_at,
+                            "moved_by": o.moved_by,
                             "first_seen_at": now,
                             "updated_at": now,
                             "handle": json.dumps(dict(o.handle), sort_keys=True),
@@ -117,20 +118,13 @@ class OrderStore(OversellQueries):
                 ids = {}
             ids.update({external_id: row[0] for external_id, row in existing.items()})
             changed = [o for o in records if o.order_id in existing and existing[o.order_id][1] != o.status]
-            for o in changed:
-                session.execute(
-                    update(Order)
-                    .where(Order.id == ids[o.order_id])
-                    .values(status=o.status, state=o.state.value, updated_at=now)
-                )
-                if o.state is OrderState.CANCELLED:
-                    self._cancel_seen(session, ids[o.order_id], now)
-            if fresh or changed:
+            record_statuses(session, [(ids[o.order_id], o.status, o.state) for o in changed], now)
+            if fresh:
                 session.execute(
                     insert(OrderEvent),
                     [
                         {"order_id": ids[o.order_id], "status": o.status, "state": o.state.value, "seen_at": now}
-                        for o in [*fresh, *changed]
+                        for o in fresh
                     ],
                 )
             known_lines = {
@@ -201,17 +195,6 @@ class OrderStore(OversellQueries):
                 select(OrderFeed.account_id, OrderFeed.read_through_at).where(OrderFeed.account_id.in_(account_ids))
             )
             return {account_id: at for account_id, at in rows if at is not None}
-
-    @staticmethod
-    def _cancel_seen(session: Session, order_id: int, now: datetime) -> None:
-        """The feed shows an order cancelled: a cancel we sent (or lost the answer of) is done."""
-        session.execute(
-            update(OrderAction)
-            .where(OrderAction.order_id == order_id)
-            .where(OrderAction.kind == "cancel")
-            .where(OrderAction.state.in_([ActionState.SENT.value, ActionState.IN_DOUBT.value]))
-            .values(state=ActionState.DONE.value, settled_at=now, detail="the order feed shows it cancelled")
-        )
 
     # --- attribution --------------------------------------------------------------------------
 
@@ -357,3 +340,25 @@ class OrderStore(OversellQueries):
 def _latest(orders: Iterable[OrderRecord]) -> list[OrderRecord]:
     """One record per order id (a page may list an order twice as it moves): the last one wins."""
     return list({o.order_id: o for o in orders}.values())
+
+
+def record_statuses(session: Session, changes: Collection[tuple[int, str, OrderState]], now: datetime) -> None:
+    """Record new statuses of known orders (ledger id, status, state): the order row, an event
+    each, and a cancel we sent (or lost the answer of) done where the order is now cancelled."""
+    for order_id, status, state in changes:
+        session.execute(
+            update(Order).where(Order.id == order_id).values(status=status, state=state.value, updated_at=now)
+        )
+        if state is OrderState.CANCELLED:
+            session.execute(
+                update(OrderAction)
+                .where(OrderAction.order_id == order_id)
+                .where(OrderAction.kind == "cancel")
+                .where(OrderAction.state.in_([ActionState.SENT.value, ActionState.IN_DOUBT.value]))
+                .values(state=ActionState.DONE.value, settled_at=now, detail="the platform shows it cancelled")
+            )
+    if changes:
+        session.execute(
+            insert(OrderEvent),
+            [{"order_id": i, "status": status, "state": state.value, "seen_at": now} for i, status, state in changes],
+        )

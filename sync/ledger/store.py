@@ -142,7 +142,9 @@ class LedgerStore(CycleQueries):
             if push is not None:
                 moves = push.applied_delta if push.applied_delta is not None else push.delta  # a clamped set
                 sent = push.sent_at or push.created_at
-                in_doubt = InDoubtPush(push.id, moves, push.expected_before, sent, push.probe_quantity)
+                in_doubt = InDoubtPush(
+                    push.id, moves, push.expected_before, sent, push.probe_quantity, push.probe_began_at
+                )
                 state.doubts[(account, code)] = _doubt_reads(push)
             listings[code][account] = ListingState(expected, in_doubt)
             state.listing_ids[(account, code)] = listing_id
@@ -381,6 +383,10 @@ class LedgerStore(CycleQueries):
                     "answer_quantity": result.answer_quantity,
                     "settled_at": now if result.outcome is not Outcome.IN_DOUBT else None,
                 }
+                if result.outcome is Outcome.IN_DOUBT:
+                    # The last moment the write can have left (retries after a 429 or a refusal
+                    # leave later than the push was marked sent): a late landing counts from here.
+                    row["sent_at"] = now
                 if result.applied_delta is not None:  # else keep what was recorded before sending
                     row["applied_delta"] = result.applied_delta
                 rows.append(row)

@@ -121,6 +121,9 @@ class OrderRecord:
     placed_at: datetime
     lines: tuple[OrderLine, ...]
     handle: Mapping[str, str] = field(default_factory=dict)
+    # The latest its stock can have moved, where the platform gives a time later than `placed_at`
+    # for it (Graas: when the order reached Graas, after the marketplace created it).
+    moved_by: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,10 @@ class Adapter(abc.ABC):
     platform: str = ""
     # Whether the platform documents an order list this adapter reads (Oakra does not).
     has_order_feed: bool = False
-    # Seconds an order's timestamp may fall short of when it happened (whole seconds: 1.0).
-    order_time_precision: float = 0.0
+    # Seconds an order's timestamp may fall short of when it happened (whole seconds: 1.0); None
+    # where its times do not bound when the listing's stock moved (OTO: set by whoever created the
+    # order, in no documented time zone), so only when we first saw the order does.
+    order_time_precision: float | None = 0.0
 
     @abc.abstractmethod
     async def read(self, codes: Sequence[str]) -> ReadResult:
@@ -169,6 +174,15 @@ class Adapter(abc.ABC):
 
         Raises a `SyncError` when the feed cannot be read."""
         raise NotImplementedError(f"{self.platform} has no order feed")
+
+    # Whether `read_order_status` reads one order (platforms whose feed cannot see every status
+    # change: the feed reads only the ends of a list with no "updated since" filter).
+    rechecks_orders: bool = False
+
+    async def read_order_status(self, order_id: str) -> tuple[str, OrderState] | None:
+        """The status of one order by its id, from the platform's single-order read; None when
+        the platform no longer knows the order. Raises a `SyncError` when it cannot be read."""
+        raise NotImplementedError(f"{self.platform} has no single-order read")
 
     async def cancel_order(self, order: OrderRecord) -> CancelResult:
         """Cancel or reject an order that cannot be filled, with the platform's out-of-stock reason."""

@@ -29,6 +29,7 @@ from sync.errors import (
     FatalError,
     ForbiddenError,
     InDoubtError,
+    NotFoundError,
     RateLimitedError,
     RejectedError,
     RetriableError,
@@ -302,6 +303,8 @@ def raise_for_status(response: httpx.Response, where: str, *, write: bool, scrub
         raise RejectedError(message)
     if status == 409:
         raise ConflictError(message)
+    if status == 404:
+        raise NotFoundError(message)
     raise FatalError(message)
 
 

@@ -26,3 +26,8 @@ class PlatformSpec:
     def has_order_feed(self) -> bool:
         """Whether the platform documents an order list the adapter reads."""
         return bool(getattr(self.adapter, "has_order_feed", False))
+
+    @property
+    def order_times_bound_moves(self) -> bool:
+        """Whether its orders' times bound when the listing's stock moved (see `Adapter`)."""
+        return getattr(self.adapter, "order_time_precision", 0.0) is not None

@@ -7,6 +7,7 @@ import asyncio
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import create_engine
@@ -24,6 +25,7 @@ from sync.ledger.lease import ReconcileLease
 from sync.ledger.models import Base, PushState
 from sync.ledger.store import LedgerStore
 from sync.planner import AccountRules
+from sync.platforms import PLATFORMS
 from sync.report import CycleReport
 from sync.simulation.books import (
     InvariantViolation,
@@ -37,6 +39,8 @@ from sync.simulation.transport import SimTransport
 from sync.simulation.world import ABSOLUTE, FEED_REPORTED, FEEDS, World
 
 TIMEOUT = 15.0
+# Platforms whose order times do not bound when their stock moved (their adapters say so).
+UNTIMED = frozenset(name for name, spec in PLATFORMS.items() if not spec.order_times_bound_moves)
 IN_DOUBT_TIMEOUT = 120.0
 
 
@@ -331,7 +335,8 @@ class Simulation:
           evidence tells such a lie from the truth;
         - "misjudged": a push in doubt there was settled wrongly in a window whose every change the
           platform's order feed reports (counted: there should be none)."""
-        if self.world.settings[account].platform in ABSOLUTE and any(
+        platform = self.world.settings[account].platform
+        if platform in ABSOLUTE and any(
             code == sku and self.world.touched(account, sku, start, end)
             for code, start, end in self.transports[account].set_windows
         ):
@@ -349,12 +354,13 @@ class Simulation:
             kinds = self.world.kinds(account, sku, start - TIME_MARGIN, push.settled_at)
             if not kinds:
                 continue
-            raced = self.world.kinds(account, sku, start - TIME_MARGIN, push.planned_at + TIME_MARGIN)
-            if (
-                self.world.settings[account].platform not in FEEDS
-                or kinds - FEED_REPORTED
-                or (raced and push.settled_by == SettledBy.RULE.value)
-            ):
+            # An order whose earliest time falls before the read ended may have been in it: one
+            # placed that long before it moved stock (Graas) races the read for that much longer.
+            lead = timedelta(seconds=getattr(self.world.platforms[account], "order_time_lead", 0.0))
+            raced = self.world.kinds(account, sku, start - TIME_MARGIN, push.planned_at + lead + TIME_MARGIN)
+            if platform in UNTIMED:  # no order time bounds the move: every order may race the read
+                raced = kinds
+            if platform not in FEEDS or kinds - FEED_REPORTED or (raced and push.settled_by == SettledBy.RULE.value):
                 return "undecidable"
             excuse = "misjudged"
         return excuse

@@ -8,15 +8,18 @@ is untouched). Drawn for any other request, it gives way to one of the other fau
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 import httpx
 
 from sync.emulation.faults import BAD_READS
 from sync.emulation.platform import EmulatedPlatform
-from sync.emulation.wire import EmuRequest
+from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.settling import LATE_LANDING
 from sync.simulation.world import World
+
+SECOND = timedelta(seconds=1)
 
 
 class SimFault(str, Enum):
@@ -27,7 +30,8 @@ class SimFault(str, Enum):
     RATE_LIMIT = "rate_limit"  # refused with 429 and Retry-After
     SERVER_ERROR = "server_error"  # refused with 500
     SERVER_ERROR_AFTER = "server_error_after"  # applied, then 502
-    SLOW = "slow"  # applied late: within the timeout, or past it (then the client times out)
+    SLOW = "slow"  # answered late: within the timeout, or past it (then the client times out)
+    LANDS_LATE = "lands_late"  # a write queued: the client times out, and it is applied later
     BAD_READ = "bad_read"  # a stock read answered, then the answer lies (empty, zeros, garbage...)
 
 
@@ -53,27 +57,35 @@ class SimTransport(httpx.AsyncBaseTransport):
         # read to its set, as (sku, start, end). Only there can a set overwrite an outside change.
         self._read_at: dict[str, datetime] = {}
         self.set_windows: list[tuple[str, datetime, datetime]] = []
+        # Writes queued behind a timeout (LANDS_LATE), with when they land: within LATE_LANDING of
+        # being sent, the bound the engine assumes.
+        self._queued: list[tuple[datetime, EmuRequest, dict[str, datetime], datetime]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Answer one request, or fail it the way a network and a platform fail."""
         self.world.boundary()
+        self.land_queued()
         emu = EmuRequest.build(
             request.method, request.url.raw_path.decode("ascii"), dict(request.headers.items()), request.read()
         )
         self._note_fresh_read(emu)
         fault = self._draw(emu)
-        if fault is SimFault.LOST_REQUEST:
+        if fault is SimFault.LANDS_LATE and self.platform.changes_stock(emu):
+            sent = self.world.clock.now
+            self.world.clock.advance(self.timeout)
+            lands = (
+                sent + (self.timeout + self.world.rng.uniform(0, LATE_LANDING.total_seconds() - self.timeout)) * SECOND
+            )
+            self._queued.append((lands, emu, dict(self._read_at), self.cycle_started))
+            raise httpx.ReadTimeout("answer too slow (the write is queued)", request=request)
+        if fault in (SimFault.LOST_REQUEST, SimFault.LANDS_LATE):
             self.world.clock.advance(self.timeout)
             raise httpx.ReadTimeout("request lost", request=request)
         if fault is SimFault.RATE_LIMIT:
             return httpx.Response(429, json={"message": "Too Many Requests"}, headers={"Retry-After": "2"})
         if fault is SimFault.SERVER_ERROR:
             return httpx.Response(500, json={"message": "Internal Server Error"})
-        applied_before = len(self.platform.applied)
-        answer = self.platform.handle(emu)
-        for code, _ in self.platform.applied[applied_before:]:
-            self.changed_in_cycle[code] = self.cycle_started
-        self._note_set(emu)
+        answer = self._apply(emu)
         if fault is SimFault.BAD_READ and answer.status < 300:
             kind = self.world.rng.choice(BAD_READS)
             self.bad_reads[kind.value] += 1
@@ -95,14 +107,37 @@ class SimTransport(httpx.AsyncBaseTransport):
         payload, content_type = answer.encoded()
         return httpx.Response(answer.status, content=payload, headers={"Content-Type": content_type, **answer.headers})
 
+    def land_queued(self) -> None:
+        """Apply the queued writes whose time has come."""
+        now = self.world.clock.now
+        due = [item for item in self._queued if item[0] <= now]
+        self._queued = [item for item in self._queued if item[0] > now]
+        for _, emu, read_at, cycle_started in due:
+            self._apply(emu, read_at, cycle_started)
+
+    def _apply(
+        self, emu: EmuRequest, read_at: dict[str, datetime] | None = None, cycle_started: datetime | None = None
+    ) -> EmuResponse:
+        """Hand a request to the emulator; a change it applies dates from the cycle it was sent in
+        (whose read it was computed from)."""
+        applied_before = len(self.platform.applied)
+        answer = self.platform.handle(emu)
+        for code, _ in self.platform.applied[applied_before:]:
+            self.changed_in_cycle[code] = cycle_started or self.cycle_started
+        self._note_set(emu, read_at)
+        return answer
+
     def _note_fresh_read(self, emu: EmuRequest) -> None:
         if emu.method == "GET":
             for variant_id in emu.query.get("filter[id][]", []):
                 self._read_at[variant_id] = self.world.clock.now
 
-    def _note_set(self, emu: EmuRequest) -> None:
+    def _note_set(self, emu: EmuRequest, read_at: dict[str, datetime] | None) -> None:
+        """An absolute set's window, from the fresh read it came from (as it was when the set was
+        sent, for one that landed late) to now."""
         if emu.method != "POST" or "operations" not in emu.path:
             return
+        reads = self._read_at if read_at is None else read_at
         try:
             operations = emu.json()["atomic:operations"]
         except (ValueError, KeyError, TypeError):
@@ -110,12 +145,15 @@ class SimTransport(httpx.AsyncBaseTransport):
         variants = getattr(self.platform, "variants", {})
         for operation in operations:
             variant_id = operation.get("data", {}).get("id")
-            start = self._read_at.pop(variant_id, None)
+            start = reads.pop(variant_id, None)
             if start is not None and variant_id in variants:
                 self.set_windows.append((variants[variant_id].sku, start, self.world.clock.now))
 
     def _draw(self, emu: EmuRequest) -> SimFault | None:
-        if self.fault_rate <= 0 or self.world.rng.random() >= self.fault_rate:
+        # Token calls are left alone: where OTO rotates its refresh token, a lost answer to a
+        # refresh locks the account out until an operator configures a new one (a fatal error,
+        # tests/test_oto.py), which ends the seed's story for that account.
+        if self.fault_rate <= 0 or emu.path in self.platform.auth_paths or self.world.rng.random() >= self.fault_rate:
             return None
         kinds = list(SimFault) if self.bad_reads_on else [f for f in SimFault if f is not SimFault.BAD_READ]
         fault = self.world.rng.choice(kinds)

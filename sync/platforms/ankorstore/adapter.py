@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sync.errors import ConflictError, RejectedError, RetriableError
+from sync.errors import ConflictError, NotFoundError, RejectedError, RetriableError
 from sync.judge import Prior, TrustRules, suspicious_drop
 from sync.platforms.ankorstore import mapping, orders
 from sync.platforms.ankorstore.auth import AnkorstoreTokens
@@ -21,6 +21,7 @@ from sync.platforms.base import (
     Observed,
     OrderPage,
     OrderRecord,
+    OrderState,
     Outcome,
     PushResult,
     ReadResult,
@@ -42,6 +43,7 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
 
     platform = "ankorstore"
     has_order_feed = True
+    rechecks_orders = True  # the feed reads the list's ends: an order in the middle is read alone
     order_time_precision = 1.0  # whole seconds in every example of the OpenAPI file
 
     @staticmethod
@@ -102,6 +104,15 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
         else:
             moved, more = ends.after_tail(times, following, end=end)
         return OrderPage(found, moved.dump(), more)
+
+    async def read_order_status(self, order_id: str) -> tuple[str, OrderState] | None:
+        """`GET /api/v1/orders/{id}`: the order's status now (None: the platform knows it no more)."""
+        path = f"{ORDERS}/{order_id}"
+        try:
+            response = await self.http.request("GET", path, write=False)
+        except NotFoundError:
+            return None
+        return orders.parse_status(json_body(response, f"ankorstore {self.settings.name}: GET {path}"))
 
     async def _orders_page(self, after: str | None) -> Any:
         params: dict[str, Any] = {"include": "orderItems.productVariant", "page[limit]": PAGE_LIMIT}

@@ -191,6 +191,8 @@ class AnkorstoreEmulator(EmulatedPlatform):
             return self._operations(request)
         if request.method == "GET" and request.path == ORDERS:
             return self._orders(request)
+        if request.method == "GET" and request.path.startswith(ORDERS + "/"):
+            return self._order(request.path.removeprefix(ORDERS + "/"))
         if request.method == "POST" and request.path.startswith(ORDERS + "/") and request.path.endswith(TRANSITION):
             return self._transition(request, request.path.removeprefix(ORDERS + "/").removesuffix(TRANSITION))
         parts = request.path.removeprefix(VARIANTS + "/").split("/")
@@ -314,6 +316,14 @@ class AnkorstoreEmulator(EmulatedPlatform):
                 page, self.variant, with_variants="orderItems.productVariant" in include
             )
         return EmuResponse(200, body, {"Content-Type": JSON_API})
+
+    def _order(self, order_id: str) -> EmuResponse:
+        order = self.book.orders.get(order_id)
+        if order is None:
+            return _errors(404, "Not Found", f"order {order_id} not found")
+        return EmuResponse(
+            200, {"data": order_resource(order), "jsonapi": {"version": "1.0"}}, {"Content-Type": JSON_API}
+        )
 
     def _transition(self, request: EmuRequest, order_id: str) -> EmuResponse:
         try:

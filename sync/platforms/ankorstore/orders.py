@@ -84,6 +84,15 @@ def _line(item: dict[str, Any], by_key: dict[tuple[Any, Any], dict[str, Any]]) -
     return OrderLine(str(item["id"]), sku, quantity)
 
 
+def parse_status(payload: Any) -> tuple[str, OrderState]:
+    """The status of the order a single-order read returned."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    status = (data.get("attributes") or {}).get("status") if isinstance(data, dict) else None
+    if not isinstance(status, str):
+        raise AnkorstoreShapeError("ankorstore: order answer has no `data.attributes.status`")
+    return status, STATES.get(status, OrderState.FULFILLED)
+
+
 def reject_body() -> dict[str, Any]:
     """The transition that rejects an order as out of stock."""
     return {"data": {"type": "brand-rejects", "attributes": {"rejectType": "PRODUCT_OUT_OF_STOCK"}}}

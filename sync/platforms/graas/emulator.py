@@ -108,7 +108,12 @@ class GraasEmulator(EmulatedPlatform):
         pages = max(1, -(-len(chosen) // size))
         rows = chosen[(page - 1) * size : page * size]
         return EmuResponse(
-            200, {"numberOfPages": pages, "numberOfRecords": len(chosen), "history": [_order(o) for o in rows]}
+            200,
+            {
+                "numberOfPages": pages,
+                "numberOfRecords": len(chosen),
+                "history": [_order(o, self._lag(o)) for o in rows],
+            },
         )
 
     def _update_orders(self, request: EmuRequest) -> EmuResponse:
@@ -119,6 +124,16 @@ class GraasEmulator(EmulatedPlatform):
         if not isinstance(data, list):
             return EmuResponse(400, {"errorMessage": "data is missing"})
         return EmuResponse(200, {"result": [self._update_order(item) for item in data]})
+
+    @property
+    def order_time_lead(self) -> float:
+        """The most an order's `timeOrderCreated` precedes its stock move (`timeCreated`)."""
+        return 183.0 if self.silences.orders_reach_late else 0.0
+
+    def _lag(self, order: EmuOrder) -> float:
+        """How long before it reached Graas the marketplace created the order: up to the 183 s
+        the document's example shows, where this emulator's silences say orders reach it late."""
+        return (order.seq * 37) % 184 if self.silences.orders_reach_late else 0.0
 
     def _update_order(self, item: Any) -> dict[str, Any]:
         if not isinstance(item, dict) or item.get("orderStatus") != "CANCELLED":
@@ -172,8 +187,9 @@ class GraasEmulator(EmulatedPlatform):
         return {"sellerSKU": sku, "status": "success", "updatedQuantity": updated, "httpCode": 200}
 
 
-def _order(order: EmuOrder) -> dict[str, Any]:
-    """An order as `GET /v1/orders` lists it (the fields stock needs, and a few more)."""
+def _order(order: EmuOrder, lag: float) -> dict[str, Any]:
+    """An order as `GET /v1/orders` lists it (the fields stock needs, and a few more), created on
+    the marketplace `lag` seconds before it reached Graas."""
     return {
         "site": SITE,
         "orderID": order.order_id,
@@ -184,9 +200,9 @@ def _order(order: EmuOrder) -> dict[str, Any]:
         ],
         "orderStatus": order.status,
         "orderStatuses": sorted(set(order.history)),
-        "timeCreated": int(order.placed),
+        "timeCreated": int(order.placed),  # the sale reached Graas (its stock moved) now
         "timeLastUpdated": int(order.modified),
-        "timeOrderCreated": int(order.placed),
+        "timeOrderCreated": int(order.placed - lag),  # the marketplace created it earlier
     }
 
 

@@ -42,8 +42,11 @@ def _order(item: Any) -> OrderRecord | None:
     if not isinstance(item, dict) or not isinstance(item.get("orderID"), str):
         return None
     status = item.get("orderStatus")
-    placed = item.get("timeOrderCreated", item.get("timeCreated"))
-    if status not in STATES or not is_int(placed):
+    # `timeOrderCreated`: when the marketplace created it; `timeCreated`: when it reached Graas
+    # (the document's examples are minutes apart). Graas's stock moves in between, at the latest
+    # when the order reached it.
+    times = [t for t in (item.get("timeOrderCreated"), item.get("timeCreated")) if is_int(t)]
+    if status not in STATES or not times:
         return None
     lines = tuple(
         OrderLine(str(line["orderItemID"]), code, line["quantity"])
@@ -55,7 +58,10 @@ def _order(item: Any) -> OrderRecord | None:
     )
     site: dict[str, Any] = item["site"] if isinstance(item.get("site"), dict) else {}
     handle = {"site_name": str(site.get("name", "")), "site_nick_name_id": str(site.get("nickNameID", ""))}
-    return OrderRecord(item["orderID"], status, STATES[status], datetime.fromtimestamp(placed, UTC), lines, handle)
+    placed, reached = (datetime.fromtimestamp(t, UTC) for t in (min(times), max(times)))
+    return OrderRecord(
+        item["orderID"], status, STATES[status], placed, lines, handle, reached if reached > placed else None
+    )
 
 
 def _code(line: dict[str, Any]) -> str | None:

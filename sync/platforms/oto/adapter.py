@@ -8,12 +8,13 @@ import asyncio
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from sync.errors import FatalError, InDoubtError, RejectedError, SyncError
+from sync.errors import FatalError, InDoubtError, NotFoundError, RejectedError, SyncError
 from sync.platforms.base import (
     CancelResult,
     Change,
     OrderPage,
     OrderRecord,
+    OrderState,
     Outcome,
     PushResult,
     ReadResult,
@@ -30,6 +31,7 @@ STOCK = "/rest/v2/checkInventoryStock"
 UPDATE = "/rest/v2/updateStockQuantity"
 ORDERS = "/rest/v2/orders"
 CANCEL = "/rest/v2/cancelOrder"
+DETAILS = "/rest/v2/orderDetails"
 ORDER_PAGE_SIZE = 100
 
 
@@ -38,7 +40,8 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
 
     platform = "oto"
     has_order_feed = True
-    order_time_precision = 1.0  # whole seconds
+    rechecks_orders = True  # the feed reads the list's ends: an order in the middle is read alone
+    order_time_precision = None  # `orderDate` is the creator's, in no documented zone
 
     @staticmethod
     def token_auth(settings: OtoSettings, keeper: TokenKeeper | None) -> OtoTokens:
@@ -116,6 +119,14 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
         return orders.parse_orders(
             json_body(response, f"oto {self.settings.name}: GET {ORDERS}"), self.settings.location_code
         )
+
+    async def read_order_status(self, order_id: str) -> tuple[str, OrderState] | None:
+        """`orderDetails` by `orderId`: the order's status now (None: OTO knows it no more)."""
+        try:
+            response = await self.http.request("GET", DETAILS, params={"orderId": order_id}, write=False)
+        except NotFoundError:
+            return None
+        return orders.parse_status(json_body(response, f"oto {self.settings.name}: GET {DETAILS}"))
 
     async def cancel_order(self, order: OrderRecord) -> CancelResult:
         """`cancelOrder` by `orderId`."""

@@ -26,6 +26,7 @@ STOCK = "/rest/v2/checkInventoryStock"
 UPDATE = "/rest/v2/updateStockQuantity"
 ORDERS = "/rest/v2/orders"
 CANCEL = "/rest/v2/cancelOrder"
+DETAILS = "/rest/v2/orderDetails"
 ROUTES = (REFRESH, STOCK, UPDATE, ORDERS, CANCEL)
 
 
@@ -120,6 +121,8 @@ class OtoEmulator(EmulatedPlatform):
             return self._update(request)
         if request.method == "GET" and request.path == ORDERS:
             return self._orders(request)
+        if request.method == "GET" and request.path == DETAILS:
+            return self._details(request)
         if request.method == "POST" and request.path == CANCEL:
             return self._cancel(request)
         return EmuResponse(404, {"message": "Not Found"})
@@ -165,6 +168,12 @@ class OtoEmulator(EmulatedPlatform):
             "modifiedDate": _stamp(order.modified),
             "items": [{"sku": line.code, "quantity": line.quantity, "name": line.code} for line in order.lines],
         }
+
+    def _details(self, request: EmuRequest) -> EmuResponse:
+        order = self.book.orders.get((request.query.get("orderId") or [""])[0])
+        if order is None:
+            return _error(404, "OTO1009", "Order not found")
+        return EmuResponse(200, {"success": True, **self._order(order)})
 
     def _cancel(self, request: EmuRequest) -> EmuResponse:
         try:

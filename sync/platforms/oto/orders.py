@@ -98,6 +98,17 @@ def _order(item: Any, location_code: str) -> tuple[OrderRecord, datetime] | None
     return OrderRecord(item["orderId"], status, state_of(status), placed, lines), modified
 
 
+def parse_status(body: Any) -> tuple[str, OrderState]:
+    """The status an `orderDetails` answer gives."""
+    problem = refused(body)
+    if problem is not None:
+        raise OtoShapeError(f"oto: orderDetails refused: {problem}")
+    status = body.get("status") if isinstance(body, dict) else None
+    if not isinstance(status, str):
+        raise OtoShapeError("oto: orderDetails answer has no status")
+    return status, state_of(status)
+
+
 def cancel_refusal(body: Any) -> str | None:
     """None when OTO confirmed the cancel, else its reason (OTO refuses some under HTTP 200)."""
     problem = refused(body)
