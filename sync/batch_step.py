@@ -77,6 +77,7 @@ class BatchStep:
                 bootstrap_rule=self.config.bootstrap.rule,
                 now=self.clock(),
                 in_doubt_timeout=timedelta(seconds=self.config.sync.in_doubt_timeout_seconds),
+                late_landing=timedelta(seconds=self.config.sync.late_landing_seconds),
                 adopt=frozenset(judgement.adopt),
                 unread=frozenset(judgement.unread),
                 feed_accounts=self.evidence.feed_accounts,

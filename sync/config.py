@@ -53,6 +53,9 @@ class SyncSettings(_Section):
     interval_seconds: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=2000, ge=1, le=100_000)
     in_doubt_timeout_seconds: float = Field(default=600.0, ge=0)
+    # How long after its last departure a write whose answer was lost may still land (no platform
+    # bounds it): until then a read may show it applied, never that it was not.
+    late_landing_seconds: float = Field(default=60.0, ge=0)
     safety_min_listings: int = Field(default=10, ge=1)
     safety_max_drop_share: float = Field(default=0.5, gt=0, le=1)
     # A drop larger than this share of a listing (or to zero) that no order explains is read again
@@ -78,6 +81,10 @@ class OrderSettings(_Section):
     poll_seconds: float = Field(default=2.0, gt=0)
     lookback_minutes: float = Field(default=1440.0, ge=0)
     max_pages_per_poll: int = Field(default=50, ge=1)
+    # Open orders read on their own (where a feed reads only a list's ends): each at least this
+    # often, at most `rechecks_per_poll` a poll (0: never).
+    recheck_minutes: float = Field(default=10.0, gt=0)
+    rechecks_per_poll: int = Field(default=5, ge=0)
     drift_threshold: int = Field(default=3, ge=1)
     drift_window_minutes: float = Field(default=60.0, gt=0)
     drift_grace_seconds: float = Field(default=120.0, ge=0)

@@ -2,11 +2,13 @@
 feed has been read past, the orders placed or cancelled on its listing between the read the push
 was made from and the probe (`sync.settling` judges them).
 
-Times are the platforms' (orders) against ours (reads): an order is taken to have happened
-between `SKEW` before its timestamp and its timestamp's precision plus `SKEW` after (all three feeds
-give whole seconds). A feed counts as read past a probe only when a poll that began that long after
-the probe ended read it to its end: Graas's window stops at a whole second, and an order placed as
-the probe was read must be in it.
+Times are the platforms' (orders) against ours (reads): an order's stock move is taken to have
+happened between `SKEW` before its timestamp and its timestamp's precision plus `SKEW` after its
+latest time (`moved_by`: Graas's `timeCreated`, when it reached Graas). Where a platform's order
+times bound nothing (OTO: precision None), only our first sight of the order bounds it. A feed
+counts as read past a probe only when a poll that began that long after the probe ended read it
+to its end: Graas's window stops at a whole second, and an order placed as the probe was read must
+be in it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from sync.settling import OrderFact, Window, window_of
 # wider bound leaves more windows undecided (settled later, by a later read or the rule); a
 # narrower one than the truth decides wrongly, so it is generous.
 SKEW = timedelta(seconds=2)
+# A feed no poll has read to its end for this many in-doubt timeouts is down: its pushes in doubt
+# are settled as on a platform without a feed, so their listings are not held for long.
+DOWN_AFTER = 3
 # The longest an engine waits for a feed to be readable past a probe (the coarsest precision, 1 s).
 TIME_MARGIN = timedelta(seconds=1) + SKEW
 
@@ -73,12 +78,13 @@ class FeedEvidence:
         return windows
 
     def behind(self, account_ids: Mapping[str, int], now: datetime, timeout_seconds: float) -> frozenset[str]:
-        """Feed accounts whose feed no poll has read to its end within the last timeout (down)."""
+        """Feed accounts whose feed no poll has read to its end within `DOWN_AFTER` timeouts (down:
+        a feed failing now and then, as under heavy faults, still catches up well before)."""
         names = [name for name in self.feed_accounts if name in account_ids]
         if not names:
             return frozenset()
         through = self.orders.read_through({account_ids[name] for name in names})
-        since = now - timedelta(seconds=timeout_seconds)
+        since = now - DOWN_AFTER * timedelta(seconds=timeout_seconds)
         return frozenset(name for name in names if through.get(account_ids[name], since) <= since)
 
     def _facts(

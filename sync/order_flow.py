@@ -24,6 +24,7 @@ from sync.errors import SyncError
 from sync.ledger.models import ActionState
 from sync.ledger.orders import OrderStore
 from sync.ledger.oversells import Drift, PlannedAction
+from sync.ledger.rechecks import OrderRechecks, Rechecked, StatusRead
 from sync.metrics import METRICS
 from sync.orders.oversell import orders_to_act_on
 from sync.platforms.base import Adapter, Outcome
@@ -86,6 +87,7 @@ class OrderFlow:
         self._catalogue = set(config.skus)
         self._policy = {a.name: a.oversell_policy for a in config.accounts}
         self._feed_broken: set[str] = set()
+        self.rechecks = OrderRechecks(store.sessions)
 
     # --- feeds ----------------------------------------------------------------------------------
 
@@ -142,9 +144,29 @@ class OrderFlow:
             if name in self._feed_broken:
                 self._feed_broken.discard(name)
                 log.info("orders.feed_recovered", account=name)
+            rechecked = await self._recheck(name, account_id, before_commit)
+            report.status_changes += rechecked.changes
+            touched |= rechecked.returned_skus
+            listings |= rechecked.listings
         if listings:
             report.attributed_units += self.store.attribute(listings, self.clock())
         return touched & self._catalogue
+
+    async def _recheck(self, name: str, account_id: int, before_commit: Callable[[Session], None]) -> Rechecked:
+        """Read a few open orders on their own, where the feed reads only the list's ends."""
+        settings = self.config.orders
+        adapter = self.adapters[name]
+        if not adapter.rechecks_orders or not settings.rechecks_per_poll:
+            return Rechecked()
+        every = timedelta(minutes=settings.recheck_minutes)
+        found: list[tuple[int, StatusRead]] = []
+        for order_id, external_id in self.rechecks.due(account_id, self.clock(), every, settings.rechecks_per_poll):
+            try:
+                found.append((order_id, await adapter.read_order_status(external_id)))
+            except SyncError as err:  # the next poll tries again; the feed itself was read
+                log.info("orders.recheck_failed", account=name, order=external_id, error=err.message)
+                break
+        return self.rechecks.book(account_id, found, self.clock(), before_commit)
 
     def unbooked_sales(self, sku_ids: Mapping[str, int], account_ids: Mapping[str, int]) -> dict[tuple[str, str], int]:
         """Per listing (account, SKU) of feed accounts: sold units no booked drop accounts for yet."""

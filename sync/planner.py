@@ -12,7 +12,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sync.domain import MovementKind, SettledBy
-from sync.settling import Verdict, Window, by_orders, by_quiet, by_rule, could_have_landed, held_back, timed_out
+from sync.settling import (
+    LATE_LANDING,
+    Verdict,
+    Window,
+    by_orders,
+    by_quiet,
+    by_rule,
+    could_have_landed,
+    held_back,
+    timed_out,
+)
 
 BOOTSTRAP_MIN = "min"
 
@@ -43,6 +53,9 @@ class InDoubtPush:
     sent_at: datetime
     probe: int | None = None
     probe_began: datetime | None = None
+    # The platform answered (it rejected the batch the push was in): nothing of it is still on its
+    # way, so a read need not wait for a late landing.
+    answered: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,7 @@ class PlanInput:
     bootstrap_rule: str = BOOTSTRAP_MIN
     now: datetime | None = None
     in_doubt_timeout: timedelta = timedelta(minutes=10)
+    late_landing: timedelta = LATE_LANDING
     # Listings whose reading is taken as it is, nothing booked (a new platform id, an operator's
     # reject), and listings read this time without anything believed (a bootstrap waits for them).
     adopt: frozenset[ListingKey] = frozenset()
@@ -83,8 +97,8 @@ class PlanInput:
     # it and its probe (only once the feed is read past the probe).
     feed_accounts: frozenset[str] = frozenset()
     windows: Mapping[int, Window] = field(default_factory=dict)
-    # Feed accounts whose feed has not been read to its end for a whole in-doubt timeout (down):
-    # their pushes in doubt wait no longer than a platform without a feed.
+    # Feed accounts whose feed has not been read to its end for a while (down, see
+    # `sync.evidence.DOWN_AFTER`): their pushes in doubt wait no longer than without a feed.
     feeds_behind: frozenset[str] = frozenset()
     # When the observations' read began (None: `now`): a write may have landed after it.
     read_began: datetime | None = None
@@ -294,7 +308,8 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
         read_began = given.read_began or given.now
     # The write may land yet: a read this soon may say "applied", and a later one decides (the
     # rule does not guess meanwhile: the evidence is on its way).
-    if verdict is not None and not verdict.applied and not could_have_landed(push.sent_at, read_began):
+    landed = push.answered or could_have_landed(push.sent_at, read_began, given.late_landing)
+    if verdict is not None and not verdict.applied and not landed:
         return None
     patient = on_feed and account not in given.feeds_behind
     if verdict is None and timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=patient, window=window):

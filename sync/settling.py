@@ -38,8 +38,9 @@ MAX_EDGES = 10
 # end (orders racing every later read) before it decides anyway.
 PATIENCE = 6
 # How long after it was sent a write whose answer was lost may still land (queued behind a gateway
-# that gave up, or past our timeout). No document bounds it; a minute is taken, and a write landing
-# later than that shows as an outside change on the listing's next read.
+# that gave up, or past our timeout). No document bounds it; a minute by default
+# (`sync.late_landing_seconds`), and a write landing later than that shows as an outside change on
+# the listing's next read.
 LATE_LANDING = timedelta(seconds=60)
 
 
@@ -158,11 +159,11 @@ def timed_out(
     return now - sent_at >= PATIENCE * timeout
 
 
-def could_have_landed(sent_at: datetime, read_began: datetime | None) -> bool:
+def could_have_landed(sent_at: datetime, read_began: datetime | None, late_landing: timedelta = LATE_LANDING) -> bool:
     """Whether a read began late enough to show the write, had it been applied: a write whose
-    answer was lost may still be queued somewhere and land up to `LATE_LANDING` after it was sent,
+    answer was lost may still be queued somewhere and land up to `late_landing` after it was sent,
     so a read before then cannot say it was not applied (it can say it was)."""
-    return read_began is not None and read_began >= sent_at + LATE_LANDING
+    return read_began is not None and read_began >= sent_at + late_landing
 
 
 def provisional_base(expected_before: int, delta: int) -> int:

@@ -81,3 +81,20 @@ def fleet(*accounts: tuple[str, str] | tuple[str, str, dict[str, Any]]) -> Itera
     finally:
         for server in result.servers.values():
             server.stop()
+
+
+class MemoryKeeper:
+    """A TokenKeeper holding rotated tokens in memory, as the ledger does across restarts: the
+    adapters a test builds one after another share it."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, tuple[str, str]] = {}
+
+    def load(self, account: str, configured: str) -> str | None:
+        """The token that replaced `configured`, if one did."""
+        found = self.kept.get(account)
+        return found[1] if found is not None and found[0] == configured else None
+
+    def save(self, account: str, configured: str, current: str) -> None:
+        """Keep `current` as the replacement of `configured`."""
+        self.kept[account] = (configured, current)

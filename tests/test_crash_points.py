@@ -32,7 +32,9 @@ def test_killed_at_each_crash_point_and_restarted_nothing_is_lost(tmp_path: Path
         config = tmp_path / "stocksync.toml"
         # A killed holder's lease is not taken over before it runs out (no process id is trusted):
         # a short lease keeps the restart quick.
-        config.write_text(running.toml(db_url, SKUS, "[sync]\ninterval_seconds = 0.2\nlease_seconds = 2\n"))
+        config.write_text(
+            running.toml(db_url, SKUS, "[sync]\ninterval_seconds = 0.2\nlease_seconds = 2\nlate_landing_seconds = 0\n")
+        )
         config.chmod(0o600)
         assert stocksync(config, "reconcile").returncode == 0  # bootstrap
         for sku in SKUS:  # sales on both sides: the next cycle has pushes to make

@@ -28,6 +28,7 @@ SETTINGS = """
 [sync]
 shards = 6
 lease_seconds = 3
+late_landing_seconds = 0
 interval_seconds = 0.5
 batch_size = 4
 [orders]

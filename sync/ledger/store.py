@@ -143,7 +143,13 @@ class LedgerStore(CycleQueries):
                 moves = push.applied_delta if push.applied_delta is not None else push.delta  # a clamped set
                 sent = push.sent_at or push.created_at
                 in_doubt = InDoubtPush(
-                    push.id, moves, push.expected_before, sent, push.probe_quantity, push.probe_began_at
+                    push.id,
+                    moves,
+                    push.expected_before,
+                    sent,
+                    push.probe_quantity,
+                    push.probe_began_at,
+                    answered=(push.detail or "").startswith(REJECTED_BATCH),
                 )
                 state.doubts[(account, code)] = _doubt_reads(push)
             listings[code][account] = ListingState(expected, in_doubt)

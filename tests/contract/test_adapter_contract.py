@@ -18,7 +18,7 @@ from sync.emulation.platform import EmulatedPlatform
 from sync.errors import AuthError, FatalError, ReadProblem, RetriableError
 from sync.platforms import PLATFORMS, build_adapter
 from sync.platforms.base import Adapter, Change, Outcome
-from tests.fakes import Fleet, fleet
+from tests.fakes import Fleet, MemoryKeeper, fleet
 from tests.test_cli import assert_ledger_consistent, invoke
 
 PLATFORM_NAMES = sorted(PLATFORMS)
@@ -32,6 +32,7 @@ class Harness:
         self.emulator: EmulatedPlatform = fleet_.platforms["acct"]
         self.entry = fleet_.entries[0]
         self.sleeps: list[float] = []
+        self.keeper = MemoryKeeper()  # a token the platform rotates outlives each adapter
 
     async def _sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
@@ -39,7 +40,7 @@ class Harness:
     def adapter(self, **overrides: Any) -> Adapter:
         """An adapter for the emulated account; `overrides` change its settings."""
         settings = PLATFORMS[self.platform].settings.model_validate({**self.entry, **overrides})
-        return build_adapter(settings, sleep=self._sleep)
+        return build_adapter(settings, sleep=self._sleep, keeper=self.keeper)
 
     def seed(self, count: int, quantity: int = 10) -> list[str]:
         """Create `count` listings holding `quantity` each; returns their codes."""

@@ -5,8 +5,8 @@
 `submittedAt`), so the feed reads it from both ends down to the previous poll's mark (see
 `sync.platforms.feeds.EndsCursor`). With `include=orderItems.productVariant` each order item names
 its variant, and the variant its SKU. A status change on an order in the middle of the list is not
-seen by these reads: the daemon learns of the rejections it makes itself from their answers, and
-the stock reads book any other release of a reservation.
+seen by these reads: open orders are also read one at a time (`GET /api/v1/orders/{id}`,
+`parse_status`, see `sync.ledger.rechecks`).
 """
 
 from __future__ import annotations

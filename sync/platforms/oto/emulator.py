@@ -27,7 +27,7 @@ UPDATE = "/rest/v2/updateStockQuantity"
 ORDERS = "/rest/v2/orders"
 CANCEL = "/rest/v2/cancelOrder"
 DETAILS = "/rest/v2/orderDetails"
-ROUTES = (REFRESH, STOCK, UPDATE, ORDERS, CANCEL)
+ROUTES = (REFRESH, STOCK, UPDATE, ORDERS, DETAILS, CANCEL)
 
 
 def _stamp(epoch: float) -> str:
