@@ -10,7 +10,12 @@ sale the bench watches the other platforms' emulators and records when each show
 Sales on Graas, OTO and Ankorstore reach the others through their order feeds (the fast path);
 Oakra documents no order list, so its sales wait for the next full sweep: they are reported apart.
 
-    python -m bench.oversell_window [--skus 10000] [--seconds 180] [--rate 1] [--latency 0.02] [--json FILE]
+    python -m bench.oversell_window [--skus 10000] [--seconds 180] [--rate 1] [--latency 0.02]
+        [--order-list newest|oldest] [--history 500] [--json FILE]
+
+The order lists of OTO and Ankorstore document no sort order: `--order-list` runs them newest or
+oldest first, and `--history` places that many orders on each feed platform over the six hours
+before the daemon starts (several pages of history, as a real shop has).
 """
 
 from __future__ import annotations
@@ -63,11 +68,14 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
 
 
-def run(skus_count: int, seconds: float, rate: float, latency: float, seed: int) -> dict[str, Any]:
+def run(
+    skus_count: int, seconds: float, rate: float, latency: float, seed: int, newest_first: bool = True, history: int = 0
+) -> dict[str, Any]:
     """One run; returns the figures."""
     skus = [f"sku-{i:05d}" for i in range(skus_count)]
     platforms, servers, entries = start_fleet(ACCOUNTS, skus, STOCK, latency)
     rng = random.Random(seed)
+    _order_history(platforms, skus, rng, newest_first, history)
     sales: list[Sale] = []
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -107,7 +115,25 @@ def run(skus_count: int, seconds: float, rate: float, latency: float, seed: int)
         ledger.close()
     for server in servers:
         server.stop()
-    return _figures(sales, skus_count, seconds, rate, latency, first_sweep)
+    order_list = "newest" if newest_first else "oldest"
+    return _figures(sales, skus_count, seconds, rate, latency, first_sweep, order_list, history)
+
+
+def _order_history(
+    platforms: dict[str, EmulatedPlatform], skus: list[str], rng: random.Random, newest_first: bool, history: int
+) -> None:
+    """Each feed platform's list in the chosen order, with `history` orders placed over the last
+    six hours (they sell units before the daemon's first read, which books them as they are)."""
+    now = time.time()
+    for name, emulator in platforms.items():
+        emulator.silences.lists_newest_first = newest_first
+        if name == "oakra":
+            continue
+        for i in range(history):
+            placed = now - 6 * 3600 + i * (6 * 3600 / max(history, 1))
+            emulator.wall = lambda placed=placed: placed  # type: ignore[misc]
+            emulator.sell(rng.choice(skus), 1)
+        emulator.wall = time.time
 
 
 def _sell(platforms: dict[str, EmulatedPlatform], skus: list[str], rng: random.Random) -> Sale:
@@ -122,7 +148,14 @@ def _sell(platforms: dict[str, EmulatedPlatform], skus: list[str], rng: random.R
 
 
 def _figures(
-    sales: list[Sale], skus: int, seconds: float, rate: float, latency: float, first_sweep: float
+    sales: list[Sale],
+    skus: int,
+    seconds: float,
+    rate: float,
+    latency: float,
+    first_sweep: float,
+    order_list: str = "newest",
+    history: int = 0,
 ) -> dict[str, Any]:
     pairs: dict[str, dict[str, Any]] = {}
     for source in sorted({s.source for s in sales}):
@@ -152,6 +185,8 @@ def _figures(
     return {
         "machine": f"{host.system()} {host.machine()}, {os.cpu_count()} cores, Python {host.python_version()}",
         "skus": skus,
+        "order_list": order_list,
+        "history_orders_per_feed": history,
         "accounts": [a["platform"] for a in ACCOUNTS],
         "seconds": seconds,
         "sales_per_second": rate,
@@ -175,13 +210,22 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="sales per second")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per request at the emulators")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--order-list", choices=["newest", "oldest"], default="newest", help="how OTO's and Ankorstore's lists run"
+    )
+    parser.add_argument("--history", type=int, default=0, help="orders already on each feed platform")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
     args = parser.parse_args()
     configure_logging("error", "json")
-    figures = run(args.skus, args.seconds, args.rate, args.latency, args.seed)
+    figures = run(
+        args.skus, args.seconds, args.rate, args.latency, args.seed, args.order_list == "newest", args.history
+    )
     print(f"{'sale on -> shown on':<26} {'sales':>6} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'missing':>8}")
     for pair, row in figures["pairs"].items():
         print(f"{pair:<26} {row['sales']:>6} {row['p50_s']:>7} {row['p99_s']:>7} {row['max_s']:>7} {row['missing']:>8}")
+    missing = sum(row["missing"] for row in figures["pairs"].values())
+    history = figures["history_orders_per_feed"]
+    print(f"order lists {figures['order_list']} first, {history} orders of history; missed: {missing}")
     print("until every other platform shows it:")
     for source, row in figures["by_source"].items():
         print(f"  sale on {source:<12} {row['sales']:>6} sales  p50 {row['p50_s']} s  p99 {row['p99_s']} s")

@@ -314,6 +314,11 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
     patient = on_feed and account not in given.feeds_behind
     if verdict is None and timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=patient, window=window):
         verdict = by_rule(push.delta, push.expected_before, observed, given.in_doubt_timeout)
+        # Nor does the rule guess "not applied" from a read the write may still land after.
+        if not verdict.applied and not (
+            push.answered or could_have_landed(push.sent_at, given.read_began or given.now, given.late_landing)
+        ):
+            return None
     return verdict
 
 

@@ -4,7 +4,8 @@ than its platform gives it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sync.bootstrap import open_ledger
 from sync.config import Config
 from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.evidence import DOWN_AFTER, FeedEvidence
 from sync.ledger.models import Order, OrderFeed
 from tests.fakes import fleet
 from tests.test_orders import cycle, in_engine
@@ -63,3 +65,22 @@ def test_a_resumed_scan_vouches_for_nothing_placed_since_it_began(db_url: str, n
         in_engine(config, lambda engine: engine.run_orders())  # a fresh scan from the top
         through, booked = feed_state(config)
         assert late.order_id in booked and through is not None and through >= started
+
+
+class _ReadThrough:
+    """An order store that knows only when each feed was last read to its end."""
+
+    def __init__(self, through: dict[int, datetime]) -> None:
+        self.through = through
+
+    def read_through(self, account_ids: Collection[int]) -> dict[int, datetime]:
+        return {account: at for account, at in self.through.items() if account in account_ids}
+
+
+def test_a_feed_is_down_only_after_three_timeouts_without_a_read_to_its_end() -> None:
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    ids = {"gra": 1, "oto": 2, "ank": 3}
+    through = {1: now - timedelta(seconds=2.9 * 600), 2: now - timedelta(seconds=3.1 * 600)}  # ank: never
+    evidence = FeedEvidence(_ReadThrough(through), {"gra": 1.0, "oto": None, "ank": 1.0})  # type: ignore[arg-type]
+    assert DOWN_AFTER == 3
+    assert evidence.behind(ids, now, 600) == {"oto", "ank"}

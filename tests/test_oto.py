@@ -128,3 +128,26 @@ def test_a_rotated_refresh_token_is_kept_across_restarts_until_another_is_config
     # The operator configures a new token: it wins over the one the ledger kept for the old.
     emulator.refresh_token = "configured-anew"
     assert read(settings.model_copy(update={"refresh_token": SecretStr("configured-anew")}), keeper) == 10
+
+
+def test_two_processes_on_one_ledger_follow_each_others_rotated_token(oto: Fleet) -> None:
+    # From the outside review: replicas each hold the refresh token in memory; one trades it and
+    # the other's copy dies. The other reads the replacement from the ledger and goes on.
+    emulator: OtoEmulator = oto.platforms["oto"]  # type: ignore[assignment]
+    emulator.silences.rotates_refresh_token = True
+    db = create_engine("sqlite://", poolclass=StaticPool)
+    Base.metadata.create_all(db)
+    keeper = LedgerTokenKeeper(session_factory(db))
+
+    async def scenario() -> tuple[int, int, int]:
+        first, second = (build_adapter(_settings(oto), keeper=keeper) for _ in range(2))
+        try:
+            a = (await first.read(["mug"])).observed["mug"].quantity
+            b = (await second.read(["mug"])).observed["mug"].quantity  # trades the token again
+            emulator.expire_tokens()  # the first must renew, with a token the second replaced
+            return a, b, (await first.read(["mug"])).observed["mug"].quantity
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    assert asyncio.run(scenario()) == (10, 10, 10)

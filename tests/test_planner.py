@@ -133,6 +133,10 @@ def test_a_read_too_soon_after_the_send_cannot_say_the_write_was_not_applied() -
     assert not_yet.settlements == [] and not_yet.probes == {1: 8}  # this read is the next probe
     (settled,) = in_doubt_on_a_feed(-2, 10, 6, Window(certain=-2, orders=1), sent=soon).settlements
     assert settled.applied
+    # Nor does the rule guess "not applied" that soon, however short the timeout (8: 2 sold, or
+    # 1 appeared with the push applied; the rule would take the sale).
+    hasty = PlanInput(skus=[state], observations={("x", "a"): 8}, rules={}, now=NOW, in_doubt_timeout=timedelta(0))
+    assert plan(hasty).settlements == []
 
 
 def in_doubt_on_a_feed(

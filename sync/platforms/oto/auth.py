@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -33,9 +34,14 @@ class OtoTokens(BearerTokens):
     async def _request_token(self, http: PlatformHTTP) -> tuple[str, float]:
         where = f"oto {http.account}: POST {REFRESH}"
         self._recall(http.account)
-        response = await http.request(
-            "POST", REFRESH, json={"refresh_token": self.refresh_token}, write=False, anonymous=True
-        )
+        try:
+            response = await self._refresh(http)
+        except AuthError:
+            # Another process on this ledger (a replica, a one-off reconcile) may have traded the
+            # token and kept its replacement: that one, once, before giving up.
+            if not self._recall(http.account, again=True):
+                raise
+            response = await self._refresh(http)
         payload = json_body(response, where)
         problem = refused(payload)
         if problem is not None:
@@ -50,14 +56,22 @@ class OtoTokens(BearerTokens):
             self._keep(http.account)
         return token, float(lifetime)
 
-    def _recall(self, account: str) -> None:
-        """Once: the refresh token that replaced the configured one, if the ledger kept one."""
-        if self._recalled or self._keeper is None:
-            return
-        kept = self._keeper.load(account, self.configured)
-        if kept:
-            self.refresh_token = kept
+    async def _refresh(self, http: PlatformHTTP) -> Any:
+        return await http.request(
+            "POST", REFRESH, json={"refresh_token": self.refresh_token}, write=False, anonymous=True
+        )
+
+    def _recall(self, account: str, *, again: bool = False) -> bool:
+        """The refresh token that replaced the configured one, if the ledger kept one: once, or
+        `again`. Returns whether it differs from the one held."""
+        if (self._recalled and not again) or self._keeper is None:
+            return False
         self._recalled = True
+        kept = self._keeper.load(account, self.configured)
+        if not kept or kept == self.refresh_token:
+            return False
+        self.refresh_token = kept
+        return True
 
     def _keep(self, account: str) -> None:
         if self._keeper is None:
