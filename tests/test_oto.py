@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -16,9 +18,11 @@ from sync.ledger.db import session_factory
 from sync.ledger.models import Base
 from sync.platforms import PLATFORMS, AccountSettings, build_adapter
 from sync.platforms.base import Change, Outcome
+from sync.platforms.oto.adapter import SWEEP_EVERY
 from sync.platforms.oto.auth import OtoTokens
 from sync.platforms.oto.emulator import OtoEmulator
 from sync.platforms.oto.mapping import parse_stock
+from tests.contract.test_order_contract import read_feed
 from tests.fakes import Fleet, fleet
 
 
@@ -151,3 +155,29 @@ def test_two_processes_on_one_ledger_follow_each_others_rotated_token(oto: Fleet
             await second.aclose()
 
     assert asyncio.run(scenario()) == (10, 10, 10)
+
+
+def test_an_order_dated_back_by_its_creator_is_found_by_the_next_whole_window_read(oto: Fleet) -> None:
+    # From the outside review: `orderDate` is its creator's. In a list sorted by it, an order made
+    # now but dated half an hour back sits in the middle, where neither end's read finds it; the
+    # whole window, read every SWEEP_EVERY, does.
+    emulator: OtoEmulator = oto.platforms["oto"]  # type: ignore[assignment]
+    emulator.silences.rotates_refresh_token = False
+    emulator.silences.lists_newest_first, emulator.silences.sorted_by_change = True, False
+    since = datetime.now(UTC) - timedelta(hours=2)
+    clock = [time.time() - 3600]
+    emulator.wall = lambda: clock[0]
+    emulator.set_quantity("mug", 1000)
+    for _ in range(300):  # an hour of orders, three pages
+        assert emulator.sell("mug", 1)
+        clock[0] += 12
+    seen, cursor, _ = read_feed(build_adapter(_settings(oto)), None, since)
+    assert len({o.order_id for o in seen}) == 300
+    clock[0] = time.time()
+    late = emulator.sell("mug", 1)
+    assert late is not None
+    late.placed = time.time() - 1800  # dated back by whoever made it
+    again, cursor, _ = read_feed(build_adapter(_settings(oto)), cursor, since)
+    assert late.order_id not in {o.order_id for o in again}  # in the middle: not at an end
+    later, _, _ = read_feed(build_adapter(_settings(oto)), cursor, since, ahead=SWEEP_EVERY.total_seconds() + 1)
+    assert late.order_id in {o.order_id for o in later}

@@ -26,7 +26,7 @@ WINDOW_OVERLAP = timedelta(seconds=30)
 # A head or tail read goes this far past the mark: an order indexed a moment after a newer one
 # was listed is still found.
 SCAN_OVERLAP = timedelta(seconds=30)
-HEAD, TAIL = "head", "tail"
+HEAD, TAIL, SWEEP = "head", "tail", "sweep"
 
 
 def _load(cursor: str, kind: str) -> dict[str, object]:
@@ -105,6 +105,7 @@ class EndsCursor:
     top: str | None = None
     position: str | None = None
     tail: str | None = None
+    swept: str | None = None  # when the last whole-window read began (OTO, see `begin_sweep`)
 
     @classmethod
     def parse(cls, cursor: str | None, since: datetime) -> EndsCursor:
@@ -117,11 +118,11 @@ class EndsCursor:
         except FatalError:
             legacy = _load(cursor, "scan")
             return cls(str(legacy["mark"]))
-        text = {key: None if raw.get(key) is None else str(raw[key]) for key in ("top", "position", "tail")}
+        text = {key: None if raw.get(key) is None else str(raw[key]) for key in ("top", "position", "tail", "swept")}
         phase = str(raw.get("phase", HEAD))
-        if phase not in (HEAD, TAIL):
-            raise FatalError(f"stored order feed cursor {cursor!r} has no phase head or tail")
-        return cls(str(raw["mark"]), phase, text["top"], text["position"], text["tail"])
+        if phase not in (HEAD, TAIL, SWEEP):
+            raise FatalError(f"stored order feed cursor {cursor!r} has no phase head, tail or sweep")
+        return cls(str(raw["mark"]), phase, text["top"], text["position"], text["tail"], text["swept"])
 
     def dump(self) -> str:
         """The cursor as stored."""
@@ -157,6 +158,26 @@ class EndsCursor:
             return replace(self, top=top, position=following, tail=tail), True
         return self._at_rest(top, tail), False
 
+    def sweep_due(self, now: datetime, every: timedelta) -> bool:
+        """Whether a poll starting from here should first read the whole window: at rest, and no
+        such read began within `every`."""
+        at_rest = self.phase == HEAD and self.position is None and self.top is None
+        return at_rest and (self.swept is None or now - datetime.fromisoformat(self.swept) >= every)
+
+    def begin_sweep(self, now: datetime) -> EndsCursor:
+        """A whole-window read, from its first page: where a list is sorted by a time its creator
+        sets (OTO's `orderDate`), a new order may sit anywhere in it, not only at an end."""
+        return replace(self, phase=SWEEP, position="1", swept=now.isoformat())
+
+    def after_sweep(self, times: Sequence[datetime], following: str | None) -> tuple[EndsCursor, bool]:
+        """The cursor after a page of the whole-window read: the next page, or the head, down to
+        the newest order the whole window showed (anything newer is at an end)."""
+        top = self._top(times)
+        if following is not None:
+            return replace(self, top=top, position=following), True
+        mark = max(datetime.fromisoformat(self.mark), *([datetime.fromisoformat(top)] if top else []))
+        return replace(self, mark=mark.isoformat(), phase=HEAD, top=top, position=None), True
+
     def restart_tail(self) -> EndsCursor:
         """The stored tail is no longer in the list (the platform refused it): walk it again from
         the first page."""
@@ -170,7 +191,7 @@ class EndsCursor:
         mark = datetime.fromisoformat(self.mark)
         if top is not None:
             mark = max(mark, datetime.fromisoformat(top))
-        return EndsCursor(mark.isoformat(), HEAD, None, None, tail)
+        return EndsCursor(mark.isoformat(), HEAD, None, None, tail, self.swept)
 
 
 def at_rest(cursor: str | None) -> bool:

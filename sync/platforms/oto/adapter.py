@@ -21,7 +21,7 @@ from sync.platforms.base import (
     SetRecorder,
 )
 from sync.platforms.batching import read_in_batches
-from sync.platforms.feeds import HEAD, TAIL, EndsCursor
+from sync.platforms.feeds import HEAD, SWEEP, TAIL, EndsCursor
 from sync.platforms.http import HttpAdapter, TokenKeeper, cancel_outcome, json_body
 from sync.platforms.oto import mapping, orders
 from sync.platforms.oto.auth import OtoTokens
@@ -33,6 +33,8 @@ ORDERS = "/rest/v2/orders"
 CANCEL = "/rest/v2/cancelOrder"
 DETAILS = "/rest/v2/orderDetails"
 ORDER_PAGE_SIZE = 100
+# Every this often a poll first reads the whole window back to `lookback_minutes` (see read_orders).
+SWEEP_EVERY = timedelta(minutes=10)
 
 
 class OtoAdapter(HttpAdapter[OtoSettings]):
@@ -88,8 +90,18 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
 
     async def read_orders(self, cursor: str | None, now: datetime, since: datetime) -> OrderPage:
         """One page of the orders list, read from both ends (see `EndsCursor`): the head from page
-        1 down to the mark, then the tail from the last page back to it."""
+        1 down to the mark, then the tail from the last page back to it; and every `SWEEP_EVERY`
+        first the whole window back to `since`, since an order's `orderDate` is its creator's and
+        may place a new order anywhere in a list sorted by it."""
         ends = EndsCursor.parse(cursor, since)
+        if ends.sweep_due(now, SWEEP_EVERY):
+            ends = ends.begin_sweep(now)
+        if ends.phase == SWEEP:
+            # `orderDate` is the creator's: a new order may sit anywhere in a list sorted by it.
+            found, pages = await self._orders_page(since.date(), now, int(ends.position or 1))
+            page = int(ends.position or 1)
+            moved, more = ends.after_sweep([m for _, m in found], str(page + 1) if page < pages else None)
+            return OrderPage([order for order, _ in found], moved.dump(), more)
         page = int(ends.position or 1) if ends.phase == HEAD else int(ends.position or 0)
         # Orders placed up to a day before the mark can still change; the list filters by date.
         first = (datetime.fromisoformat(ends.mark) - timedelta(days=1)).date()
