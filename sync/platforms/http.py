@@ -264,9 +264,12 @@ class PlatformHTTP:
         self._next_call = start + self._spacing  # a slot each: calls waiting together stay spaced
         if start > now:
             await self._wait(start - now, paced=self._spacing > 0)
-        # The limit may have run out while this call waited for its slot: the pause holds it too.
-        now = self._clock()
-        if self._pause_until > now:
+        # The limit may have run out while this call waited for its slot: the pause holds it too,
+        # however long (each wait is capped, so a long pause takes several, up to ten minutes).
+        for _ in range(10):
+            now = self._clock()
+            if now >= self._pause_until:
+                break
             await self._wait(self._pause_until - now, paced=False)
 
     async def _wait(self, seconds: float, *, paced: bool) -> None:

@@ -91,10 +91,11 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
         after = ends.position if ends.phase == HEAD else ends.tail
         try:
             payload = await self._orders_page(after)
-        except RejectedError:
+        except (RejectedError, NotFoundError):
             if ends.phase != TAIL or ends.tail is None:
                 raise
-            # The order the tail stopped at is gone from the list: walk the list again.
+            # The order the tail stopped at is gone from the list (refused as a cursor, or not
+            # found: the document says neither): walk the list again.
             return OrderPage([], ends.restart_tail().dump(), True)
         found = orders.parse_orders(payload)
         data, following = mapping.page(payload)
