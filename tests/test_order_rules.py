@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sync.errors import FatalError
 from sync.orders.attribution import Explainer, Link, Unexplained, match
 from sync.orders.oversell import Candidate, orders_to_act_on
-from sync.platforms.feeds import HEAD, TAIL, EndsCursor, WindowCursor, at_rest
+from sync.platforms.feeds import HEAD, SWEEP, TAIL, EndsCursor, WindowCursor, at_rest
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -114,6 +114,21 @@ def test_a_poll_reads_the_head_to_the_mark_then_the_tail_and_the_next_starts_fro
 def test_a_head_that_reads_the_whole_list_needs_no_tail_and_keeps_where_the_list_ended() -> None:
     cursor, more = EndsCursor.parse(None, at(0)).after_head([at(5), at(9)], None, end="last-id")
     assert not more and (cursor.phase, cursor.tail, cursor.mark) == (HEAD, "last-id", at(9).isoformat())
+
+
+def test_a_whole_window_read_moves_the_mark_to_the_newest_it_saw_then_reads_the_head() -> None:
+    cursor = EndsCursor.parse(None, at(0))
+    assert cursor.sweep_due(at(0), timedelta(minutes=10))
+    swept = cursor.begin_sweep(at(0))
+    assert (swept.phase, swept.position) == (SWEEP, "1") and not swept.sweep_due(at(599), timedelta(minutes=10))
+    empty, more = swept.after_sweep([], None)  # an empty window: the mark stays
+    assert more and (empty.phase, empty.mark) == (HEAD, at(0).isoformat())
+    paged, more = swept.after_sweep([at(50), at(20)], "2")
+    assert more and paged.position == "2"
+    done, more = paged.after_sweep([at(10)], None)
+    assert more and (done.phase, done.mark, done.position) == (HEAD, at(50).isoformat(), None)
+    rest, _ = done.after_head([at(50)], None, end=None)
+    assert rest.swept == at(0).isoformat() and rest.sweep_due(at(600), timedelta(minutes=10))
 
 
 def test_a_cursor_stored_by_the_newest_first_scan_starts_a_fresh_poll_from_its_mark() -> None:

@@ -175,7 +175,7 @@ class EndsCursor:
         top = self._top(times)
         if following is not None:
             return replace(self, top=top, position=following), True
-        mark = max(datetime.fromisoformat(self.mark), *([datetime.fromisoformat(top)] if top else []))
+        mark = max([datetime.fromisoformat(self.mark), *([datetime.fromisoformat(top)] if top else [])])
         return replace(self, mark=mark.isoformat(), phase=HEAD, top=top, position=None), True
 
     def restart_tail(self) -> EndsCursor:
