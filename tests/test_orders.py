@@ -336,12 +336,13 @@ def test_an_ankorstore_order_accepted_meanwhile_is_refused_once_and_never_sent_a
 
 @pytest.mark.parametrize("platform", ["oto", "ankorstore"])
 def test_a_status_change_in_the_middle_of_a_list_is_seen_by_reading_the_order_alone(db_url: str, platform: str) -> None:
-    # The list is read at its ends only; an order in its middle is cancelled. Once it is due (ten
-    # minutes unread), a poll reads open orders on their own and books the cancellation.
+    # The list is read at its ends only; an order in its middle is cancelled. Once it is due (a
+    # minute unread), a poll reads open orders on their own and books the cancellation (before
+    # OTO's whole-window read, every ten minutes, would).
     with fleet(("feed", platform), ("oak", "oakra")) as running:
         feed = running.platforms["feed"]
         feed.silences.lists_newest_first, feed.silences.sorted_by_change = True, False
-        config = running.config(db_url, ["mug"], orders={"recheck_minutes": 10, "rechecks_per_poll": 300})
+        config = running.config(db_url, ["mug"], orders={"recheck_minutes": 1, "rechecks_per_poll": 300})
         off = running.config(db_url, ["mug"], orders={"rechecks_per_poll": 0})
         for platform_ in running.platforms.values():
             platform_.set_quantity("mug", 1000)
@@ -360,7 +361,7 @@ def test_a_status_change_in_the_middle_of_a_list_is_seen_by_reading_the_order_al
             (order,) = [o for o in rows(config, Order) if o.external_id == middle.order_id]
             return str(order.state)
 
-        later = datetime.now(UTC) + timedelta(minutes=11)
+        later = datetime.now(UTC) + timedelta(minutes=2)
         in_engine(off, lambda engine: engine.run_orders(), at=later)
         assert state() == "open"  # the ends of the list do not show it
         assert feed.calls["GET /rest/v2/orderDetails"] + feed.calls[f"GET /api/v1/orders/{middle.order_id}"] == 0
