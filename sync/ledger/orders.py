@@ -151,14 +151,11 @@ class OrderStore(OversellQueries):
             ]
             if new_lines:
                 session.execute(insert(OrderLine), new_lines)
-            # Only orders new, changed or with new lines can explain anything not explained yet: a
-            # page read again (the head of a list, every poll) leaves attribution alone.
-            lined = {row["order_id"] for row in new_lines}
-            moved = {o.order_id for o in [*fresh, *changed]} | {o.order_id for o in records if ids[o.order_id] in lined}
             for o in records:
                 skus = {sku_of[line.code] for line in o.lines if line.code in sku_of}
-                if o.order_id in moved:
-                    booked.listings |= {(account_id, sku_ids[sku]) for sku in skus}
+                # Every order on the page, known or not: attribution after each page also heals a
+                # movement a crash left unattributed (its order would look unbooked-for otherwise).
+                booked.listings |= {(account_id, sku_ids[sku]) for sku in skus}
                 was = existing.get(o.order_id)
                 if was is None:
                     booked.new_skus |= skus
