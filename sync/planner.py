@@ -306,20 +306,14 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
     elif not on_feed:
         verdict = by_quiet(push.delta, push.expected_before, observed)
         read_began = given.read_began or given.now
-    # The write may land yet: a read this soon may say "applied", and a later one decides (the
-    # rule does not guess meanwhile: the evidence is on its way).
-    landed = push.answered or could_have_landed(push.sent_at, read_began, given.late_landing)
-    if verdict is not None and not verdict.applied and not landed:
-        return None
     patient = on_feed and account not in given.feeds_behind
     if verdict is None and timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=patient, window=window):
         verdict = by_rule(push.delta, push.expected_before, observed, given.in_doubt_timeout)
-        # Nor does the rule guess "not applied" from a read the write may still land after.
-        if not verdict.applied and not (
-            push.answered or could_have_landed(push.sent_at, given.read_began or given.now, given.late_landing)
-        ):
-            return None
-    return verdict
+        read_began = given.read_began or given.now
+    # The write may land yet: a read this soon may say "applied", never "not applied"; a later
+    # one decides (nor does the rule guess meanwhile: the evidence is on its way).
+    landed = push.answered or could_have_landed(push.sent_at, read_began, given.late_landing)
+    return None if verdict is not None and not verdict.applied and not landed else verdict
 
 
 def _book_settlement(

@@ -40,6 +40,7 @@ from sync.judge import TrustRules
 from sync.metrics import METRICS
 from sync.platforms.account import AccountSettings
 from sync.platforms.base import Adapter, CancelResult, Outcome
+from sync.platforms.pacing import Pacer, parse_retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -50,10 +51,6 @@ Sleep = Callable[[float], Awaitable[None]]
 # httpx errors that prove the request never reached the server: safe to send again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 MAX_RETRY_AFTER = 60.0
-# Once fewer than this share of a rate window's calls remain, calls are spaced so that what remains
-# lasts until the window resets, rather than bursting into 429s.
-PACE_BELOW = 0.25
-RATE_WINDOW = 60.0  # seconds: the window of the one published limit (Ankorstore: 600 a minute)
 
 
 class TokenAuth(Protocol):
@@ -103,11 +100,7 @@ class PlatformHTTP:
     ) -> None:
         self.platform = platform
         self.auth: TokenAuth | None = None
-        self._clock = clock
-        self._pause_until = 0.0  # no call before this time (a limit reached, until its reset)
-        self._spacing = 0.0  # seconds between calls while the limit runs low
-        self._next_call = 0.0
-        self._in_flight = 0  # calls sent and not yet answered
+        self._pacer = Pacer(clock, lambda seconds, paced: self._wait(seconds, paced=paced))
         self._rng = rng or random.Random()
         self._secrets = [s for s in secrets if s]
         self.account = account
@@ -205,12 +198,12 @@ class PlatformHTTP:
     ) -> httpx.Response:
         where = f"{self.platform} {self.account}: {method} {path}"
         async with self._limit:
-            await self._respect_rate_limit()
+            await self._pacer.before_call()
             if write:
                 # Last thing before it leaves (after any wait for a slot or a rate-limit pause): a
                 # reconciler that may have lost its lease sends nothing more.
                 before_write()
-            self._in_flight += 1
+            self._pacer.in_flight += 1
             try:
                 response = await self._client.request(
                     method, path, params=params, json=json, data=data, headers=headers
@@ -226,9 +219,9 @@ class PlatformHTTP:
                     raise InDoubtError(message) from err
                 raise RetriableError(message) from err
             finally:
-                self._in_flight -= 1
+                self._pacer.in_flight -= 1
         self._count_call(str(response.status_code))
-        self._note_rate_limit(response)
+        self._pacer.note(response)
         raise_for_status(response, where, write=write, scrub=self.scrub)
         return response
 
@@ -238,39 +231,6 @@ class PlatformHTTP:
     def _count_rate_limit_wait(self, seconds: float) -> None:
         METRICS.rate_limit_waits.labels(self.platform, self.account).inc()
         METRICS.rate_limit_wait_seconds.labels(self.platform, self.account).inc(seconds)
-
-    def _note_rate_limit(self, response: httpx.Response) -> None:
-        """Pace by `X-RateLimit-Remaining`: at 0 with `X-RateLimit-Reset` (a Unix time), hold calls
-        until then; below `PACE_BELOW` of `X-RateLimit-Limit`, space them so that the calls left
-        last until the reset (or a whole window where no reset is given)."""
-        remaining = _count_header(response, "X-RateLimit-Remaining")
-        if remaining is None:
-            return
-        limit = _count_header(response, "X-RateLimit-Limit")
-        reset = parse_retry_after(response.headers.get("X-RateLimit-Reset"))
-        now = self._clock()
-        if remaining == 0 and reset is not None:
-            self._pause_until = max(self._pause_until, reset)
-        left = remaining - self._in_flight  # the calls still on their way take from it too
-        if limit is not None and left >= limit * PACE_BELOW:
-            self._spacing = 0.0
-            return
-        horizon = reset - now if reset is not None and reset > now else RATE_WINDOW
-        self._spacing = horizon / max(left, 1)
-
-    async def _respect_rate_limit(self) -> None:
-        now = self._clock()
-        start = max(now, self._pause_until, self._next_call)
-        self._next_call = start + self._spacing  # a slot each: calls waiting together stay spaced
-        if start > now:
-            await self._wait(start - now, paced=self._spacing > 0)
-        # The limit may have run out while this call waited for its slot: the pause holds it too,
-        # however long (each wait is capped, so a long pause takes several, up to ten minutes).
-        for _ in range(10):
-            now = self._clock()
-            if now >= self._pause_until:
-                break
-            await self._wait(self._pause_until - now, paced=False)
 
     async def _wait(self, seconds: float, *, paced: bool) -> None:
         if not paced:  # a pause until the limit resets is worth a line; pacing is not
@@ -309,22 +269,6 @@ def raise_for_status(response: httpx.Response, where: str, *, write: bool, scrub
     if status == 404:
         raise NotFoundError(message)
     raise FatalError(message)
-
-
-def _count_header(response: httpx.Response, name: str) -> int | None:
-    value = response.headers.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header given as a number; None when absent or not a number."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return max(0.0, seconds)
 
 
 def json_body(response: httpx.Response, where: str) -> Any:

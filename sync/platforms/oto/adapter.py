@@ -98,8 +98,8 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
             ends = ends.begin_sweep(now)
         if ends.phase == SWEEP:
             # `orderDate` is the creator's: a new order may sit anywhere in a list sorted by it.
-            found, pages = await self._orders_page(since.date(), now, int(ends.position or 1))
             page = int(ends.position or 1)
+            found, pages = await self._orders_page(since.date(), now, page)
             moved, more = ends.after_sweep([m for _, m in found], str(page + 1) if page < pages else None)
             return OrderPage([order for order, _ in found], moved.dump(), more)
         page = int(ends.position or 1) if ends.phase == HEAD else int(ends.position or 0)
