@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from sync.ledger.models import Order, OrderLine
 from sync.ledger.orders import RETURNING, OrderStore
 from sync.ledger.store import BatchState
+from sync.platforms.base import OrderState
 from sync.settling import OrderFact, Window, window_of
 
 # Between a platform's clock and ours, and its stock and its orders: no platform documents it. A
@@ -33,6 +34,8 @@ SKEW = timedelta(seconds=2)
 DOWN_AFTER = 3
 # The longest an engine waits for a feed to be readable past a probe (the coarsest precision, 1 s).
 TIME_MARGIN = timedelta(seconds=1) + SKEW
+# The latest a release the platform has yet to confirm can happen: any time.
+UNTIL_SAID = datetime.max.replace(tzinfo=UTC)
 
 
 class FeedEvidence:
@@ -127,7 +130,11 @@ class FeedEvidence:
                 else:
                     earliest, latest = placed - SKEW, (moved_by or placed) + late[account_id]
                 facts[key].append(OrderFact(-quantity, earliest, latest))
-                if order_state in RETURNING:
+                if order_state == OrderState.RELEASING.value:
+                    # Its units may come back at any moment until the platform says it is
+                    # cancelled: the release may be in any read from the order on.
+                    facts[key].append(OrderFact(quantity, earliest, UNTIL_SAID))
+                elif order_state in RETURNING:
                     # The units came back after the order moved stock and before we saw it so:
                     # when exactly, the feed does not say.
                     facts[key].append(OrderFact(quantity, earliest, updated + late[account_id]))

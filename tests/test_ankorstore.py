@@ -111,6 +111,44 @@ def test_always_in_stock_variants_are_reported_and_left_alone(
     assert pushed[0].outcome is Outcome.FAILED and emulator.applied == []
 
 
+def test_an_archived_variant_is_ignored_beside_the_live_one_that_took_its_sku(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked],
+) -> None:
+    running, emulator, checked = ankorstore
+    for code in ("mug", "poster"):
+        emulator.set_quantity(code, 5)
+        emulator.archive(code)
+    emulator.set_quantity("mug", 7)  # a new variant under the archived one's SKU
+    live = emulator.variant("mug")
+    assert live is not None
+    result = asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.read(["mug", "poster"])))
+    assert {c: (o.quantity, o.ref) for c, o in result.observed.items()} == {"mug": (7, live.id)}
+    assert "archived" in result.skipped["poster"] and not result.bad
+    pushed = asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.push([Change("mug", live.id, -2)])))
+    assert pushed[0].outcome is Outcome.CONFIRMED and live.available == 5
+    assert checked.responses == checked.requests
+
+
+@pytest.mark.parametrize("policy", ["deny", "continue"])
+def test_below_zero_is_believed_only_where_the_variant_takes_orders_past_zero(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked], policy: str
+) -> None:
+    running, emulator, checked = ankorstore
+    emulator.set_quantity("mug", 1)
+    variant = emulator.variant("mug")
+    assert variant is not None
+    variant.inventory_policy = policy
+    sold = emulator.sell("mug", 2)
+    assert (sold is not None) is (policy == "continue")  # `deny` refuses what it does not show
+    variant.reserved = 2  # as a sale past zero leaves it; under `deny` no sale could
+    result = asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.read(["mug"])))
+    if policy == "continue":
+        assert result.observed["mug"].quantity == -1 and not result.bad
+    else:
+        assert "negative" in result.bad["mug"] and not result.observed
+    assert checked.responses == checked.requests
+
+
 def test_a_429_with_retry_after_is_waited_out(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:
     running, emulator, _ = ankorstore
     now = [1_000_000.0]
@@ -242,5 +280,5 @@ def test_the_order_feed_and_a_rejection_fit_the_spec(ankorstore: tuple[Fleet, An
     assert newest.state is OrderState.OPEN and newest.status == "ankor_confirmed"
     result = asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.cancel_order(newest)))
     assert result.outcome is Outcome.CONFIRMED
-    assert emulator.book.orders[newest.order_id].status == "cancelled"
+    assert emulator.book.orders[newest.order_id].status == "rejected"  # until Ankorstore approves
     assert checked.requests == checked.responses == 3  # two order pages and the transition

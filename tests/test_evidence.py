@@ -84,3 +84,53 @@ def test_a_feed_is_down_only_after_three_timeouts_without_a_read_to_its_end() ->
     evidence = FeedEvidence(_ReadThrough(through), {"gra": 1.0, "oto": None, "ank": 1.0})  # type: ignore[arg-type]
     assert DOWN_AFTER == 3
     assert evidence.behind(ids, now, 600) == {"oto", "ank"}
+
+
+def test_a_rejection_awaiting_approval_may_give_its_units_back_in_any_later_read(db_url: str) -> None:
+    # Ankorstore's `rejected` awaits its approval: whether the units came back yet, no order time
+    # says, so as evidence the release may be in any read until the order shows `cancelled`.
+    from sync.ledger.models import OrderLine, Sku
+    from sync.ledger.orders import OrderStore
+    from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
+
+    with fleet(("ank", "ankorstore"), ("gra", "graas")) as running:
+        seeded(running, ["mug"], 10)
+        config = running.config(db_url, ["mug"], orders={"recheck_minutes": 1})
+        cycle(config)
+        ank = running.platforms["ank"]
+        assert isinstance(ank, AnkorstoreEmulator)
+        clock = [datetime.now(UTC).timestamp()]
+        ank.wall = lambda: clock[0]
+        order = ank.sell("mug", 2)
+        assert order is not None
+        cycle(config)
+        assert ank.cancel(order.order_id)
+        later = datetime.now(UTC) + timedelta(minutes=2)
+
+        def release() -> list[tuple[int, datetime]]:
+            ledger = open_ledger(config)
+            try:
+                with ledger.store.sessions() as session:
+                    account_id, sku = session.execute(
+                        select(Order.account_id, OrderLine.sku_id)
+                        .join(OrderLine, OrderLine.order_id == Order.id)
+                        .join(Sku, Sku.id == OrderLine.sku_id)
+                        .where(Order.external_id == order.order_id)
+                    ).one()
+                assert sku is not None
+                sku_id = int(sku)
+                evidence = FeedEvidence(OrderStore(ledger.store.sessions), {"ank": 1.0})
+                facts = evidence._facts(
+                    [(account_id, sku_id)], later - timedelta(hours=1), {account_id: timedelta(0)}, []
+                )
+                return [(f.units, f.latest) for f in facts[(account_id, sku_id)] if f.units > 0]
+            finally:
+                ledger.close()
+
+        in_engine(config, lambda engine: engine.run_orders(), at=later)  # read alone: rejected
+        ((units, latest),) = release()
+        assert units == 2 and latest == datetime.max.replace(tzinfo=UTC)
+        clock[0] += 60  # Ankorstore approves: cancelled, the units back by the time we see it
+        in_engine(config, lambda engine: engine.run_orders(), at=later + timedelta(minutes=2))
+        ((units, latest),) = release()
+        assert units == 2 and latest < later + timedelta(minutes=3)

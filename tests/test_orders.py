@@ -334,6 +334,44 @@ def test_an_ankorstore_order_accepted_meanwhile_is_refused_once_and_never_sent_a
         assert running.platforms["gra"].cancelled_by_api != []
 
 
+@pytest.mark.parametrize("at_rejection", [True, False])
+def test_an_ankorstore_rejection_gives_its_units_back_once_whenever_they_come(db_url: str, at_rejection: bool) -> None:
+    # "Ankorstore needs to approve this rejection. If it does, the status will move to cancelled":
+    # the units come back at the rejection or at the approval (the document does not say which).
+    with fleet(("gra", "graas"), ("ank", "ankorstore", {"oversell_policy": "cancel"})) as running:
+        ank = running.platforms["ank"]
+        assert isinstance(ank, AnkorstoreEmulator)
+        ank.silences.released_at_rejection = at_rejection
+        clock = [time.time()]
+        ank.wall = lambda: clock[0]
+        config = running.config(db_url, ["lamp"], orders={"recheck_minutes": 1})
+        for platform in running.platforms.values():
+            platform.set_quantity("lamp", 1)
+        cycle(config)
+        assert running.platforms["gra"].sell("lamp", 1) is not None
+        order = ank.sell("lamp", 1)  # the newer order: the one the oversell falls on
+        assert order is not None
+        (act,) = cycle(config).oversells[0].acts
+        assert (act.order, act.kind, act.outcome) == (order.order_id, "cancel", "cancelled")
+        later = datetime.now(UTC) + timedelta(minutes=2)  # past recheck_minutes: the order is read alone
+        for _ in range(2):
+            cycle(config, at=later)
+        (booked,) = [o for o in rows(config, Order) if o.external_id == order.order_id]
+        assert (booked.status, booked.state) == ("rejected", "releasing")
+        # Two sales of a pool of one, the later order rejected: short one until its unit is back.
+        assert pools(config) == {"lamp": 0 if at_rejection else -1}
+        assert stock(running, "lamp") == {"gra": 0, "ank": 0}
+
+        clock[0] += 60  # Ankorstore approves the rejection
+        for _ in range(3):
+            cycle(config, at=later + timedelta(minutes=2))
+        (booked,) = [o for o in rows(config, Order) if o.external_id == order.order_id]
+        assert (booked.status, booked.state) == ("cancelled", "cancelled")
+        # Its unit came back once, and is booked once, whenever it came.
+        assert pools(config) == {"lamp": 0} and stock(running, "lamp") == {"gra": 0, "ank": 0}
+        assert ank.cancelled_by_api == [order.order_id]
+
+
 @pytest.mark.parametrize("platform", ["oto", "ankorstore"])
 def test_a_status_change_in_the_middle_of_a_list_is_seen_by_reading_the_order_alone(db_url: str, platform: str) -> None:
     # The list is read at its ends only; an order in its middle is cancelled. Once it is due (a
@@ -366,7 +404,8 @@ def test_a_status_change_in_the_middle_of_a_list_is_seen_by_reading_the_order_al
         assert state() == "open"  # the ends of the list do not show it
         assert feed.calls["GET /rest/v2/orderDetails"] + feed.calls[f"GET /api/v1/orders/{middle.order_id}"] == 0
         in_engine(config, lambda engine: engine.run_orders(), at=later)
-        assert state() == "cancelled"
+        # Ankorstore's rejection awaits its approval: releasing (see the test above).
+        assert state() == ("releasing" if platform == "ankorstore" else "cancelled")
 
 
 # --- a crash mid-feed ---------------------------------------------------------------------------

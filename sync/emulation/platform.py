@@ -124,11 +124,15 @@ class EmulatedPlatform(abc.ABC):
         placed. Returns the order, or None when the units were not there."""
         with self.lock:
             current = self.quantity(code)
-            if current is None or current < units:
+            if current is None or (current < units and not self.sells_past_zero(code)):
                 return None
             self.take(code, units)
             self.sold[code] += units
             return self.book.place(code, units, self.new_status)
+
+    def sells_past_zero(self, code: str) -> bool:
+        """Whether the listing takes orders for units it does not show (none does by default)."""
+        return False
 
     def take(self, code: str, units: int) -> None:
         """What a sale does to stock: the listing shows `units` fewer."""

@@ -28,6 +28,9 @@ class Silences:
     orders_reach_late: bool = True
     # Whether OTO answers a token refresh with a new refresh token, the old one no longer valid.
     rotates_refresh_token: bool = False
+    # Whether Ankorstore gives a rejected order's units back at the rejection, or only once it
+    # approves the rejection (`cancelled`); its document says only that it must approve.
+    released_at_rejection: bool = True
 
     @classmethod
     def drawn(cls, seed: object) -> Silences:

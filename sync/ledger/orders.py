@@ -41,7 +41,8 @@ from sync.sharding import shard_of
 # How far back attribution looks for the other side of a match: a sale and the movement it
 # explains are seconds apart, a cancellation can be days after the sale.
 ATTRIBUTION_WINDOW = timedelta(days=7)
-RETURNING = (OrderState.CANCELLED.value, OrderState.RETURNED.value)
+# Orders whose units came back to their listing, or may have (RELEASING).
+RETURNING = (OrderState.CANCELLED.value, OrderState.RETURNED.value, OrderState.RELEASING.value)
 
 
 @dataclass
@@ -346,12 +347,12 @@ def _latest(orders: Iterable[OrderRecord]) -> list[OrderRecord]:
 
 def record_statuses(session: Session, changes: Collection[tuple[int, str, OrderState]], now: datetime) -> None:
     """Record new statuses of known orders (ledger id, status, state): the order row, an event
-    each, and a cancel we sent (or lost the answer of) done where the order is now cancelled."""
+    each, and a cancel we sent (or lost the answer of) done where the platform took it."""
     for order_id, status, state in changes:
         session.execute(
             update(Order).where(Order.id == order_id).values(status=status, state=state.value, updated_at=now)
         )
-        if state is OrderState.CANCELLED:
+        if state in (OrderState.CANCELLED, OrderState.RELEASING):
             session.execute(
                 update(OrderAction)
                 .where(OrderAction.order_id == order_id)

@@ -15,6 +15,8 @@ from sync.ledger.models import Order, OrderLine, Sku
 from sync.ledger.orders import RETURNING, record_statuses
 from sync.platforms.base import OrderState
 
+# Orders whose status may still move stock: open ones, and those whose release awaits the platform.
+STILL_MOVING = (OrderState.OPEN.value, OrderState.RELEASING.value)
 StatusRead = tuple[str, OrderState] | None  # what a single-order read found (None: unknown now)
 
 
@@ -35,13 +37,13 @@ class OrderRechecks:
         self.sessions = sessions
 
     def due(self, account_id: int, now: datetime, every: timedelta, limit: int) -> list[tuple[int, str]]:
-        """Up to `limit` open orders of the account (ledger id, platform id) not read, on their own
+        """Up to `limit` open (or releasing) orders of the account (ledger id, platform id) not read, on their own
         or by the feed, within `every`: the longest waiting first."""
         last = func.coalesce(Order.checked_at, Order.updated_at)
         with self.sessions() as session:
             rows = session.execute(
                 select(Order.id, Order.external_id)
-                .where(Order.account_id == account_id, Order.state == OrderState.OPEN.value)
+                .where(Order.account_id == account_id, Order.state.in_(STILL_MOVING))
                 .where(last <= now - every)
                 .order_by(last, Order.id)
                 .limit(limit)

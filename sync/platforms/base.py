@@ -99,6 +99,9 @@ class OrderState(str, Enum):
     OPEN = "open"  # the units left the listing; the order can still be cancelled
     FULFILLED = "fulfilled"  # shipped or further: the units are gone for good
     CANCELLED = "cancelled"  # cancelled or rejected: the units went back to the listing
+    # Cancelled by the seller, awaiting the platform's approval: its units may come back at any
+    # moment until the platform says it is cancelled (or never, should the platform refuse).
+    RELEASING = "releasing"
     RETURNED = "returned"  # returned by the buyer
 
 

@@ -1,5 +1,10 @@
-"""How the Ankorstore emulator shows orders: the JSON:API order resource, its order items and
-their variants (`include=orderItems.productVariant`), and the reasons a brand may reject with."""
+"""How the Ankorstore emulator keeps and shows orders: what a sale, a shipment, an acceptance and
+a rejection do to stock (`OrderLife`), the JSON:API order resource, its order items and their
+variants (`include=orderItems.productVariant`), and the reasons a brand may reject with.
+
+A rejection moves the order to `rejected`; "Ankorstore needs to approve this rejection. If it does,
+the status will move to cancelled." When the reservation is released, at the rejection or at the
+approval, the document does not say: the emulator follows its silences (`released_at_rejection`)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sync.emulation.orders import EmuOrder
+from sync.emulation.orders import EmuOrder, OrderBook
+from sync.emulation.silences import Silences
+from sync.platforms.ankorstore.emulated_stock import Variant
+
+# How long Ankorstore takes to approve a brand's rejection (wall-clock seconds of the emulator).
+APPROVAL_SECONDS = 30.0
 
 REJECT_TYPES = frozenset(
     {
@@ -27,6 +37,93 @@ REJECT_TYPES = frozenset(
         "OTHER",
     }
 )
+
+
+class OrderLife:
+    """What orders do to an emulated Ankorstore account's stock (mixed into the emulator)."""
+
+    lock: Any
+    book: OrderBook
+    wall: Callable[[], float]
+    silences: Silences
+    shipped: dict[str, int]
+    new_status = "ankor_confirmed"
+    cancelled_status = "cancelled"
+    cancellable = frozenset({"ankor_confirmed"})
+    open_statuses = ("ankor_confirmed", "brand_confirmed")
+
+    def variant(self, sku: str) -> Variant | None:
+        """The live variant with this SKU (the emulator's)."""
+        raise NotImplementedError
+
+    def order_id(self, seq: int) -> str:
+        """Orders are identified by uuid, in the order they were placed (so cursor pages sort)."""
+        return str(uuid.UUID(int=(0x1EC << 116) | seq))
+
+    def take(self, code: str, units: int) -> None:
+        """A retailer orders: the units are reserved (available down, reserved up)."""
+        found = self.variant(code)
+        assert found is not None
+        found.reserved += units
+
+    def give_back(self, code: str, units: int) -> None:
+        """A cancelled order releases its reservation."""
+        found = self.variant(code)
+        if found is not None:
+            found.reserved -= units
+
+    def cancel(self, order_id: str) -> bool:
+        """The brand rejects an order awaiting its decision: `rejected` until Ankorstore approves
+        (`approve_rejections`); its units come back now or then, as the silences say."""
+        with self.lock:
+            order = self.book.orders.get(order_id)
+            if order is None or order.status not in self.cancellable:
+                return False
+            if self.silences.released_at_rejection:
+                self._release(order)
+            order.move_to("rejected", self.wall())
+            return True
+
+    def approve_rejections(self) -> None:
+        """Ankorstore approves the rejections at least `APPROVAL_SECONDS` old: `cancelled`, and the
+        units back where they were not yet."""
+        with self.lock:
+            due = self.wall() - APPROVAL_SECONDS
+            for order in self.book.orders.values():
+                if order.status == "rejected" and order.modified <= due:
+                    if not self.silences.released_at_rejection:
+                        self._release(order)
+                    order.move_to(self.cancelled_status, self.wall())
+
+    def _release(self, order: EmuOrder) -> None:
+        for line in order.lines:
+            self.give_back(line.code, line.quantity)
+
+    def ship(self, code: str, units: int = 1) -> bool:
+        """The oldest open order for `code` ships: its reservation is released (stock and reserved
+        both down). `units` is ignored: an order ships whole."""
+        with self.lock:
+            order = self.book.oldest(code, self.open_statuses)
+            found = self.variant(code)
+            if order is None or found is None:
+                return False
+            for line in order.lines:
+                variant = self.variant(line.code)
+                if variant is not None:
+                    variant.reserved -= line.quantity
+                    variant.stock -= line.quantity
+                    self.shipped[line.code] = self.shipped.get(line.code, 0) + line.quantity
+            order.move_to("shipped", self.wall())
+            return True
+
+    def accept(self, order_id: str) -> bool:
+        """The brand accepts the order in Ankorstore's own pages (it can no longer be rejected)."""
+        with self.lock:
+            order = self.book.orders.get(order_id)
+            if order is None or order.status != "ankor_confirmed":
+                return False
+            order.move_to("brand_confirmed", self.wall())
+            return True
 
 
 def _iso(epoch: float) -> str:

@@ -29,6 +29,8 @@ class Variant:
     stock: int
     reserved: int = 0
     always_in_stock: bool = False
+    archived: bool = False
+    inventory_policy: str = "deny"  # "continue": orders are taken past zero
 
     @property
     def available(self) -> int:
@@ -46,7 +48,7 @@ class Variant:
                 "ian": None,
                 "createdAt": STAMP,
                 "updatedAt": STAMP,
-                "archivedAt": None,
+                "archivedAt": STAMP if self.archived else None,
                 "retailPrice": 800,
                 "wholesalePrice": 500,
                 "originalWholesalePrice": 500,
@@ -54,6 +56,7 @@ class Variant:
                 "reservedQuantity": self.reserved,
                 "stockQuantity": self.stock,
                 "isAlwaysInStock": self.always_in_stock,
+                "inventoryPolicy": self.inventory_policy,
             },
             "relationships": {
                 "product": {"data": {"type": "product", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, self.sku))}}

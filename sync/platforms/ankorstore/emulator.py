@@ -4,8 +4,9 @@ client credentials (the token endpoint limited to 60 requests an hour), JSON:API
 `filter[id][]` in cursor pages, absolute stock set per variant (`PATCH .../stock`) or 50 at a time
 (`/api/v1/operations`), and rate limits with `X-RateLimit-*` headers. A sale places an order and
 reserves stock (available down, reserved up); a shipment releases it (stock and reserved both
-down); a rejection (`brand-rejects` through the order transition endpoint) releases it too, and
-is refused with 409 `ORDER_ACTION_TRANSITION_FAILED` once the order has moved on. Orders are
+down); a rejection (`brand-rejects` through the order transition endpoint) moves the order to
+`rejected` until Ankorstore approves it (`cancelled`), and is refused with 409
+`ORDER_ACTION_TRANSITION_FAILED` once the order has moved on (see `OrderLife`). Orders are
 listed in cursor pages, with `include=orderItems.productVariant`. Where the document is silent
 (the lists' sort order, whether `links.next` is filled, whether a rejected batch of operations
 applied the rest) the emulator follows its `silences`."""
@@ -24,7 +25,7 @@ from sync.emulation.bad_reads import corrupt
 from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.wire import EmuRequest, EmuResponse
-from sync.platforms.ankorstore.emulated_orders import REJECT_TYPES, included_resources, order_resource
+from sync.platforms.ankorstore.emulated_orders import REJECT_TYPES, OrderLife, included_resources, order_resource
 from sync.platforms.ankorstore.emulated_stock import READ_SHAPE, Variant
 from sync.platforms.values import is_int
 
@@ -44,7 +45,7 @@ def _errors(status: int, title: str, detail: str, pointer: str | None = None) ->
     return EmuResponse(status, {"errors": [error]}, {"Content-Type": JSON_API})
 
 
-class AnkorstoreEmulator(EmulatedPlatform):
+class AnkorstoreEmulator(OrderLife, EmulatedPlatform):
     """One brand's Ankorstore account."""
 
     auth_paths = frozenset({TOKEN})
@@ -65,7 +66,8 @@ class AnkorstoreEmulator(EmulatedPlatform):
         self.clock = clock
         self.tokens: dict[str, float] = {}
         self.variants: dict[str, Variant] = {}  # by id
-        self._by_sku: dict[str, Variant] = {}
+        self._by_sku: dict[str, Variant] = {}  # the live variant of each SKU
+        self._archived: list[Variant] = []
         self._window: list[float] = []
         self.shipped: dict[str, int] = {}
         self._token_times: list[float] = []
@@ -87,61 +89,29 @@ class AnkorstoreEmulator(EmulatedPlatform):
         with self.lock:
             found = self.variant(code)
             if found is None:
-                found = Variant(str(uuid.uuid5(uuid.NAMESPACE_OID, f"variant:{code}")), code, 0)
+                generation = sum(1 for v in self._archived if v.sku == code)
+                name = f"variant:{code}" + (f":{generation}" if generation else "")
+                found = Variant(str(uuid.uuid5(uuid.NAMESPACE_OID, name)), code, 0)
                 self.variants[found.id] = found
                 self._by_sku[code] = found
             found.stock = quantity + found.reserved
 
+    def archive(self, code: str) -> None:
+        """The brand archives the variant selling `code`: it stays listed (`archivedAt` set), and
+        a later `set_quantity` lists a new variant under the same SKU."""
+        with self.lock:
+            found = self._by_sku.pop(code)
+            found.archived = True
+            self._archived.append(found)
+
+    def sells_past_zero(self, code: str) -> bool:
+        """`inventoryPolicy: continue`: the variant takes orders even at zero available."""
+        found = self.variant(code)
+        return found is not None and found.inventory_policy == "continue"
+
     def codes(self) -> list[str]:
-        """Every variant's SKU."""
-        return [v.sku for v in self.variants.values() if not v.always_in_stock]
-
-    new_status = "ankor_confirmed"
-    cancelled_status = "cancelled"
-    cancellable = frozenset({"ankor_confirmed"})
-    open_statuses = ("ankor_confirmed", "brand_confirmed")
-
-    def order_id(self, seq: int) -> str:
-        """Orders are identified by uuid, in the order they were placed (so cursor pages sort)."""
-        return str(uuid.UUID(int=(0x1EC << 116) | seq))
-
-    def take(self, code: str, units: int) -> None:
-        """A retailer orders: the units are reserved (available down, reserved up)."""
-        found = self.variant(code)
-        assert found is not None
-        found.reserved += units
-
-    def give_back(self, code: str, units: int) -> None:
-        """A rejected or cancelled order releases its reservation."""
-        found = self.variant(code)
-        if found is not None:
-            found.reserved -= units
-
-    def ship(self, code: str, units: int = 1) -> bool:
-        """The oldest open order for `code` ships: its reservation is released (stock and reserved
-        both down). `units` is ignored: an order ships whole."""
-        with self.lock:
-            order = self.book.oldest(code, self.open_statuses)
-            found = self.variant(code)
-            if order is None or found is None:
-                return False
-            for line in order.lines:
-                variant = self.variant(line.code)
-                if variant is not None:
-                    variant.reserved -= line.quantity
-                    variant.stock -= line.quantity
-                    self.shipped[line.code] = self.shipped.get(line.code, 0) + line.quantity
-            order.move_to("shipped", self.wall())
-            return True
-
-    def accept(self, order_id: str) -> bool:
-        """The brand accepts the order in Ankorstore's own pages (it can no longer be rejected)."""
-        with self.lock:
-            order = self.book.orders.get(order_id)
-            if order is None or order.status != "ankor_confirmed":
-                return False
-            order.move_to("brand_confirmed", self.wall())
-            return True
+        """Every live variant's SKU."""
+        return [v.sku for v in self._by_sku.values() if not v.always_in_stock]
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now."""
@@ -168,6 +138,7 @@ class AnkorstoreEmulator(EmulatedPlatform):
             return self._token(request)
         if not request.path.startswith((VARIANTS, OPERATIONS, ORDERS)):
             return _errors(404, "Not Found", f"no route for {request.path}")
+        self.approve_rejections()
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         if self.tokens.get(token, 0.0) <= self.clock():
             return _errors(401, "Unauthorized", "Unauthenticated.")
@@ -243,7 +214,8 @@ class AnkorstoreEmulator(EmulatedPlatform):
         query = request.query
         if "filter[sku]" in query:
             skus = {s for value in query["filter[sku]"] for s in value.split(",") if s}
-            chosen = sorted((v for sku in skus if (v := self._by_sku.get(sku)) is not None), key=lambda v: v.id)
+            live = [v for sku in skus if (v := self._by_sku.get(sku)) is not None]
+            chosen = sorted(live + [v for v in self._archived if v.sku in skus], key=lambda v: v.id)
         else:
             chosen = sorted(self.variants.values(), key=lambda v: v.id)
         if "filter[id][]" in query:

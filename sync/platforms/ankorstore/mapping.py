@@ -1,7 +1,10 @@
 """Pure functions between Ankorstore's JSON:API payloads and domain values.
 
 A variant's `stockQuantity` is `availableQuantity + reservedQuantity`; open orders hold the
-reservations. stocksync keeps `availableQuantity` in step, and writes `stockQuantity`.
+reservations. stocksync keeps `availableQuantity` in step, and writes `stockQuantity`. A variant
+with `inventoryPolicy: continue` takes orders past zero, so there a negative `availableQuantity` is
+a sale past zero, believed; elsewhere it is a bad value. An archived variant (`archivedAt` set)
+is listed beside the live one that took its SKU: it is ignored.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ class BadValue(str):
     """Why a variant's numbers cannot be believed (a bad read, unlike a variant we do not track)."""
 
 
+class Archived(str):
+    """Why a variant is ignored: it is archived (a live variant may have taken its SKU)."""
+
+
 def variant(resource: Any) -> Variant | str:
     """A Variant from a resource object, or why it cannot be used (a BadValue when its numbers
     cannot be believed)."""
@@ -43,9 +50,12 @@ def variant(resource: Any) -> Variant | str:
     attributes = resource.get("attributes")
     if not isinstance(attributes, dict) or not isinstance(resource.get("id"), str):
         return "variant without id or attributes"
+    if attributes.get("archivedAt") is not None:
+        return Archived(f"archived at {attributes['archivedAt']}: not tracked")
     # stockQuantity has a documented minimum of 0 and our sets never go below the reservations:
-    # a negative available quantity is a bad value.
-    available = quantity_or_reason(attributes.get("availableQuantity"))
+    # a negative available quantity is a bad value, unless the variant takes orders past zero.
+    past_zero = attributes.get("inventoryPolicy") == "continue"
+    available = quantity_or_reason(attributes.get("availableQuantity"), negative_ok=past_zero)
     reserved = quantity_or_reason(attributes.get("reservedQuantity"))
     if isinstance(available, str) or isinstance(reserved, str):
         return BadValue(
@@ -94,10 +104,12 @@ class VariantRead:
 
 
 def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
-    """Variants of the wanted SKUs; always-in-stock ones are reported and left alone. The same
-    variant twice with different numbers refuses the whole answer."""
+    """Variants of the wanted SKUs; always-in-stock ones are reported and left alone, archived
+    ones ignored (reported only where no live variant has the SKU). The same variant twice with
+    different numbers refuses the whole answer."""
     found = VariantRead({}, {}, {})
     seen: dict[str, Variant | str] = {}
+    archived: dict[str, str] = {}
     for resource in resources:
         parsed = variant(resource)
         sku = resource.get("attributes", {}).get("sku") if isinstance(resource, dict) else None
@@ -112,7 +124,9 @@ def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
                 )
             if seen[vid] is not parsed:
                 continue  # the same variant twice, identically: once is enough
-        if isinstance(parsed, BadValue):
+        if isinstance(parsed, Archived):
+            archived[sku] = parsed
+        elif isinstance(parsed, BadValue):
             found.bad[sku] = parsed
         elif isinstance(parsed, str):
             found.skipped[sku] = parsed
@@ -125,6 +139,9 @@ def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
     for sku in (*found.skipped, *found.bad):
         found.variants.pop(sku, None)
     found.bad = {sku: reason for sku, reason in found.bad.items() if sku not in found.skipped}
+    for sku, reason in archived.items():
+        if sku not in found.variants and sku not in found.bad:
+            found.skipped.setdefault(sku, reason)
     return found
 
 

@@ -21,7 +21,9 @@ from sync.platforms.values import is_int
 STATES = {
     "ankor_confirmed": OrderState.OPEN,
     "brand_confirmed": OrderState.OPEN,
-    "rejected": OrderState.CANCELLED,  # the reservation is released at rejection
+    # "Ankorstore needs to approve this rejection. If it does, the status will move to cancelled":
+    # when the reservation is released, at the rejection or at the approval, is not said.
+    "rejected": OrderState.RELEASING,
     "cancelled": OrderState.CANCELLED,
 }
 REJECTABLE = "ankor_confirmed"
