@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from sync.ledger.models import Order, OrderLine
+from sync.ledger.models import LINE_STATE, Order, OrderLine
 from sync.ledger.orders import RETURNING, OrderStore
 from sync.ledger.store import BatchState
 from sync.platforms.base import OrderState
@@ -111,7 +111,7 @@ class FeedEvidence:
                     Order.account_id,
                     OrderLine.sku_id,
                     OrderLine.quantity,
-                    Order.state,
+                    LINE_STATE,
                     Order.placed_at,
                     Order.moved_by,
                     Order.first_seen_at,

@@ -32,6 +32,7 @@ from sync.ledger.models import (
 )
 from sync.ledger.snapshot import skus as sku_views
 from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
+from sync.platforms.graas.emulator import GraasEmulator
 from sync.report import CycleReport
 from tests.fakes import Fleet, fleet
 
@@ -195,6 +196,31 @@ def test_movements_are_attributed_to_orders_and_the_rest_marked_unexplained(any_
             running.platforms["gra"].set_quantity("mug", (running.platforms["gra"].quantity("mug") or 0) - 1)
             drifting = cycle(config).drifting
         assert [(d.account, d.sku, d.movements) for d in drifting] == [("gra", "mug", 3)]
+
+
+def test_a_graas_item_cancelled_while_its_order_goes_on_gives_its_units_back_alone(db_url: str) -> None:
+    # Graas's item-level `orderStatus` ("partial order status for the item", Lazada): one item
+    # cancelled, the order and its other item going on.
+    with fleet(("gra", "graas"), ("oak", "oakra")) as running:
+        config = running.config(db_url, ["mug", "cup"])
+        for platform in running.platforms.values():
+            for code in ("mug", "cup"):
+                platform.set_quantity(code, 10)
+        cycle(config)
+        gra = running.platforms["gra"]
+        assert isinstance(gra, GraasEmulator)
+        order = gra.sell_together({"mug": 2, "cup": 1})
+        assert order is not None
+        cycle(config)
+        assert pools(config) == {"mug": 8, "cup": 9}
+        assert gra.cancel_item(order.order_id, order.lines[0].line_id)  # the mugs
+        cycle(config)
+        assert pools(config) == {"mug": 10, "cup": 9} and stock(running, "mug") == {"gra": 10, "oak": 10}
+        rise = next(m for m in rows(config, Movement) if m.kind == "external" and m.quantity == 2)
+        assert rise.explained == 2  # by the item's cancellation, not an unexplained rise
+        (booked,) = rows(config, Order)
+        assert (booked.status, booked.state) == ("INITIATED", "open")
+        assert {line.code: line.state for line in rows(config, OrderLine)} == {"mug": "cancelled", "cup": None}
 
 
 # --- oversells ----------------------------------------------------------------------------------

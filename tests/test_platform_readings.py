@@ -42,6 +42,18 @@ def test_a_graas_item_without_sku_is_named_by_its_custom_sku() -> None:
     ]
 
 
+def test_a_graas_item_status_other_than_its_orders_is_the_items_own_state() -> None:
+    # The document's third example: a DELIVERED order with one item RETURNED (Lazada only).
+    body = _graas_order(
+        {"orderItemID": "7446703643474", "customSKU": "553256", "quantity": 1, "orderStatus": "RETURNED"},
+        {"orderItemID": "7446704343474", "customSKU": "553228", "quantity": 1, "orderStatus": "DELIVERED"},
+        {"orderItemID": "7446704343475", "customSKU": "553229", "quantity": 1},  # not Lazada: the order's
+    )
+    (order,), _ = graas_orders.parse_orders(body)
+    assert order.state is OrderState.FULFILLED
+    assert [line.state for line in order.lines] == [OrderState.RETURNED, None, None]
+
+
 @pytest.mark.parametrize("status", ["new", "missingData", "paymentConfirmed", "waitingAddressConfirmation"])
 def test_oto_order_management_statuses_are_open_orders_not_fulfilled_ones(status: str) -> None:
     # Before a shipment exists the order can still be cancelled: it is open.

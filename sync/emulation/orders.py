@@ -28,10 +28,17 @@ class EmuOrder:
     modified: float
     seq: int
     history: list[str] = field(default_factory=list)
+    # An item's own status where it left its order's (Graas, for Lazada: one item cancelled).
+    item_status: dict[str, str] = field(default_factory=dict)
 
     def move_to(self, status: str, now: float) -> None:
         """Change status, as the platform would record it."""
         self.status, self.modified = status, now
+        self.history.append(status)
+
+    def move_item(self, line_id: str, status: str, now: float) -> None:
+        """Change one item's status while the order's stays."""
+        self.item_status[line_id], self.modified = status, now
         self.history.append(status)
 
 
@@ -46,10 +53,15 @@ class OrderBook:
 
     def place(self, code: str, units: int, status: str) -> EmuOrder:
         """A new one-line order, placed now."""
+        return self.place_lines([(code, units)], status)
+
+    def place_lines(self, items: Iterable[tuple[str, int]], status: str) -> EmuOrder:
+        """A new order of (code, units) lines, placed now."""
         seq = next(self._seq)
         order_id = self._order_id(seq)
         now = self.clock()
-        order = EmuOrder(order_id, [EmuLine(f"{order_id}-1", code, units)], status, now, now, seq, [status])
+        lines = [EmuLine(f"{order_id}-{i}", code, units) for i, (code, units) in enumerate(items, start=1)]
+        order = EmuOrder(order_id, lines, status, now, now, seq, [status])
         self.orders[order_id] = order
         return order
 

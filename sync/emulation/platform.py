@@ -134,6 +134,18 @@ class EmulatedPlatform(abc.ABC):
         """Whether the listing takes orders for units it does not show (none does by default)."""
         return False
 
+    def sell_together(self, items: dict[str, int]) -> EmuOrder | None:
+        """A customer buys several codes in one order, if the platform shows every one of them."""
+        with self.lock:
+            for code, units in items.items():
+                current = self.quantity(code)
+                if current is None or (current < units and not self.sells_past_zero(code)):
+                    return None
+            for code, units in items.items():
+                self.take(code, units)
+                self.sold[code] += units
+            return self.book.place_lines(items.items(), self.new_status)
+
     def take(self, code: str, units: int) -> None:
         """What a sale does to stock: the listing shows `units` fewer."""
         current = self.quantity(code) or 0

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -323,9 +324,16 @@ class OrderLine(Base):
     code: Mapped[str] = mapped_column(String(200))
     sku_id: Mapped[int | None] = mapped_column(ForeignKey("skus.id"))  # None: not in the catalogue
     quantity: Mapped[int] = mapped_column(BigInteger)
+    # The item's own OrderState where the platform gives one (Graas, for Lazada): None, the order's.
+    state: Mapped[str | None] = mapped_column(String(16))
     # Units of the sale (a drop) and of its cancellation or return (a rise) already linked to movements.
     sale_explained: Mapped[int] = mapped_column(BigInteger, default=0)
     return_explained: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# What a line means for stock (an OrderState): its own state where the platform gives items one,
+# else its order's. For queries joining order_lines to orders.
+LINE_STATE = func.coalesce(OrderLine.state, Order.state)
 
 
 class OrderEvent(Base):

@@ -20,6 +20,7 @@ from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.ledger.models import (
+    LINE_STATE,
     ActionState,
     Attribution,
     Listing,
@@ -118,8 +119,38 @@ class OrderStore(OversellQueries):
             else:
                 ids = {}
             ids.update({external_id: row[0] for external_id, row in existing.items()})
-            changed = [o for o in records if o.order_id in existing and existing[o.order_id][1] != o.status]
+            known_lines: dict[tuple[int, str], str | None] = {
+                (order_id, line_id): state
+                for order_id, line_id, state in session.execute(
+                    select(OrderLine.order_id, OrderLine.line_id, OrderLine.state).where(
+                        OrderLine.order_id.in_([row[0] for row in existing.values()])
+                    )
+                )
+            }
+            # Lines whose own state changed (an item cancelled while its order goes on).
+            moved_lines = {
+                key: state
+                for o in records
+                for line in o.lines
+                if (key := (ids[o.order_id], line.line_id)) in known_lines
+                and known_lines[key] != (state := line.state.value if line.state is not None else None)
+            }
+            changed = [
+                o
+                for o in records
+                if o.order_id in existing
+                and (
+                    existing[o.order_id][1] != o.status
+                    or any((ids[o.order_id], ln.line_id) in moved_lines for ln in o.lines)
+                )
+            ]
             record_statuses(session, [(ids[o.order_id], o.status, o.state) for o in changed], now)
+            for (order_id, line_id), state in moved_lines.items():
+                session.execute(
+                    update(OrderLine)
+                    .where(OrderLine.order_id == order_id, OrderLine.line_id == line_id)
+                    .values(state=state)
+                )
             if fresh:
                 session.execute(
                     insert(OrderEvent),
@@ -128,14 +159,6 @@ class OrderStore(OversellQueries):
                         for o in fresh
                     ],
                 )
-            known_lines = {
-                (order_id, line_id)
-                for order_id, line_id in session.execute(
-                    select(OrderLine.order_id, OrderLine.line_id).where(
-                        OrderLine.order_id.in_([row[0] for row in existing.values()])
-                    )
-                )
-            }
             new_lines = [
                 {
                     "order_id": ids[o.order_id],
@@ -143,6 +166,7 @@ class OrderStore(OversellQueries):
                     "code": line.code,
                     "sku_id": sku_ids[sku_of[line.code]],
                     "quantity": line.quantity,
+                    "state": line.state.value if line.state is not None else None,
                     "sale_explained": 0,
                     "return_explained": 0,
                 }
@@ -160,8 +184,11 @@ class OrderStore(OversellQueries):
                 was = existing.get(o.order_id)
                 if was is None:
                     booked.new_skus |= skus
-                if o.state.value in RETURNING and (was is None or was[2] not in RETURNING):
-                    booked.returned_skus |= skus
+                for line in o.lines:
+                    now_state = (line.state or o.state).value
+                    before = None if was is None else known_lines.get((was[0], line.line_id)) or was[2]
+                    if line.code in sku_of and now_state in RETURNING and before not in RETURNING:
+                        booked.returned_skus.add(sku_of[line.code])
             booked.new_orders, booked.status_changes = len(fresh), len(changed)
             self._store_cursor(session, account_id, page.cursor, now, read_through)
             before_commit(session)
@@ -238,7 +265,7 @@ class OrderStore(OversellQueries):
                     OrderLine.quantity,
                     OrderLine.sale_explained,
                     OrderLine.return_explained,
-                    Order.state,
+                    LINE_STATE,
                     Order.placed_at,
                     Order.updated_at,
                 )
@@ -248,7 +275,7 @@ class OrderStore(OversellQueries):
                 .where(
                     or_(
                         OrderLine.quantity > OrderLine.sale_explained,
-                        and_(Order.state.in_(RETURNING), OrderLine.quantity > OrderLine.return_explained),
+                        and_(LINE_STATE.in_(RETURNING), OrderLine.quantity > OrderLine.return_explained),
                     )
                 )
             ):
@@ -304,7 +331,7 @@ class OrderStore(OversellQueries):
                 .join(Order, OrderLine.order_id == Order.id)
                 .where(OrderLine.sku_id.in_(list(sku_ids)))
                 .where(Order.account_id.in_(list(account_ids)))
-                .where(Order.state.in_((OrderState.OPEN.value, OrderState.FULFILLED.value)))
+                .where(LINE_STATE.in_((OrderState.OPEN.value, OrderState.FULFILLED.value)))
                 .where(Order.placed_at >= now - ATTRIBUTION_WINDOW)
                 .where(OrderLine.quantity > OrderLine.sale_explained)
                 .group_by(Order.account_id, OrderLine.sku_id)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.ledger.models import (
+    LINE_STATE,
     Account,
     ActionState,
     Listing,
@@ -103,7 +104,7 @@ class OversellQueries:
                 .join(OrderLine, OrderLine.order_id == Order.id)
                 .join(Account, Account.id == Order.account_id)
                 .where(OrderLine.sku_id == sku_id)
-                .where(Order.state == OrderState.OPEN.value)
+                .where(Order.state == OrderState.OPEN.value, LINE_STATE.in_([OrderState.OPEN.value]))
                 .where(Order.id.not_in(acted))
                 .group_by(Order.id, Account.name, Order.external_id, Order.placed_at)
             ).all()

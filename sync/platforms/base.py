@@ -107,11 +107,13 @@ class OrderState(str, Enum):
 
 @dataclass(frozen=True)
 class OrderLine:
-    """One line of an order: the platform code sold and how many units."""
+    """One line of an order: the platform code sold and how many units, and the line's own state
+    where the platform gives each item one (None: the order's)."""
 
     line_id: str
     code: str
     quantity: int
+    state: OrderState | None = None
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,18 @@ class GraasEmulator(EmulatedPlatform):
         with self.lock:
             self.products.setdefault(code, {})[warehouse_id or self.warehouse_id] = quantity
 
+    def cancel_item(self, order_id: str, line_id: str) -> bool:
+        """The marketplace cancels one item of an order that goes on (Lazada's partial status):
+        its units come back, the order's status stays."""
+        with self.lock:
+            order = self.book.orders.get(order_id)
+            line = next((ln for ln in order.lines if ln.line_id == line_id), None) if order else None
+            if order is None or line is None or order.status not in self.cancellable:
+                return False
+            self.give_back(line.code, line.quantity)
+            order.move_item(line_id, self.cancelled_status, self.wall())
+            return True
+
     def codes(self) -> list[str]:
         """Every product master's sellerSKU."""
         return list(self.products)
@@ -195,7 +207,13 @@ def _order(order: EmuOrder, lag: float) -> dict[str, Any]:
         "orderID": order.order_id,
         "orderNumber": order.order_id,
         "orderItems": [
-            {"orderItemID": line.line_id, "SKU": line.code, "quantity": line.quantity, "orderType": "Delivery"}
+            {
+                "orderItemID": line.line_id,
+                "SKU": line.code,
+                "quantity": line.quantity,
+                "orderType": "Delivery",
+                "orderStatus": order.item_status.get(line.line_id, order.status),  # Lazada: per item
+            }
             for line in order.lines
         ],
         "orderStatus": order.status,

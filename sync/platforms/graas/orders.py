@@ -1,6 +1,7 @@
 """Pure functions between Graas order payloads (`GET /v1/orders`, `PUT /v1/orders`) and domain
 values. Order items name the product by `SKU`, which we take to be the seller SKU the stock
-endpoints use (`sellerSKU`), or, where an item has none, by `customSKU`."""
+endpoints use (`sellerSKU`), or, where an item has none, by `customSKU`. An item may carry its own
+`orderStatus` (Lazada): an item cancelled while its order goes on gives its units back alone."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def _order(item: Any) -> OrderRecord | None:
     if status not in STATES or not times:
         return None
     lines = tuple(
-        OrderLine(str(line["orderItemID"]), code, line["quantity"])
+        OrderLine(str(line["orderItemID"]), code, line["quantity"], _item_state(line, status))
         for line in item.get("orderItems") or []
         if isinstance(line, dict)
         and (code := _code(line)) is not None
@@ -62,6 +63,15 @@ def _order(item: Any) -> OrderRecord | None:
     return OrderRecord(
         item["orderID"], status, STATES[status], placed, lines, handle, reached if reached > placed else None
     )
+
+
+def _item_state(line: dict[str, Any], order_status: str) -> OrderState | None:
+    """The item's own state where it gives a status ("partial order status for the item", Lazada
+    only) other than its order's: one item cancelled or returned while the order goes on."""
+    status = line.get("orderStatus")
+    if not isinstance(status, str) or status == order_status or status not in STATES:
+        return None
+    return STATES[status]
 
 
 def _code(line: dict[str, Any]) -> str | None:
