@@ -32,8 +32,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class BatchStep:
-    """The cycle's step for one batch, and the listings on feed accounts it left in doubt with a
-    new probe (`doubtful`: judged again at the cycle's end)."""
+    """The cycle's step for one batch, and the listings on feed accounts it left in doubt
+    (`doubtful`: judged again at the cycle's end; `probed`: some took a new probe)."""
 
     config: Config
     store: LedgerStore
@@ -45,6 +45,7 @@ class BatchStep:
     crash: CrashHook
     rules: dict[str, AccountRules] = field(init=False)
     doubtful: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    probed: bool = False
 
     def __post_init__(self) -> None:
         self.rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in self.config.accounts}
@@ -101,13 +102,14 @@ class BatchStep:
         )
         self.crash("after_plan_commit")
         in_doubt = await self.sender.send(the_plan.pushes, push_ids, state, report)
+        external = {
+            (account_ids[m.account], state.sku_ids[m.sku])
+            for m in the_plan.movements
+            if m.kind is MovementKind.EXTERNAL and m.account is not None
+        }
+        # Verify runs too: a drop left unlinked would keep its order from explaining the next one.
+        report.feeds.attributed_units += self.flow.attribute(external)
         if not verify:
-            external = {
-                (account_ids[m.account], state.sku_ids[m.sku])
-                for m in the_plan.movements
-                if m.kind is MovementKind.EXTERNAL and m.account is not None
-            }
-            report.feeds.attributed_units += self.flow.attribute(external)
             report.oversells += await self.flow.oversells(the_plan.pools_at_most(), state.sku_ids, dry_run=False)
         if in_doubt and not verify:
             # Read the doubtful listings again at once: without a feed, the shorter the gap the
@@ -117,9 +119,11 @@ class BatchStep:
             for account, sku in in_doubt:
                 doubtful[account].add(sku)
             await self.run(sorted({sku for _, sku in in_doubt}), report, account_ids, verify=True, only=doubtful)
+        settled = {s.push_id for s in the_plan.settlements}
         for (account, sku), doubt in state.doubts.items():
-            if doubt.push_id in the_plan.probes:  # a new probe: judge it at the cycle's end
-                self.doubtful[account].add(sku)
+            if account in self.evidence.feed_accounts and doubt.push_id not in settled:
+                self.doubtful[account].add(sku)  # waiting on the feed: judged again at the cycle's end
+                self.probed |= doubt.push_id in the_plan.probes
 
     def _before_commit(self, session: Session) -> None:
         """Inside the plan transaction (fenced on the lease by the engine's sessions): the crash

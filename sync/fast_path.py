@@ -47,13 +47,17 @@ class FastPath:
         return self.shard == 0
 
     async def poll(
-        self, account_ids: Mapping[str, int], feeds: FeedReport, only: Collection[str] | None = None
+        self,
+        account_ids: Mapping[str, int],
+        feeds: FeedReport,
+        only: Collection[str] | None = None,
+        vouch: Collection[str] = (),
     ) -> set[str]:
         """Read the feeds (or `only` those); return the SKUs of this shard to reconcile now,
         queueing the others'."""
         if only is None:
             self._next_poll = time.monotonic() + self.poll_seconds
-        skus = await self.flow.poll(account_ids, feeds, self._before_feed_commit, only)
+        skus = await self.flow.poll(account_ids, feeds, self._before_feed_commit, only, vouch)
         if self.shards == 1:
             return skus
         others = {sku for sku in skus if shard_of(sku, self.shards) != self.shard}
@@ -72,7 +76,9 @@ class FastPath:
         if not self.flow.feed_accounts:
             return
         due = self.reads_feeds and time.monotonic() >= self._next_poll
-        skus = (await self.poll(account_ids, report.feeds) if due else set()) | self.claim_urgent()
+        # Pushes in doubt that other replicas' shards left waiting on a feed are read past here.
+        vouch = self.flow.waiting_on_feeds(account_ids) if due else set()
+        skus = (await self.poll(account_ids, report.feeds, vouch=vouch) if due else set()) | self.claim_urgent()
         if not skus:
             return
         report.fast_skus += len(skus)
@@ -81,13 +87,16 @@ class FastPath:
             await self.step.run(batch, report, account_ids, verify=False)
 
     async def settle_doubts(self, report: CycleReport, account_ids: Mapping[str, int]) -> None:
-        """Pushes left in doubt on feed accounts this cycle have a probe read by now: once the feed
-        can be read past it, read it and judge them again, so they settle within the cycle."""
+        """Pushes in doubt on feed accounts have a probe read by now: once the feed can be read
+        past it, read it (in full where only that vouches: OTO) and judge them again, so they
+        settle within the cycle."""
         doubtful, self.step.doubtful = self.step.doubtful, defaultdict(set)
+        probed, self.step.probed = self.step.probed, False
         if not doubtful or not self.reads_feeds:
             return  # (a replica without the feeds: the next cycle judges them)
-        await self.sleep(TIME_MARGIN.total_seconds())
-        ordered = await self.poll(account_ids, report.feeds, only=doubtful.keys())
+        if probed:  # a probe read just now: the feed can be read past it only a moment later
+            await self.sleep(TIME_MARGIN.total_seconds())
+        ordered = await self.poll(account_ids, report.feeds, only=doubtful.keys(), vouch=doubtful.keys())
         report.fast_skus += len(ordered)  # new orders this poll found go through at once too
         skus = sorted(set().union(*doubtful.values()) | ordered)
         for batch in chunked(skus, self.batch_size):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sync.config import Config
 from sync.crashpoints import CrashHook
 from sync.errors import SyncError
+from sync.evidence import TIME_MARGIN
 from sync.ledger.models import ActionState
 from sync.ledger.orders import OrderStore
 from sync.ledger.oversells import Drift, PlannedAction
@@ -28,7 +29,6 @@ from sync.ledger.rechecks import OrderRechecks, Rechecked, StatusRead
 from sync.metrics import METRICS
 from sync.orders.oversell import orders_to_act_on
 from sync.platforms.base import Adapter, Outcome
-from sync.platforms.feeds import at_rest
 
 log = structlog.get_logger(__name__)
 
@@ -97,31 +97,38 @@ class OrderFlow:
         report: FeedReport,
         before_commit: Callable[[Session], None],
         only: Collection[str] | None = None,
+        vouch: Collection[str] = (),
     ) -> set[str]:
         """Read every feed (or `only` those) to its end (or the page limit); return the catalogue
-        SKUs to reconcile now."""
+        SKUs to reconcile now. `vouch`: feeds pushes in doubt wait on, whose poll should vouch for
+        every order placed before it began (see `Adapter.vouching_cursor`)."""
         names = [name for name in self.feed_accounts if only is None or name in only]
         results = await asyncio.gather(
-            *(self._poll_one(name, account_ids[name], report, before_commit) for name in names)
+            *(self._poll_one(name, account_ids[name], report, before_commit, name in vouch) for name in names)
         )
         return set().union(*results) if results else set()
 
     async def _poll_one(
-        self, name: str, account_id: int, report: FeedReport, before_commit: Callable[[Session], None]
+        self, name: str, account_id: int, report: FeedReport, before_commit: Callable[[Session], None], vouch: bool
     ) -> set[str]:
         touched: set[str] = set()
         listings: set[tuple[int, int]] = set()
         settings = self.config.orders
+        adapter = self.adapters[name]
         began = self.clock()
-        fresh = at_rest(self.store.cursor(account_id))  # a resumed scan vouches for nothing since it began
+        start = self.store.cursor(account_id)
+        instead = adapter.vouching_cursor(start, began) if vouch else None
+        # A resumed scan vouches for nothing placed since it began (nor, on OTO, one that does not
+        # read the whole window: see OtoAdapter.poll_vouches).
+        fresh = adapter.poll_vouches(instead or start, began)
         try:
             for _ in range(settings.max_pages_per_poll):
                 now = self.clock()
                 # Ledger calls stay on the loop's thread, like the engine's: one connection at a
                 # time (SQLite), and a run that replays exactly (the simulator).
-                cursor = self.store.cursor(account_id)
+                cursor, instead = instead or self.store.cursor(account_id), None
                 since = now - timedelta(minutes=settings.lookback_minutes)
-                page = await self.adapters[name].read_orders(cursor, now, since)
+                page = await adapter.read_orders(cursor, now, since)
                 through = began if fresh and not page.more else None
                 booked = self.store.book_page(
                     account_id, page, self._sku_of[name], self.clock(), before_commit, read_through=through
@@ -151,6 +158,11 @@ class OrderFlow:
         if listings:
             report.attributed_units += self.store.attribute(listings, self.clock())
         return touched & self._catalogue
+
+    def waiting_on_feeds(self, account_ids: Mapping[str, int]) -> set[str]:
+        """Feed accounts with a push in doubt whose probe the feed has not been read past yet."""
+        ids = {account_ids[name]: name for name in self.feed_accounts if name in account_ids}
+        return {ids[account_id] for account_id in self.store.waiting_on_feeds(ids, TIME_MARGIN)}
 
     async def _recheck(self, name: str, account_id: int, before_commit: Callable[[Session], None]) -> Rechecked:
         """Read a few open orders on their own, where the feed reads only the list's ends."""

@@ -45,7 +45,8 @@ class AccountRules:
 @dataclass(frozen=True)
 class InDoubtPush:
     """A push whose answer was lost: what it moves if applied, the read it was made from, when it
-    was sent, and the probe: a read since, kept until the order feed has caught up past it."""
+    was sent, and the probe: the first reading booked since (on a feed account, the latest the
+    order feed is to judge, kept until the feed has caught up past it)."""
 
     push_id: int
     delta: int
@@ -237,11 +238,15 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
                 continue
             if (account, sku) in given.adopt:
                 # Taken as it is: the pool does not move; a push in doubt on it no longer matters,
-                # and counts as not applied: what its provisional booking held back comes back.
+                # and counts as not applied: what its provisional booking held back comes back,
+                # if it held any: only a reading booked since it went in doubt (its probe) did.
                 if listing.in_doubt is not None:
                     why = "listing adopted afresh (new platform id or an operator's reject)"
                     verdict = Verdict(False, SettledBy.ADOPTED, why)
-                    movements.extend(_book_settlement(listing, verdict, listing.expected, sku, account, out))
+                    if listing.in_doubt.probe is not None:
+                        movements.extend(_book_settlement(listing, verdict, listing.expected, sku, account, out))
+                    else:
+                        out.settlements.append(Settlement(listing.in_doubt.push_id, sku, account, verdict))
                 out.expected[(account, sku)] = quantity
                 continue
             if listing.in_doubt is not None:
@@ -253,8 +258,10 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
                 frozen.add(account)
                 out.waiting.append((sku, account, f"push {listing.in_doubt.push_id} in doubt"))
                 push = listing.in_doubt
-                if account in given.feed_accounts and (push.probe is None or push.push_id in given.windows):
-                    out.probes[push.push_id] = quantity  # the next read for the feed to judge
+                # The first reading booked since it went in doubt (from then on the provisional
+                # hypothesis holds units back); on a feed account, each next one the feed judges.
+                if push.probe is None or (account in given.feed_accounts and push.push_id in given.windows):
+                    out.probes[push.push_id] = quantity
             external = quantity - listing.expected
             if external:
                 movements.append(PlannedMovement(sku, account, external, MovementKind.EXTERNAL, "observed change"))
@@ -308,7 +315,7 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
         read_began = given.read_began or given.now
     patient = on_feed and account not in given.feeds_behind
     if verdict is None and timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=patient, window=window):
-        verdict = by_rule(push.delta, push.expected_before, observed, given.in_doubt_timeout)
+        verdict = by_rule(push.delta, push.expected_before, observed, given.in_doubt_timeout, window)
         read_began = given.read_began or given.now
     # The write may land yet: a read this soon may say "applied", never "not applied"; a later
     # one decides (nor does the rule guess meanwhile: the evidence is on its way).

@@ -135,10 +135,25 @@ def by_quiet(delta: int, expected_before: int, observed: int) -> Verdict | None:
     return None
 
 
-def by_rule(delta: int, expected_before: int, observed: int, timeout: timedelta) -> Verdict:
-    """Past the timeout: the hypothesis that needs no units from nowhere (sales are far commoner
-    than restocks), then the smaller external change, then "applied"."""
+def by_rule(
+    delta: int, expected_before: int, observed: int, timeout: timedelta, window: Window | None = None
+) -> Verdict:
+    """Past the timeout, undecided. Where the feed's orders fit both hypotheses (an order raced
+    the reads, or OTO's undated ones), the provisional one, with fewer units in the pool (an
+    upward push applied, a downward one not): a sale the feed reports is never counted back, at
+    the price of the pool being |d| short should the other be true, which the note says. Where
+    no order could tell (no feed, a feed down, a change no feed reports), the hypothesis that
+    needs no units from nowhere (sales are far commoner than restocks), then the smaller
+    external change, then "applied"."""
     if_applied, if_not = observed - expected_before - delta, observed - expected_before
+    if window is not None and window.orders and window.allows(if_applied) and window.allows(if_not):
+        applied = delta > 0
+        ruled, other = ("applied", "not applied") if applied else ("not applied", "applied")
+        note = (
+            f"in doubt past {timeout}, orders fit both: ruled {ruled}, the side that cannot oversell; "
+            f"had it been {other}, the pool is {abs(delta)} short"
+        )
+        return Verdict(applied, SettledBy.RULE, note)
     applied = _implausibility(if_applied) <= _implausibility(if_not)
     residual = if_applied if applied else if_not
     note = f"in doubt past {timeout}: ruled {'applied' if applied else 'not applied'}, residual {residual:+d}"

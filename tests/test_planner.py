@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -96,6 +98,7 @@ def test_a_push_in_doubt_holds_back_its_listings_pushes_but_never_its_sales() ->
     assert [(m.account, m.quantity, m.kind) for m in waiting.movements] == [("x", -5, MovementKind.EXTERNAL)]
     assert waiting.settlements == [] and waiting.pools == {"a": 2} and waiting.expected == {("x", "a"): 5}
     assert [(p.account, p.delta) for p in waiting.pushes] == [("y", -5)]
+    assert waiting.probes == {1: 5}  # the first reading booked since: from now on units are held
     # Past the timeout the rule decides (applied: |5-7| < |5-10|) and gives the 3 units back.
     booked = SkuState("a", 2, {"x": ListingState(5, doubt), "y": ListingState(2)})
     late = NOW + timedelta(hours=1)
@@ -109,6 +112,46 @@ def test_the_timeout_rule_prefers_a_sale_over_units_appearing() -> None:
     # Pushed -4 from 30, then saw 28: applied means +2 appeared, not applied means 2 were sold.
     ruled = by_rule(-4, 30, 28, timedelta(minutes=10))
     assert ruled.by is SettledBy.RULE and not ruled.applied and "residual -2" in ruled.note
+
+
+@pytest.mark.parametrize(
+    ("delta", "before", "observed"),
+    [
+        (-2, 10, 8),  # down: not applied and 2 sold, or applied and quiet
+        (-2, 10, 5),  # down: not applied and 5 sold, or applied and 3 sold
+        (+2, 10, 10),  # up: applied and 2 sold, or not applied and quiet
+        (+2, 10, 7),  # up: applied and 5 sold, or not applied and 3 sold
+    ],
+)
+def test_where_orders_fit_both_the_rule_keeps_the_side_that_cannot_oversell(
+    delta: int, before: int, observed: int
+) -> None:
+    # From the outside review: the quieter hypothesis ("nothing happened") loses the sale of
+    # exactly |d| that the other one books. Where the feed's orders fit both (an order on a read's
+    # edge, as OTO's undated ones always are), the rule keeps the provisional hypothesis, the one
+    # with fewer units in the pool: applied exactly when upward.
+    doubt = InDoubtPush(1, delta=delta, expected_before=before, sent_at=NOW, probe=observed, probe_began=NOW)
+    state = SkuState("a", 10, {"x": ListingState(provisional_base(before, delta), doubt)})
+    if_applied, if_not = observed - before - delta, observed - before
+    # Orders on the edges that make up either change (a sale, or none of them in the window).
+    edges = tuple(units for units in (if_applied, if_not - if_applied) if units)
+    window = Window(certain=0, edges=edges, orders=len(edges))
+    assert window.allows(if_applied) and window.allows(if_not)
+    late = NOW + PATIENCE * timedelta(minutes=10)
+    given = PlanInput(
+        skus=[state],
+        observations={("x", "a"): observed},
+        rules={},
+        now=late,
+        feed_accounts=frozenset({"x"}),
+        windows={1: window},
+    )
+    result = plan(given)
+    (settled,) = result.settlements
+    assert settled.by is SettledBy.RULE and settled.applied is (delta > 0)
+    # The pool is what the fewer-units hypothesis makes it: the reading against its base.
+    assert result.pools == {"a": 10 + observed - provisional_base(before, delta)}
+    assert "the side that cannot oversell" in settled.note
 
 
 def test_without_a_feed_a_quiet_listing_settles_and_is_flagged() -> None:
@@ -310,3 +353,17 @@ def test_adopting_a_listing_with_an_upward_push_in_doubt_gives_back_what_it_held
     assert not settled.applied and settled.by is SettledBy.ADOPTED
     assert [(m.quantity, m.kind) for m in result.movements] == [(3, MovementKind.SETTLEMENT)]
     assert result.pools == {"a": 20}
+
+
+@pytest.mark.parametrize("read_since", [False, True])
+def test_adopting_a_listing_gives_back_only_what_its_push_in_doubt_held(read_since: bool) -> None:
+    # From the outside review: +3 from 5 in doubt counts as applied meanwhile (expected 8). Units
+    # are held back only once a reading is booked against that base (the probe): a crash right
+    # after the send leaves none, and adopting the listing then must not move the pool.
+    doubt = InDoubtPush(1, 3, 5, NOW - timedelta(minutes=5), probe=8 if read_since else None)
+    state = SkuState("a", 8, {"x": ListingState(provisional_base(5, 3), doubt), "y": ListingState(8)})
+    given = PlanInput(skus=[state], observations={("x", "a"): 5, ("y", "a"): 8}, rules={}, now=NOW)
+    result = plan(replace(given, adopt=frozenset({("x", "a")})))
+    (settled,) = result.settlements
+    assert settled.by is SettledBy.ADOPTED and not settled.applied
+    assert result.pools == {"a": 11 if read_since else 8}

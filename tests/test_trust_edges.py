@@ -80,6 +80,29 @@ def test_a_real_sell_out_of_a_whole_answer_is_held_for_an_operator(db_url: str, 
         assert pools(config) == {"mug": 0, "cup": 0} and stock(running, "mug") == {"oak": 0, "gra": 0}
 
 
+def test_a_small_account_sold_out_in_every_batch_is_held_for_an_operator_not_refused_in_silence(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Found by the simulator: four listings in batches of two, all really sold out on Oakra. Each
+    # batch's zeros were rechecked with the other batch's listings as canaries, which the ledger
+    # still believed stocked and which read zero too: "fallen", so no stop, and every cycle
+    # refused the account's zeros in silence while the other platforms kept selling.
+    skus = ["a", "b", "c", "d"]
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, skus, 3)
+        config = running.config(db_url, skus, sync={"batch_size": 2})
+        cycle(config)
+        for sku in skus:
+            running.platforms["oak"].set_quantity(sku, 0)
+        report = cycle(config)
+        assert report.accounts["oak"].stopped == 4
+        path = tmp_path / "c.toml"
+        path.write_text(running.toml(db_url, skus))
+        assert invoke("accept", "oak", "--config", path).exit_code == 0
+        assert cycle(config).ok
+        assert pools(config) == dict.fromkeys(skus, 0) and stock(running, "d") == {"oak": 0, "gra": 0}
+
+
 def test_a_sku_back_in_the_catalogue_leaves_its_old_doubt_behind(db_url: str) -> None:
     with fleet(("oak", "oakra"), ("gra", "graas")) as running:
         oak, gra = running.platforms["oak"], running.platforms["gra"]

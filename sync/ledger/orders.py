@@ -31,6 +31,8 @@ from sync.ledger.models import (
     OrderEvent,
     OrderFeed,
     OrderLine,
+    Push,
+    PushState,
     Sku,
     UrgentSku,
 )
@@ -218,6 +220,26 @@ class OrderStore(OversellQueries):
         if read_through is not None:
             feed.read_through_at = read_through
 
+    def waiting_on_feeds(self, account_ids: Collection[int], margin: timedelta) -> set[int]:
+        """The accounts with a push in doubt whose probe their feed has not been read `margin`
+        past yet (whichever shard planned it: the feeds are read by shard 0's engine alone)."""
+        if not account_ids:
+            return set()
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Listing.account_id, func.max(Push.probe_ended_at), OrderFeed.read_through_at)
+                .join(Push, Push.listing_id == Listing.id)
+                .outerjoin(OrderFeed, OrderFeed.account_id == Listing.account_id)
+                .where(Listing.account_id.in_(list(account_ids)), Push.state == PushState.IN_DOUBT.value)
+                .where(Push.probe_ended_at.is_not(None))
+                .group_by(Listing.account_id, OrderFeed.read_through_at)
+            )
+            waiting: set[int] = set()
+            for account, probe, through in rows:
+                if probe is not None and (through is None or through < probe + margin):
+                    waiting.add(account)
+            return waiting
+
     def read_through(self, account_ids: Collection[int]) -> dict[int, datetime]:
         """Per account: when the last poll that read its feed to the end began."""
         with self.sessions() as session:
@@ -322,21 +344,43 @@ class OrderStore(OversellQueries):
         self, account_ids: Collection[int], sku_ids: Collection[int], now: datetime
     ) -> dict[tuple[int, int], int]:
         """Per listing (account id, SKU id): units of its orders' sales (open or fulfilled) that no
-        booked drop accounts for yet. A drop up to that many units is explained by orders."""
+        booked drop accounts for yet. A drop up to that many units is explained by orders.
+
+        Drops booked but not yet linked to an order (attribution runs after the booking commits:
+        a crash between the two, or a read no feed page followed) are taken off: the sale they may
+        be must not explain a second drop."""
         if not account_ids or not sku_ids:
             return {}
+        since = now - ATTRIBUTION_WINDOW
         with self.sessions() as session:
-            rows = session.execute(
+            sales = session.execute(
                 select(Order.account_id, OrderLine.sku_id, func.sum(OrderLine.quantity - OrderLine.sale_explained))
                 .join(Order, OrderLine.order_id == Order.id)
                 .where(OrderLine.sku_id.in_(list(sku_ids)))
                 .where(Order.account_id.in_(list(account_ids)))
                 .where(LINE_STATE.in_((OrderState.OPEN.value, OrderState.FULFILLED.value)))
-                .where(Order.placed_at >= now - ATTRIBUTION_WINDOW)
+                .where(Order.placed_at >= since)
                 .where(OrderLine.quantity > OrderLine.sale_explained)
                 .group_by(Order.account_id, OrderLine.sku_id)
             )
-            return {(account_id, cast(int, sku_id)): int(units) for account_id, sku_id, units in rows}
+            units = {(account_id, cast(int, sku_id)): int(n) for account_id, sku_id, n in sales}
+            if not units:
+                return {}
+            drops = session.execute(
+                select(Listing.account_id, Listing.sku_id, func.sum(-Movement.quantity - Movement.explained))
+                .join(Listing, Movement.listing_id == Listing.id)
+                .where(Listing.sku_id.in_({sku for _, sku in units}))
+                .where(Listing.account_id.in_({account for account, _ in units}))
+                .where(Movement.kind == MovementKind.EXTERNAL.value)
+                .where(Movement.quantity < 0, -Movement.quantity > Movement.explained)
+                .where(Movement.created_at >= since)
+                .group_by(Listing.account_id, Listing.sku_id)
+            )
+            for account_id, sku_id, dropped in drops:
+                key = (account_id, sku_id)
+                if key in units:
+                    units[key] -= int(dropped)
+            return {key: n for key, n in units.items() if n > 0}
 
     # --- the urgent queue (several replicas) --------------------------------------------------
 

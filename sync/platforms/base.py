@@ -14,6 +14,7 @@ from enum import Enum
 from typing import TypeVar
 
 from sync.errors import ReadProblem, SyncError
+from sync.platforms.feeds import at_rest
 
 T = TypeVar("T")
 
@@ -179,6 +180,16 @@ class Adapter(abc.ABC):
 
         Raises a `SyncError` when the feed cannot be read."""
         raise NotImplementedError(f"{self.platform} has no order feed")
+
+    def poll_vouches(self, cursor: str | None, now: datetime) -> bool:
+        """Whether a poll starting from `cursor` at `now` and read to its end will have seen every
+        order placed before it began: one that starts a new scan or window (`at_rest`)."""
+        return at_rest(cursor)
+
+    def vouching_cursor(self, cursor: str | None, now: datetime) -> str | None:
+        """A cursor to start from instead of `cursor` so that the poll vouches (`poll_vouches`),
+        asked when pushes in doubt wait on the feed; None to keep `cursor`."""
+        return None
 
     # Whether `read_order_status` reads one order (platforms whose feed cannot see every status
     # change: the feed reads only the ends of a list with no "updated since" filter).

@@ -21,7 +21,7 @@ from sync.platforms.base import (
     SetRecorder,
 )
 from sync.platforms.batching import read_in_batches
-from sync.platforms.feeds import HEAD, SWEEP, TAIL, EndsCursor
+from sync.platforms.feeds import HEAD, SWEEP, TAIL, EndsCursor, at_rest
 from sync.platforms.http import HttpAdapter, TokenKeeper, cancel_outcome, json_body
 from sync.platforms.oto import mapping, orders
 from sync.platforms.oto.auth import OtoTokens
@@ -33,7 +33,8 @@ ORDERS = "/rest/v2/orders"
 CANCEL = "/rest/v2/cancelOrder"
 DETAILS = "/rest/v2/orderDetails"
 ORDER_PAGE_SIZE = 100
-# Every this often a poll first reads the whole window back to `lookback_minutes` (see read_orders).
+# Every this often a poll first reads the whole window back to `lookback_minutes` (see read_orders);
+# pushes in doubt waiting on the feed ask for one at once (the sooner, the fewer orders race them).
 SWEEP_EVERY = timedelta(minutes=10)
 
 
@@ -117,6 +118,19 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
             downwards = str(page - 1) if page > 1 and not ends.reaches_mark(times) else None
             moved, more = ends.after_tail(times, downwards)
         return OrderPage([order for order, _ in found], moved.dump(), more)
+
+    def poll_vouches(self, cursor: str | None, now: datetime) -> bool:
+        """Only a poll that begins with a whole-window read: a new order may sit anywhere in the
+        list (its `orderDate` is its creator's), so reading both ends vouches for nothing."""
+        ends = EndsCursor.parse(cursor, now)
+        starting_sweep = ends.phase == SWEEP and ends.position == "1" and ends.top is None
+        return starting_sweep or (at_rest(cursor) and ends.sweep_due(now, SWEEP_EVERY))
+
+    def vouching_cursor(self, cursor: str | None, now: datetime) -> str | None:
+        """A whole-window read now, unless the poll is one already (or resumes one half-read)."""
+        if not at_rest(cursor) or self.poll_vouches(cursor, now):
+            return None
+        return EndsCursor.parse(cursor, now).begin_sweep(now).dump()
 
     async def _orders_page(
         self, first: date, now: datetime, page: int
