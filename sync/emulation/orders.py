@@ -51,10 +51,6 @@ class OrderBook:
         self._seq = itertools.count(1)
         self.orders: dict[str, EmuOrder] = {}
 
-    def place(self, code: str, units: int, status: str) -> EmuOrder:
-        """A new one-line order, placed now."""
-        return self.place_lines([(code, units)], status)
-
     def place_lines(self, items: Iterable[tuple[str, int]], status: str) -> EmuOrder:
         """A new order of (code, units) lines, placed now."""
         seq = next(self._seq)

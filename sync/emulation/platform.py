@@ -122,13 +122,7 @@ class EmulatedPlatform(abc.ABC):
     def sell(self, code: str, units: int = 1) -> EmuOrder | None:
         """A customer buys `units` if the platform shows them: the stock drops and an order is
         placed. Returns the order, or None when the units were not there."""
-        with self.lock:
-            current = self.quantity(code)
-            if current is None or (current < units and not self.sells_past_zero(code)):
-                return None
-            self.take(code, units)
-            self.sold[code] += units
-            return self.book.place(code, units, self.new_status)
+        return self.sell_together({code: units})
 
     def sells_past_zero(self, code: str) -> bool:
         """Whether the listing takes orders for units it does not show (none does by default)."""
