@@ -133,25 +133,28 @@ class Confirmations(Reading):
         for name, sku in self._zeroed:
             by_account.setdefault(name, []).append(sku)
         for name, skus in by_account.items():
-            read = await self._read(name, skus, report)
+            # Canaries vouch for first readings, which are believed from this read. Listings the
+            # ledger knows go under the stop whatever they show: on a small account sold out for
+            # real, the ledger's belief in the canaries is what is wrong, and their zeros would
+            # void this at every cycle, in silence. A sell-out or a broken answer: an operator decides.
+            first = [sku for sku in skus if (name, sku) in self._first]
+            extra = self._canaries(name, believed, state, skus, set()) if first else {}
+            read = await self._read(name, [*extra, *skus], report)
             if read is None:
                 continue
-            by_code = {self.codes[name][sku]: sku for sku in skus}
+            by_code = {self.codes[name][sku]: sku for sku in [*extra, *skus]}
             seen = {by_code[code]: o for code, o in read.observed.items() if code in by_code}
             if read.refusals or any(sku not in seen or seen[sku].quantity != 0 for sku in skus):
                 continue  # the zeros did not hold: a bad answer, already counted
-            # No canaries here: on a small account sold out for real, the ledger's belief in them
-            # is what is wrong, and their zeros would void this at every cycle, in silence. A
-            # sell-out or a broken answer: an operator decides (the stop).
             priors = self._priors(name, skus, state, explained)
             run = report.reading(name)
-            known = [sku for sku in skus if (name, sku) not in self._first]
-            for sku in skus:
-                if sku not in known:
-                    believed[(name, sku)] = seen[sku]
-                    out.unread.discard((name, sku))
-                    out.note(name, sku, "confirmed", 0, None, "a first reading of 0, read twice")
-                    run.confirmed += 1
+            known = [sku for sku in skus if sku not in first]
+            vouched = not self._fallen_canaries(seen, extra)
+            for sku in first if vouched else []:
+                believed[(name, sku)] = seen[sku]
+                out.unread.discard((name, sku))
+                out.note(name, sku, "confirmed", 0, None, "a first reading of 0, read twice")
+                run.confirmed += 1
             if not known:
                 continue
             reason = f"answered all {len(known)} listings at zero twice, with nothing to explain it"

@@ -130,6 +130,8 @@ class OrderFlow:
                 since = now - timedelta(minutes=settings.lookback_minutes)
                 page = await adapter.read_orders(cursor, now, since)
                 through = began if fresh and not page.more else None
+                if not page.more and page.read_through is not None:
+                    through = max(through or page.read_through, page.read_through)
                 booked = self.store.book_page(
                     account_id, page, self._sku_of[name], self.clock(), before_commit, read_through=through
                 )

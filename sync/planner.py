@@ -315,7 +315,13 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
         read_began = given.read_began or given.now
     patient = on_feed and account not in given.feeds_behind
     if verdict is None and timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=patient, window=window):
-        verdict = by_rule(push.delta, push.expected_before, observed, given.in_doubt_timeout, window)
+        # Whether the orders fit both is a question about the probe they were judged against.
+        fits_both = (
+            window is not None
+            and push.probe is not None
+            and window.fits_both(push.delta, push.expected_before, push.probe)
+        )
+        verdict = by_rule(push.delta, push.expected_before, observed, given.in_doubt_timeout, orders_fit_both=fits_both)
         read_began = given.read_began or given.now
     # The write may land yet: a read this soon may say "applied", never "not applied"; a later
     # one decides (nor does the rule guess meanwhile: the evidence is on its way).
@@ -326,19 +332,27 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
 def _book_settlement(
     listing: ListingState, verdict: Verdict, observed: int, sku: str, account: str, out: Plan
 ) -> list[PlannedMovement]:
-    """Record the settlement, and book in one movement this reading's change with the units the
-    provisional hypothesis held back, if any (a quiet listing's settlement books nothing)."""
+    """Record the settlement, and book this reading's change with the units the provisional
+    hypothesis held back, if any: in one movement where evidence decided, apart where a guess did
+    (flagged: a quiet listing, the rule)."""
     push = listing.in_doubt
     assert push is not None
     out.settlements.append(Settlement(push.push_id, sku, account, verdict))
     change = observed - listing.expected
     if change:
         out.expected[(account, sku)] = observed
-    units = change + held_back(push.delta, verdict.applied)
+    held = held_back(push.delta, verdict.applied)
+    outcome = "applied" if verdict.applied else "not applied"
+    if verdict.flagged:
+        # The reading's own change stays an observed one (an order may explain it: attribution
+        # links only those); what the guess gives back is the flagged correction.
+        note = f"push {push.push_id} settled {outcome} ({verdict.note})"
+        booked = [PlannedMovement(sku, account, change, MovementKind.EXTERNAL, "observed change")] if change else []
+        return booked + ([PlannedMovement(sku, account, held, MovementKind.CORRECTION, note, True)] if held else [])
+    units = change + held
     if not units:
         return []
-    kind = MovementKind.CORRECTION if verdict.flagged else MovementKind.EXTERNAL if change else MovementKind.SETTLEMENT
-    outcome = "applied" if verdict.applied else "not applied"
+    kind = MovementKind.EXTERNAL if change else MovementKind.SETTLEMENT
     seen = "observed change; " if change else ""
     note = f"{seen}push {push.push_id} settled {outcome} ({verdict.note})"
-    return [PlannedMovement(sku, account, units, kind, note, verdict.flagged)]
+    return [PlannedMovement(sku, account, units, kind, note)]

@@ -79,6 +79,11 @@ class Window:
             sums |= {total + units for total in sums}
         return any(self.certain + extra == external for extra in sums)
 
+    def fits_both(self, delta: int, expected_before: int, probe: int) -> bool:
+        """Whether orders on the window account for the probe under either hypothesis."""
+        applied, not_applied = probe - expected_before - delta, probe - expected_before
+        return bool(self.orders) and self.allows(applied) and self.allows(not_applied)
+
     def describe(self) -> str:
         """A few words for the ledger and `explain`."""
         edges = len(self.edges) + len(self.late)
@@ -136,7 +141,7 @@ def by_quiet(delta: int, expected_before: int, observed: int) -> Verdict | None:
 
 
 def by_rule(
-    delta: int, expected_before: int, observed: int, timeout: timedelta, window: Window | None = None
+    delta: int, expected_before: int, observed: int, timeout: timedelta, *, orders_fit_both: bool = False
 ) -> Verdict:
     """Past the timeout, undecided. Where the feed's orders fit both hypotheses (an order raced
     the reads, or OTO's undated ones), the provisional one, with fewer units in the pool (an
@@ -146,7 +151,7 @@ def by_rule(
     needs no units from nowhere (sales are far commoner than restocks), then the smaller
     external change, then "applied"."""
     if_applied, if_not = observed - expected_before - delta, observed - expected_before
-    if window is not None and window.orders and window.allows(if_applied) and window.allows(if_not):
+    if orders_fit_both:
         applied = delta > 0
         ruled, other = ("applied", "not applied") if applied else ("not applied", "applied")
         note = (

@@ -15,9 +15,12 @@ import pytest
 
 from sync.config import Config
 from sync.crashpoints import ProcessDeath
+from sync.domain import SettledBy
 from sync.emulation.faults import Fault
 from sync.emulation.wire import EmuRequest, EmuResponse
-from sync.ledger.models import Attribution, Movement, Push
+from sync.ledger.models import Attribution, Movement, OrderFeed, Push
+from sync.planner import InDoubtPush, ListingState, PlanInput, SkuState, plan
+from sync.settling import PATIENCE, Window
 from tests.fakes import Fleet, fleet
 from tests.test_orders import cycle, in_engine, pools, rows, stock
 from tests.test_trust import kinds, seeded
@@ -32,8 +35,8 @@ def crash_at(where: str) -> Callable[[str], None]:
 
 
 def lies_once_with_its_feed_down(gra: Any, sku: str, shown: int, *, feed_down: bool = True) -> None:
-    """Graas's next stock read shows `shown` for `sku` (a believable lie, the truth kept), and its
-    order feed answers 503 from now on when `feed_down`."""
+    """The platform's next stock read shows `shown` for `sku` (a believable lie, the truth kept),
+    and, when `feed_down`, Graas's order feed answers 503 from now on."""
     route, lied = gra.route, [False]
 
     def lying(request: EmuRequest) -> EmuResponse:
@@ -227,3 +230,96 @@ def test_adopting_a_recreated_listing_with_an_upward_push_in_doubt_counts_nothin
         oakra.set_quantity("mug", 5)  # the seller re-creates the listing: a new stock record id
         in_engine(config, lambda engine: engine.run_cycle("manual"), holder="p2")
         assert pools(config) == {"mug": 8}  # the truth: 5 + 3 restocked
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_sale_after_the_probe_does_not_bring_back_the_rule_that_counts_a_sale_back() -> None:
+    # Push -2 from 10, in doubt. Truth: not applied; a customer bought 2 racing the read (an edge
+    # order), the probe read 8. Orders fit both at the probe. Then one more unit sells (7 now).
+    doubt = InDoubtPush(1, delta=-2, expected_before=10, sent_at=NOW, probe=8, probe_began=NOW)
+    # Provisional (not applied): expected 10; the probe's -2 and the later -1 already booked.
+    state = SkuState("a", 7, {"x": ListingState(8, doubt)})
+    window = Window(certain=0, edges=(-2,), orders=1)
+    assert window.allows(8 - 10 + 2) and window.allows(8 - 10)  # both fit at the probe
+    given = PlanInput(
+        skus=[state],
+        observations={("x", "a"): 7},
+        rules={},
+        now=NOW + PATIENCE * timedelta(minutes=10),
+        feed_accounts=frozenset({"x"}),
+        windows={1: window},
+    )
+    result = plan(given)
+    (settled,) = result.settlements
+    assert settled.by is SettledBy.RULE
+    # Truth: 10 - 2 - 1 = 7 is what the pool already holds (7 + the reading's -1 = 6 booked now).
+    # Ruling 'applied' gives the 2 sold units back: the pool says 8 while 6 are really left.
+    assert not settled.applied, settled.note
+    assert result.pools == {"a": 6}
+
+
+def test_a_sale_booked_by_the_rule_does_not_explain_a_later_lying_drop(db_url: str) -> None:
+    with _oto_push_refused_as_a_sale_lands(db_url, by_change=True) as (running, config):
+        assert pools(config) == {"mug": 6}
+        oto = running.platforms["oto"]
+        assert oto.sell("mug", 1)  # OTO 8 -> 7; truth 10 - 2 - 2 - 1 = 5
+        t = datetime.now(UTC)
+        in_engine(config, lambda engine: engine.run_cycle("manual"), at=t + timedelta(minutes=11))
+        assert pools(config) == {"mug": 5}
+        lies_once_with_its_feed_down(
+            oto, "mug", 4, feed_down=False
+        )  # OTO now shows 5 (pushed to the pool); one read lies 4
+        in_engine(config, lambda engine: engine.run_cycle("manual"), at=t + timedelta(minutes=12))
+        assert pools(config) == {"mug": 5}, "a lying drop was believed on the strength of an order already booked"
+
+
+def test_a_busy_oto_account_whose_window_takes_more_than_one_poll_still_settles_by_orders(db_url: str) -> None:
+    # 260 orders in the window: three pages; a poll reads at most 2 (stands in for a busy account:
+    # 50 pages x 100 orders by default, over 24-48 h of orders since minDate is a date).
+    with fleet(("gra", "graas"), ("oto", "oto")) as running:
+        seeded(running, ["mug"], 10)
+        oto = running.platforms["oto"]
+        oto.silences.lists_newest_first, oto.silences.sorted_by_change = True, True
+        oto.set_quantity("other", 100000)
+        now = time.time()
+        for i in range(260):
+            placed = now - 300 - i * 60 if i < 120 else now - 4 * 3600 - i * 60
+            oto.wall = lambda placed=placed: placed  # type: ignore[misc]
+            assert oto.sell("other", 1)
+        oto.wall = time.time
+        config = running.config(db_url, ["mug"], orders={"max_pages_per_poll": 2})
+        cycle(config)
+        assert running.platforms["gra"].sell("mug", 2)  # OTO is pushed -2
+        route = oto.route
+
+        def refuse_then_sell(request: EmuRequest) -> EmuResponse:
+            if request.method == "POST" and request.path.endswith("updateStockQuantity"):
+                oto.route = route  # type: ignore[method-assign]
+                order = oto.sell("mug", 2)  # a customer buys 2 on OTO as the push is refused
+                assert order
+                return EmuResponse(500, {"message": "Internal Server Error"})  # not applied
+            return route(request)
+
+        oto.route = refuse_then_sell  # type: ignore[method-assign]
+        cycle(config)
+        t = datetime.now(UTC)
+        for minutes in (1, 2, 3, 4, 11):
+            in_engine(config, lambda engine: engine.run_cycle("manual"), at=t + timedelta(minutes=minutes))
+        assert all(f.read_through_at is not None for f in rows(config, OrderFeed))  # over several polls
+        # Truth: 10 - 2 on Graas - 2 on OTO (the -2 push never applied) = 6.
+        assert pools(config) == {"mug": 6}
+
+
+def test_new_skus_on_an_established_account_are_not_bootstrapped_from_a_broken_zero_answer(db_url: str) -> None:
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, ["a", "b"], 5)
+        cycle(running.config(db_url, ["a", "b"]))  # a, b known and stocked on both accounts
+        seeded(running, ["c", "d"], 7)  # the seller adds two SKUs, 7 each everywhere
+        config = running.config(db_url, ["c", "d", "a", "b"], sync={"batch_size": 2})
+        running.platforms["oak"].faults.inject(Fault.ZERO_READ, 2)  # batch [c, d]: its read and its re-read lie
+        cycle(config)
+        # A broken answer of zeros, read twice, must not become the pool: c and d have 7 units.
+        assert pools(config).get("c") in (None, 7), pools(config)
+        assert stock(running, "c")["gra"] == 7, stock(running, "c")

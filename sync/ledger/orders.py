@@ -217,7 +217,7 @@ class OrderStore(OversellQueries):
             feed = OrderFeed(account_id=account_id, cursor=cursor, updated_at=now)
             session.add(feed)
         feed.cursor, feed.updated_at = cursor, now
-        if read_through is not None:
+        if read_through is not None and (feed.read_through_at is None or read_through > feed.read_through_at):
             feed.read_through_at = read_through
 
     def waiting_on_feeds(self, account_ids: Collection[int], margin: timedelta) -> set[int]:

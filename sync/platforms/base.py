@@ -140,6 +140,10 @@ class OrderPage:
     orders: list[OrderRecord]
     cursor: str
     more: bool
+    # On a page that ends a poll: a time before which every order placed has been seen, where
+    # the adapter knows one beyond `poll_vouches` (OTO: when its last whole-window read began,
+    # however many polls that read took).
+    read_through: datetime | None = None
 
 
 @dataclass(frozen=True)

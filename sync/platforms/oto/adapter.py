@@ -117,7 +117,7 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
         else:
             downwards = str(page - 1) if page > 1 and not ends.reaches_mark(times) else None
             moved, more = ends.after_tail(times, downwards)
-        return OrderPage([order for order, _ in found], moved.dump(), more)
+        return OrderPage([order for order, _ in found], moved.dump(), more, _whole_window_read(moved, more))
 
     def poll_vouches(self, cursor: str | None, now: datetime) -> bool:
         """Only a poll that begins with a whole-window read: a new order may sit anywhere in the
@@ -168,3 +168,9 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
                 raise InDoubtError(f"oto {self.settings.name}: cancel answer unreadable: {err}") from err
 
         return await cancel_outcome(call)
+
+
+def _whole_window_read(ends: EndsCursor, more: bool) -> datetime | None:
+    """At rest after a whole-window read (in one poll or several): every order placed before it
+    began has been seen."""
+    return datetime.fromisoformat(ends.swept) if not more and ends.swept is not None else None
