@@ -34,6 +34,9 @@ SKEW = timedelta(seconds=2)
 DOWN_AFTER = 3
 # The longest an engine waits for a feed to be readable past a probe (the coarsest precision, 1 s).
 TIME_MARGIN = timedelta(seconds=1) + SKEW
+# Just before: a sale a read is proved to reflect happened before that read began, as the windows
+# count it (a read reflects a sale made while it ran, or not: the proof says it did).
+EPSILON = timedelta(microseconds=1)
 # The latest a release the platform has yet to confirm can happen: any time.
 UNTIL_SAID = datetime.max.replace(tzinfo=UTC)
 
@@ -108,6 +111,8 @@ class FeedEvidence:
         with self.orders.sessions() as session:
             rows = session.execute(
                 select(
+                    OrderLine.id,
+                    OrderLine.sale_in_read_at,
                     Order.account_id,
                     OrderLine.sku_id,
                     OrderLine.quantity,
@@ -121,7 +126,7 @@ class FeedEvidence:
                 .where(Order.account_id.in_(accounts), OrderLine.sku_id.in_(skus))
                 .where((Order.placed_at >= since) | (Order.updated_at >= since) | (Order.first_seen_at >= since))
             )
-            for account_id, sku_id, quantity, order_state, placed, moved_by, seen, updated in rows:
+            for line, in_read, account_id, sku_id, quantity, order_state, placed, moved_by, seen, updated in rows:
                 if sku_id is None or (account_id, sku_id) not in listings:
                     continue
                 key = (account_id, int(sku_id))
@@ -129,7 +134,10 @@ class FeedEvidence:
                     earliest, latest = since, seen + SKEW
                 else:
                     earliest, latest = placed - SKEW, (moved_by or placed) + late[account_id]
-                facts[key].append(OrderFact(-quantity, earliest, latest))
+                # A settlement proved a read began after the sale moved stock (a read reflects a
+                # sale only once it has happened: it is before any read that began then or later).
+                sale_latest = latest if in_read is None else min(latest, in_read - EPSILON)
+                facts[key].append(OrderFact(-quantity, min(earliest, sale_latest), sale_latest, line))
                 if order_state == OrderState.RELEASING.value:
                     # Its units may come back at any moment until the platform says it is
                     # cancelled: the release may be in any read from the order on.

@@ -332,27 +332,21 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
 def _book_settlement(
     listing: ListingState, verdict: Verdict, observed: int, sku: str, account: str, out: Plan
 ) -> list[PlannedMovement]:
-    """Record the settlement, and book this reading's change with the units the provisional
-    hypothesis held back, if any: in one movement where evidence decided, apart where a guess did
-    (flagged: a quiet listing, the rule)."""
+    """Record the settlement, and book in one movement this reading's change with the units the
+    provisional hypothesis held back, if any (a quiet listing's settlement books nothing)."""
     push = listing.in_doubt
     assert push is not None
     out.settlements.append(Settlement(push.push_id, sku, account, verdict))
     change = observed - listing.expected
     if change:
         out.expected[(account, sku)] = observed
-    held = held_back(push.delta, verdict.applied)
-    outcome = "applied" if verdict.applied else "not applied"
-    if verdict.flagged:
-        # The reading's own change stays an observed one (an order may explain it: attribution
-        # links only those); what the guess gives back is the flagged correction.
-        note = f"push {push.push_id} settled {outcome} ({verdict.note})"
-        booked = [PlannedMovement(sku, account, change, MovementKind.EXTERNAL, "observed change")] if change else []
-        return booked + ([PlannedMovement(sku, account, held, MovementKind.CORRECTION, note, True)] if held else [])
-    units = change + held
+    units = change + held_back(push.delta, verdict.applied)
     if not units:
         return []
-    kind = MovementKind.EXTERNAL if change else MovementKind.SETTLEMENT
+    # With a change read, an observed movement (attribution links only those to their orders,
+    # and an order left unlinked could explain a later drop), flagged where a guess settled it.
+    kind = MovementKind.EXTERNAL if change else MovementKind.CORRECTION if verdict.flagged else MovementKind.SETTLEMENT
+    outcome = "applied" if verdict.applied else "not applied"
     seen = "observed change; " if change else ""
     note = f"{seen}push {push.push_id} settled {outcome} ({verdict.note})"
-    return [PlannedMovement(sku, account, units, kind, note)]
+    return [PlannedMovement(sku, account, units, kind, note, verdict.flagged)]

@@ -52,6 +52,7 @@ class OrderFact:
     units: int
     earliest: datetime
     latest: datetime
+    line: int | None = None  # the order line whose sale this is (None: a release or a return)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Window:
     edges: tuple[int, ...] = ()  # units of orders that may or may not be in the first read
     late: tuple[int, ...] = ()  # units of orders that may or may not be in the later read
     orders: int = 0
+    # The order line of each uncertain order (edges, then late), where it is a sale: a verdict
+    # that needs one in the window proves the later read reflects it (`Window.inside`).
+    lines: tuple[int | None, ...] = ()
 
     @property
     def final(self) -> bool:
@@ -84,6 +88,20 @@ class Window:
         applied, not_applied = probe - expected_before - delta, probe - expected_before
         return bool(self.orders) and self.allows(applied) and self.allows(not_applied)
 
+    def inside(self, external: int) -> frozenset[int]:
+        """The sales on a read's edge that every way of explaining `external` counts in the
+        window: the later read reflects them, whatever the orders' own times leave open. A later
+        window must not count them again (an order that explained one push cannot explain the next)."""
+        uncertain = self.edges + self.late
+        if len(uncertain) > MAX_EDGES or len(self.lines) != len(uncertain):
+            return frozenset()
+        always = {i for i, line in enumerate(self.lines) if line is not None}
+        for mask in range(1 << len(uncertain)):
+            chosen = {i for i in range(len(uncertain)) if mask >> i & 1}
+            if self.certain + sum(uncertain[i] for i in chosen) == external:
+                always &= chosen
+        return frozenset(line for i, line in enumerate(self.lines) if i in always and line is not None)
+
     def describe(self) -> str:
         """A few words for the ledger and `explain`."""
         edges = len(self.edges) + len(self.late)
@@ -101,10 +119,17 @@ def window_of(facts: Iterable[OrderFact], first: tuple[datetime, datetime], last
         if fact.earliest > first[1] and fact.latest < last[0]:
             certain += fact.units
         elif fact.earliest > first[1]:
-            late.append(fact.units)
+            late.append(fact)
         else:
-            edges.append(fact.units)
-    return Window(certain, tuple(edges), tuple(late), orders)
+            edges.append(fact)
+    uncertain = edges + late
+    return Window(
+        certain,
+        tuple(f.units for f in edges),
+        tuple(f.units for f in late),
+        orders,
+        tuple(f.line for f in uncertain),
+    )
 
 
 @dataclass(frozen=True)
@@ -114,6 +139,9 @@ class Verdict:
     applied: bool
     by: SettledBy
     note: str
+    # Order lines (sales) the verdict proves its probe read reflects: `sync.evidence` keeps them
+    # out of any later window.
+    reflected: frozenset[int] = frozenset()
 
     @property
     def flagged(self) -> bool:
@@ -128,7 +156,8 @@ def by_orders(delta: int, expected_before: int, probe: int, window: Window) -> V
     if fits_applied == fits_not:
         return None  # neither fits (a change the feed does not report) or both do (edge orders)
     outcome = "applied" if fits_applied else "not applied"
-    return Verdict(fits_applied, SettledBy.ORDERS, f"orders decide: {window.describe()} fit {outcome} only")
+    reflected = window.inside(if_applied if fits_applied else if_not)
+    return Verdict(fits_applied, SettledBy.ORDERS, f"orders decide: {window.describe()} fit {outcome} only", reflected)
 
 
 def by_quiet(delta: int, expected_before: int, observed: int) -> Verdict | None:

@@ -134,3 +134,53 @@ def test_a_rejection_awaiting_approval_may_give_its_units_back_in_any_later_read
         in_engine(config, lambda engine: engine.run_orders(), at=later + timedelta(minutes=2))
         ((units, latest),) = release()
         assert units == 2 and latest < later + timedelta(minutes=3)
+
+
+def test_a_sale_a_settlement_proved_in_a_read_stays_before_every_later_window(db_url: str) -> None:
+    # OTO's order times bound nothing: only our first sight of a sale does, and a settlement whose
+    # orders needed the sale in its probe read. That read's start bounds it from then on, at the
+    # earliest such read.
+    from sqlalchemy import update
+
+    from sync.domain import SettledBy
+    from sync.evidence import SKEW
+    from sync.ledger.models import OrderLine
+    from sync.ledger.orders import OrderStore
+    from sync.ledger.settlements import DoubtReads, mark_reflected
+    from sync.planner import Plan, Settlement
+    from sync.settling import Verdict
+
+    with fleet(("oto", "oto"), ("gra", "graas")) as running:
+        seeded(running, ["mug"], 10)
+        config = running.config(db_url, ["mug"])
+        cycle(config)
+        assert running.platforms["oto"].sell("mug", 1)
+        in_engine(config, lambda engine: engine.run_orders())
+        ledger = open_ledger(config)
+        try:
+            with ledger.store.sessions() as session:
+                line, account_id, sku_id, seen = session.execute(
+                    select(OrderLine.id, Order.account_id, OrderLine.sku_id, Order.first_seen_at).join(
+                        Order, OrderLine.order_id == Order.id
+                    )
+                ).one()
+            evidence = FeedEvidence(OrderStore(ledger.store.sessions), {"oto": None})
+            since = seen - timedelta(hours=1)
+
+            def sale() -> tuple[int | None, datetime]:
+                ((fact,),) = evidence._facts([(account_id, sku_id)], since, {account_id: SKEW}, [account_id]).values()
+                return fact.line, fact.latest
+
+            assert sale() == (line, seen + SKEW)  # first sight alone bounds it
+            probe = (seen - timedelta(seconds=30), seen - timedelta(seconds=29))
+            verdict = Verdict(True, SettledBy.ORDERS, "orders decide", frozenset({line}))
+            for began in (probe, (probe[0] + timedelta(seconds=10), probe[1])):  # a later proof moves nothing
+                plan = Plan(settlements=[Settlement(1, "mug", "oto", verdict)])
+                with ledger.store.sessions.begin() as session:
+                    mark_reflected(session, {("oto", "mug"): DoubtReads(1, (since, since), began)}, plan)
+                assert sale() == (line, probe[0] - timedelta(microseconds=1))
+            with ledger.store.sessions.begin() as session:
+                session.execute(update(OrderLine).values(sale_in_read_at=None))
+            assert sale() == (line, seen + SKEW)
+        finally:
+            ledger.close()

@@ -56,3 +56,27 @@ def test_provisional_booking_and_settlement_book_the_truth_exactly(
     provisional = shown - provisional_base(before, delta)
     assert provisional <= external
     assert provisional + held_back(delta, applied) == external
+
+
+def test_a_verdict_that_needs_a_sale_on_the_edge_proves_the_probe_reflects_it() -> None:
+    # OTO's orders carry no usable time: a sale we first saw after the probe sits on both edges.
+    # -1 from 2, probe 0: applied needs exactly one sale of 1 in the window.
+    first, last = reads((10, 11), (40, 41))
+    sale = OrderFact(-1, T0, T0 + timedelta(seconds=45), line=7)
+    verdict = by_orders(-1, 2, 0, window_of([sale], first, last))
+    assert verdict is not None and verdict.applied and verdict.reflected == {7}
+    # Two such sales and one needed (-3 from 5, probe 1): either could be it, so neither is proved.
+    other = OrderFact(-1, T0, T0 + timedelta(seconds=45), line=8)
+    verdict = by_orders(-3, 5, 1, window_of([sale, other], first, last))
+    assert verdict is not None and verdict.applied and verdict.reflected == frozenset()
+    # A sale every explanation leaves out is not proved in (nor, spanning both reads, out).
+    verdict = by_orders(-2, 3, 1, window_of([sale], first, last))
+    assert verdict is not None and verdict.applied and verdict.reflected == frozenset()
+
+
+def test_a_sale_a_settlement_placed_in_a_read_is_not_counted_again_after_it() -> None:
+    # The read a sale is proved in bounds it for every later window: before the next push's read.
+    probe = reads((10, 11), (40, 41))[1]
+    proved = OrderFact(-1, T0, probe[0] - timedelta(microseconds=1), line=7)
+    window = window_of([proved], probe, reads((60, 61), (90, 91))[0])
+    assert window.orders == 0 and by_orders(1, 0, 0, window) is not None  # "not applied" fits alone

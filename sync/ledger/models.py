@@ -329,6 +329,9 @@ class OrderLine(Base):
     # Units of the sale (a drop) and of its cancellation or return (a rise) already linked to movements.
     sale_explained: Mapped[int] = mapped_column(BigInteger, default=0)
     return_explained: Mapped[int] = mapped_column(BigInteger, default=0)
+    # When a read began that the sale is known to be in: a settlement's orders proved it (OTO's
+    # orders carry no time that bounds when they moved stock; this does, for every later window).
+    sale_in_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # What a line means for stock (an OrderState): its own state where the platform gives items one,

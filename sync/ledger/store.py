@@ -19,6 +19,7 @@ from sync.judge import Judgement
 from sync.ledger.cycles import CycleQueries, move_expected
 from sync.ledger.judgements import unretire, write_judgement
 from sync.ledger.models import Account, Listing, Movement, Push, PushState, Sku
+from sync.ledger.settlements import DoubtReads, write_settlements
 from sync.planner import InDoubtPush, ListingKey, ListingState, Plan, SkuState
 from sync.platforms.base import Observed, Outcome, PushResult
 from sync.platforms.batching import REJECTED_ALONE, REJECTED_BATCH
@@ -54,15 +55,6 @@ class BatchState:
         """The ledger's state of one listing, or None when it has none (or its SKU starts afresh)."""
         state = self.sku(sku)
         return None if state is None or state.retired else state.listings.get(account)
-
-
-@dataclass(frozen=True)
-class DoubtReads:
-    """A push in doubt's two reads: the one it was made from (began, planned) and its probe."""
-
-    push_id: int
-    read: tuple[datetime, datetime] | None
-    probe: tuple[datetime, datetime] | None
 
 
 @dataclass(frozen=True)
@@ -187,7 +179,7 @@ class LedgerStore(CycleQueries):
             self._create_listings(session, state, plan, observed, account_ids)
             self._update_listings(session, state, plan, observed, now)
             self._append_movements(session, state, plan, cycle_id, now)
-            self._settle(session, state, plan, now)
+            write_settlements(session, state.doubts, plan, state.read_began or now, state.read_ended or now, now)
             unretire(session, (state.sku_ids[sku] for sku in plan.readopted))
             if judgement is not None:
                 held_by = {key: hold.stop_id for key, hold in state.holds.items()}
@@ -292,31 +284,6 @@ class LedgerStore(CycleQueries):
                 for m in plan.movements
             ],
         )
-
-    def _settle(self, session: Session, state: BatchState, plan: Plan, now: datetime) -> None:
-        if plan.settlements:
-            session.execute(
-                update(Push),
-                [
-                    {
-                        "id": s.push_id,
-                        "state": (PushState.APPLIED if s.applied else PushState.NOT_APPLIED).value,
-                        "resolution": s.note,
-                        "settled_by": s.by.value,
-                        "settled_at": now,
-                    }
-                    for s in sorted(plan.settlements, key=lambda s: s.push_id)
-                ],
-            )
-        if plan.probes:
-            began, ended = state.read_began or now, state.read_ended or now
-            session.execute(
-                update(Push),
-                [
-                    {"id": push_id, "probe_quantity": quantity, "probe_began_at": began, "probe_ended_at": ended}
-                    for push_id, quantity in sorted(plan.probes.items())
-                ],
-            )
 
     def _plan_pushes(
         self, session: Session, state: BatchState, plan: Plan, cycle_id: int, now: datetime

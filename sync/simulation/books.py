@@ -63,7 +63,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from sync.ledger.models import Account, Cycle, Listing, Movement, MovementKind, Push, PushState, Sku
+from sync.ledger.models import Account, Cycle, Listing, Movement, MovementKind, Order, OrderLine, Push, PushState, Sku
 from sync.planner import AccountRules
 
 COUNTED = (PushState.CONFIRMED.value, PushState.APPLIED.value)
@@ -112,6 +112,12 @@ class LedgerView:
     # Units settlements gave back to pools (what a push in doubt's provisional hypothesis held
     # back): (sku, when booked, units).
     given_back: list[tuple[str, datetime, int]] = field(default_factory=list)
+    # When we first saw each order line on a listing: (account, sku, first seen). Asked with rows.
+    orders_seen: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+    def first_seen_between(self, account: str, sku: str, start: datetime, end: datetime) -> bool:
+        """Whether we first saw an order on the listing between `start` and `end`."""
+        return any(a == account and s == sku and start <= at <= end for a, s, at in self.orders_seen)
 
     def given_back_since(self, sku: str, since: datetime) -> int:
         """Units settlements gave back to `sku`'s pool since `since`."""
@@ -199,6 +205,15 @@ def read_ledger(session: Session, *, rows: bool = False) -> LedgerView:
                 .join(Account, Listing.account_id == Account.id)
                 .join(Sku, Listing.sku_id == Sku.id)
                 .join(Cycle, Push.cycle_id == Cycle.id)
+            ).all()
+        ]
+        view.orders_seen = [
+            (account, code, seen)
+            for account, code, seen in session.execute(
+                select(Account.name, Sku.code, Order.first_seen_at)
+                .join(OrderLine, OrderLine.order_id == Order.id)
+                .join(Account, Order.account_id == Account.id)
+                .join(Sku, OrderLine.sku_id == Sku.id)
             ).all()
         ]
     return view

@@ -330,7 +330,8 @@ class Simulation:
         - "undecidable": a push in doubt there was settled while a change no document can decide hit
           the listing in its window: on Oakra (no feed) any change; elsewhere a hand edit or a
           return (no feed reports them), or an order racing the read the push came from, settled
-          by the rule (its timestamp cannot say whether that read saw it); or a read in the window
+          by the rule (its timestamp cannot say whether that read saw it; where order times bound
+          nothing, OTO's, any order we first saw only once the read began); or a read in the window
           lied believably (a zero where the ledger expected zero, or one outcome of the push): no
           evidence tells such a lie from the truth;
         - "misjudged": a push in doubt there was settled wrongly in a window whose every change the
@@ -352,6 +353,11 @@ class Simulation:
             if any(start - TIME_MARGIN <= at <= push.settled_at for at in lied):
                 return "undecidable"  # a read in its window lied (believably, or it settled nothing)
             kinds = self.world.kinds(account, sku, start - TIME_MARGIN, push.settled_at)
+            # Where order times bound nothing, a sale made before the window that we first saw
+            # only once it began may be in it, for all the feed can tell.
+            late_seen = view.first_seen_between(account, sku, start - TIME_MARGIN, push.settled_at)
+            if platform in UNTIMED and late_seen and push.settled_by == SettledBy.RULE.value:
+                return "undecidable"
             if not kinds:
                 continue
             # An order whose earliest time falls before the read ended may have been in it: one
