@@ -25,6 +25,7 @@ import json
 import os
 import platform as host
 import random
+import re
 import statistics
 import tempfile
 import threading
@@ -39,6 +40,7 @@ from sync.config import Config
 from sync.emulation.platform import EmulatedPlatform
 from sync.ledger.db import create_db_engine, upgrade
 from sync.logs import configure_logging
+from sync.metrics import METRICS
 from sync.report import CycleReport
 from sync.scheduler import run_daemon
 
@@ -116,7 +118,33 @@ def run(
     for server in servers:
         server.stop()
     order_list = "newest" if newest_first else "oldest"
-    return _figures(sales, skus_count, seconds, rate, latency, first_sweep, order_list, history)
+    figures = _figures(sales, skus_count, seconds, rate, latency, first_sweep, order_list, history)
+    figures["calls_per_minute"] = _calls_per_minute(platforms, time.monotonic() - started)
+    figures["rate_limit_waits"] = _rate_limit_waits()
+    return figures
+
+
+def _calls_per_minute(platforms: dict[str, EmulatedPlatform], elapsed: float) -> dict[str, dict[str, float]]:
+    """Per platform, the calls it answered per minute of the run by kind (ids in paths folded)."""
+    figures: dict[str, dict[str, float]] = {}
+    for name, emulator in platforms.items():
+        kinds: dict[str, int] = {}
+        for call, n in emulator.calls.items():
+            kind = re.sub(r"/[0-9a-fA-F-]{8,}(?=/|$)|/\d+(?=/|$)", "/{id}", call)
+            kinds[kind] = kinds.get(kind, 0) + n
+        figures[name] = {kind: round(n * 60 / elapsed, 1) for kind, n in sorted(kinds.items())}
+    return figures
+
+
+def _rate_limit_waits() -> dict[str, dict[str, float]]:
+    """Per account, the waits its platform's rate limit imposed (pacing and pauses): count and seconds."""
+    waits: dict[str, dict[str, float]] = {}
+    for metric in METRICS.registry.collect():
+        for sample in metric.samples:
+            if sample.name in ("stocksync_rate_limit_waits_total", "stocksync_rate_limit_wait_seconds_total"):
+                key = "count" if sample.name.endswith("waits_total") else "seconds"
+                waits.setdefault(sample.labels["account"], {})[key] = round(sample.value, 1)
+    return waits
 
 
 def _order_history(
@@ -229,6 +257,11 @@ def main() -> None:
     print("until every other platform shows it:")
     for source, row in figures["by_source"].items():
         print(f"  sale on {source:<12} {row['sales']:>6} sales  p50 {row['p50_s']} s  p99 {row['p99_s']} s")
+    print("calls per minute (and the waits Ankorstore's limit imposed):")
+    for name, kinds in figures["calls_per_minute"].items():
+        print(f"  {name:<12} " + ", ".join(f"{kind} {n}" for kind, n in kinds.items()))
+    for account, waits in figures["rate_limit_waits"].items():
+        print(f"  {account:<12} rate-limit waits {waits.get('count', 0):.0f}, {waits.get('seconds', 0)} s in all")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

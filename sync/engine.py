@@ -35,6 +35,7 @@ from sync.observer import Observer
 from sync.order_flow import FeedReport, OrderFlow
 from sync.platforms.base import Adapter, chunked
 from sync.platforms.http import Sleep
+from sync.platforms.pacing import urgent_calls
 from sync.report import AccountRun, CycleReport
 from sync.sender import Sender
 from sync.sharding import lease_name, shard_of, split
@@ -129,6 +130,10 @@ class Engine:
             return None
         if not self.reads_feeds and not self.flow.store.urgent(self.shard, self.shards):
             return None  # nothing queued for this shard: leave its lease alone
+        with urgent_calls():  # a sale's calls go ahead of the sweep's under a rate limit
+            return await self._orders_cycle()
+
+    async def _orders_cycle(self) -> CycleReport | None:
         async with holding(self.lease, 0.0, self.stop):
             try:
                 if not self._account_ids:

@@ -20,6 +20,7 @@ from sync.evidence import TIME_MARGIN
 from sync.order_flow import FeedReport, OrderFlow
 from sync.platforms.base import chunked
 from sync.platforms.http import Sleep
+from sync.platforms.pacing import urgent_calls
 from sync.report import CycleReport
 from sync.sharding import shard_of
 
@@ -75,6 +76,10 @@ class FastPath:
         those other replicas queued for this shard)."""
         if not self.flow.feed_accounts:
             return
+        with urgent_calls():  # a sale's calls go ahead of the sweep's under a rate limit
+            await self._run(report, account_ids)
+
+    async def _run(self, report: CycleReport, account_ids: Mapping[str, int]) -> None:
         due = self.reads_feeds and time.monotonic() >= self._next_poll
         # Pushes in doubt that other replicas' shards left waiting on a feed are read past here.
         vouch = self.flow.waiting_on_feeds(account_ids) if due else set()

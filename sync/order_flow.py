@@ -173,8 +173,11 @@ class OrderFlow:
         if not adapter.rechecks_orders or not settings.rechecks_per_poll:
             return Rechecked()
         every = timedelta(minutes=settings.recheck_minutes)
+        # While the platform's limit runs low, one a poll: the sweep and the sales need the calls
+        # more, and the due orders still get through, a little later.
+        most = 1 if adapter.running_low else settings.rechecks_per_poll
         found: list[tuple[int, StatusRead]] = []
-        for order_id, external_id in self.rechecks.due(account_id, self.clock(), every, settings.rechecks_per_poll):
+        for order_id, external_id in self.rechecks.due(account_id, self.clock(), every, most):
             try:
                 found.append((order_id, await adapter.read_order_status(external_id)))
             except SyncError as err:  # the next poll tries again; the feed itself was read

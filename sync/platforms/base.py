@@ -199,6 +199,11 @@ class Adapter(abc.ABC):
     # change: the feed reads only the ends of a list with no "updated since" filter).
     rechecks_orders: bool = False
 
+    @property
+    def running_low(self) -> bool:
+        """Whether the platform's rate limit runs low now: calls that can wait (rechecks) should."""
+        return False
+
     async def read_order_status(self, order_id: str) -> tuple[str, OrderState] | None:
         """The status of one order by its id, from the platform's single-order read; None when
         the platform no longer knows the order. Raises a `SyncError` when it cannot be read."""

@@ -17,7 +17,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
 import structlog
@@ -97,10 +97,11 @@ class PlatformHTTP:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        rate_windows: Mapping[int, float] | None = None,
     ) -> None:
         self.platform = platform
         self.auth: TokenAuth | None = None
-        self._pacer = Pacer(clock, lambda seconds, paced: self._wait(seconds, paced=paced))
+        self._pacer = Pacer(clock, lambda seconds, paced: self._wait(seconds, paced=paced), rate_windows)
         self._rng = rng or random.Random()
         self._secrets = [s for s in secrets if s]
         self.account = account
@@ -119,6 +120,11 @@ class PlatformHTTP:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()
+
+    @property
+    def running_low(self) -> bool:
+        """Whether the published rate limit runs low (calls spaced or paused)."""
+        return self._pacer.running_low
 
     async def request(
         self,
@@ -301,6 +307,9 @@ class HttpAdapter(Adapter, Generic[S]):
     """An adapter that talks to its platform through one PlatformHTTP session; a platform says
     only which headers authenticate it."""
 
+    # Per published limit (`X-RateLimit-Limit`), the seconds it counts over, where documented.
+    rate_windows: ClassVar[Mapping[int, float]] = {}
+
     def __init__(
         self,
         settings: S,
@@ -327,8 +336,14 @@ class HttpAdapter(Adapter, Generic[S]):
             sleep=sleep or asyncio.sleep,
             rng=rng,
             clock=clock,
+            rate_windows=self.rate_windows,
         )
         self.http.auth = self.token_auth(settings, keeper)
+
+    @property
+    def running_low(self) -> bool:
+        """Whether the platform's published limit runs low (`Pacer.running_low`)."""
+        return self.http.running_low
 
     @staticmethod
     @abc.abstractmethod

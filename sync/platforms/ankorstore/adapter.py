@@ -45,6 +45,9 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
     has_order_feed = True
     rechecks_orders = True  # the feed reads the list's ends: an order in the middle is read alone
     order_time_precision = 1.0  # whole seconds in every example of the OpenAPI file
+    # The OpenAPI file's three limits for authenticated calls; `X-RateLimit-Limit` says which one
+    # its `Remaining` counts ("the current window").
+    rate_windows = {600: 60.0, 24_000: 3600.0, 288_000: 86400.0}
 
     @staticmethod
     def token_auth(settings: AnkorstoreSettings, keeper: TokenKeeper | None) -> AnkorstoreTokens:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from sync.emulation.bad_reads import corrupt
 from sync.emulation.faults import Fault, FaultPlan
 from sync.emulation.platform import EmulatedPlatform
+from sync.emulation.rate_limits import RateWindows
 from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.ankorstore.emulated_orders import REJECT_TYPES, OrderLife, included_resources, order_resource
 from sync.platforms.ankorstore.emulated_stock import READ_SHAPE, Variant
@@ -36,6 +37,8 @@ OPERATIONS = "/api/v1/operations"
 ORDERS = "/api/v1/orders"
 TRANSITION = "/-actions/transition"
 TOKENS_PER_HOUR = 60
+# The API's documented limits beyond the minute's (authenticated calls).
+PER_HOUR, PER_DAY = 24_000, 288_000
 
 
 def _errors(status: int, title: str, detail: str, pointer: str | None = None) -> EmuResponse:
@@ -62,13 +65,12 @@ class AnkorstoreEmulator(OrderLife, EmulatedPlatform):
         super().__init__(faults)
         self.client_id = client_id
         self.client_secret = client_secret
-        self.rate_limit = rate_limit_per_minute
+        self.limits = RateWindows({60: rate_limit_per_minute, 3600: PER_HOUR, 86400: PER_DAY})
         self.clock = clock
         self.tokens: dict[str, float] = {}
         self.variants: dict[str, Variant] = {}  # by id
         self._by_sku: dict[str, Variant] = {}  # the live variant of each SKU
         self._archived: list[Variant] = []
-        self._window: list[float] = []
         self.shipped: dict[str, int] = {}
         self._token_times: list[float] = []
         self.forbidden = False  # every API call answers 403 (the account lost a permission)
@@ -188,27 +190,23 @@ class AnkorstoreEmulator(OrderLife, EmulatedPlatform):
         self.tokens[token] = self.clock() + 3600
         return EmuResponse(200, {"token_type": "Bearer", "expires_in": 3600, "access_token": token})
 
+    @property
+    def rate_limit(self) -> int:
+        """Calls allowed a minute (the hour's and the day's limits stay as documented)."""
+        return self.limits.limits[60]
+
+    @rate_limit.setter
+    def rate_limit(self, per_minute: int) -> None:
+        self.limits.limits[60] = per_minute
+
     def _rate_limited(self) -> EmuResponse | None:
-        now = self.clock()
-        self._window = [t for t in self._window if t > now - 60]
-        if len(self._window) >= self.rate_limit:
-            reset = int(self._window[0] + 60) + 1
-            headers = {
-                "Retry-After": str(max(1, int(reset - now))),
-                "X-RateLimit-Reset": str(reset),
-                "X-RateLimit-Limit": str(self.rate_limit),
-                "X-RateLimit-Remaining": "0",
-            }
-            return EmuResponse(429, {"errors": [{"status": "429", "title": "Too Many Requests"}]}, headers)
-        self._window.append(now)
-        return None
+        headers = self.limits.take(self.clock())
+        if headers is None:
+            return None
+        return EmuResponse(429, {"errors": [{"status": "429", "title": "Too Many Requests"}]}, headers)
 
     def _rate_headers(self) -> dict[str, str]:
-        remaining = max(0, self.rate_limit - len(self._window))
-        headers = {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(remaining)}
-        if remaining == 0:
-            headers["X-RateLimit-Reset"] = str(int(self._window[0] + 60) + 1)
-        return headers
+        return self.limits.headers(self.clock())
 
     def _list(self, request: EmuRequest) -> EmuResponse:
         query = request.query
