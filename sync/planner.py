@@ -321,7 +321,10 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
             and push.probe is not None
             and window.fits_both(push.delta, push.expected_before, push.probe)
         )
-        verdict = by_rule(push.delta, push.expected_before, observed, given.in_doubt_timeout, orders_fit_both=fits_both)
+        # And the hypotheses are weighed there too: sales since, which the feed explains, would
+        # make both look like sales and tip "the smaller change" to the side with more units.
+        judged = push.probe if window is not None and push.probe is not None else observed
+        verdict = by_rule(push.delta, push.expected_before, judged, given.in_doubt_timeout, orders_fit_both=fits_both)
         read_began = given.read_began or given.now
     # The write may land yet: a read this soon may say "applied", never "not applied"; a later
     # one decides (nor does the rule guess meanwhile: the evidence is on its way).

@@ -199,12 +199,18 @@ def timed_out(
 ) -> bool:
     """Whether the evidence had its time: the timeout, and on a feed platform a window judged
     that no later read can improve (None: the feed was not read past the latest probe yet), or
-    else `PATIENCE` timeouts. A feed that is down counts as none (`on_feed` False): the listing
-    takes no push while its push is undecided, so it waits no longer than the timeout."""
+    else `PATIENCE` timeouts, in a batch with a window judged. A feed that is down counts as none
+    (`on_feed` False): the listing takes no push while its push is undecided, so it waits no
+    longer than the timeout."""
     if now is None or now - sent_at < timeout:
         return False
     if not on_feed or (window is not None and window.final):
         return True
+    if window is None:
+        # Between two judged windows (the feed not yet read past the newest probe: seconds), the
+        # rule would not know whether the orders fit both; the next window does. A push whose
+        # windows never come (its reads unrecorded) still settles, a little later.
+        return now - sent_at >= (PATIENCE + 2) * timeout
     return now - sent_at >= PATIENCE * timeout
 
 

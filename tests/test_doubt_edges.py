@@ -323,3 +323,62 @@ def test_new_skus_on_an_established_account_are_not_bootstrapped_from_a_broken_z
         # A broken answer of zeros, read twice, must not become the pool: c and d have 7 units.
         assert pools(config).get("c") in (None, 7), pools(config)
         assert stock(running, "c")["gra"] == 7, stock(running, "c")
+
+
+@pytest.mark.parametrize("crosses_midnight", [True, False])
+def test_an_oto_whole_window_read_spanning_midnight_does_not_vouch_for_orders_it_skipped(
+    db_url: str, crosses_midnight: bool
+) -> None:
+    # From the fourth outside review: a whole-window read over several polls vouches; each poll
+    # asked for minDate = (now - lookback).date(), and when that date moved between two polls of
+    # one read, a list running oldest first lost its oldest day from the top and every order
+    # behind it moved up past the pages already read: an order placed meanwhile with a creator's
+    # orderDate early in the new day was skipped, and the read still vouched (2 units oversold).
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    with fleet(("gra", "graas"), ("oto", "oto")) as running:
+        seeded(running, ["mug"], 10)
+        oto = running.platforms["oto"]
+        oto.silences.lists_newest_first, oto.silences.sorted_by_change = False, False  # oldest first, by orderDate
+        oto.set_quantity("other", 100000)  # not in the catalogue: order history only
+        yesterday, today = midnight - timedelta(days=2), midnight - timedelta(days=1)
+        for day, hour in ((yesterday, 2), (today, 1)):  # 150 orders the day before, 150 today from 01:00
+            for i in range(150):
+                placed = (day + timedelta(hours=hour, minutes=i)).timestamp()
+                oto.wall = lambda placed=placed: placed  # type: ignore[misc]
+                assert oto.sell("other", 1)
+        oto.wall = time.time
+        config = running.config(db_url, ["mug"], orders={"max_pages_per_poll": 1})
+        t0 = midnight - timedelta(minutes=5)
+        cycle(config, at=t0)
+        for k in range(1, 12):  # the first whole-window read, 4 pages, one a poll, to rest
+            in_engine(config, lambda engine: engine.run_orders(), at=t0 + timedelta(seconds=k))
+        assert all(f.read_through_at is not None for f in rows(config, OrderFeed))
+        assert running.platforms["gra"].sell("mug", 2)  # Graas sells 2: OTO is pushed -2
+        route = oto.route
+
+        def refuse_then_sell(request: EmuRequest) -> EmuResponse:
+            if request.method == "POST" and request.path.endswith("updateStockQuantity"):
+                oto.route = route  # type: ignore[method-assign]
+                oto.wall = lambda: (today + timedelta(minutes=30)).timestamp()  # orderDate: early today
+                assert oto.sell("mug", 2)
+                oto.wall = time.time
+                return EmuResponse(500, {"message": "Internal Server Error"})  # not applied
+            return route(request)
+
+        oto.route = refuse_then_sell  # type: ignore[method-assign]
+        cycle(config, at=midnight - timedelta(seconds=60))  # in doubt; a vouching read begins: page 1
+        # After midnight (control: just before it) the read goes on, minDate one day later.
+        later = midnight if crosses_midnight else midnight - timedelta(seconds=40)
+        for k in range(1, 12):
+            in_engine(config, lambda engine: engine.run_orders(), at=later + timedelta(seconds=k))
+        cycle(config, at=midnight + timedelta(seconds=60))
+        past = midnight + timedelta(minutes=11)  # past the timeout: the rule, if still undecided
+        for k in range(1, 12):
+            in_engine(config, lambda engine: engine.run_orders(), at=past + timedelta(seconds=k))
+        cycle(config, at=past + timedelta(seconds=15))
+        (push,) = [p for p in rows(config, Push) if p.settled_by]
+        # The control: OTO's sale sits on the read's edge, both fit, the rule keeps "not applied".
+        # Across midnight: the sale was never read, and "orders decide: 0 order event(s) ... applied".
+        assert push.state == "not_applied", push.resolution
+        # Truth: 10 - 2 on Graas - 2 on OTO (the -2 push never applied) = 6.
+        assert pools(config) == {"mug": 6}

@@ -324,6 +324,12 @@ def test_on_a_feed_the_rule_waits_for_a_window_no_later_read_can_improve() -> No
     assert ruled.by is SettledBy.RULE
     patient = NOW - PATIENCE * timedelta(minutes=10)
     assert in_doubt_on_a_feed(-2, 10, 8, racing, sent=patient).settlements[0].by is SettledBy.RULE
+    # From the fourth outside review: past PATIENCE, a batch between two judged windows (the feed
+    # not yet read past the newest probe, seconds) does not rule blind to the orders fitting both;
+    # a push whose windows never come still settles, two timeouts later.
+    assert in_doubt_on_a_feed(-2, 10, 8, None, sent=patient).settlements == []
+    never = NOW - (PATIENCE + 2) * timedelta(minutes=10)
+    assert in_doubt_on_a_feed(-2, 10, 8, None, sent=never).settlements[0].by is SettledBy.RULE
 
 
 def test_a_feed_down_holds_the_listing_no_longer_than_a_platform_without_one() -> None:
@@ -367,3 +373,23 @@ def test_adopting_a_listing_gives_back_only_what_its_push_in_doubt_held(read_sin
     (settled,) = result.settlements
     assert settled.by is SettledBy.ADOPTED and not settled.applied
     assert result.pools == {"a": 11 if read_since else 8}
+
+
+def test_the_rule_weighs_the_hypotheses_at_the_probe_its_window_was_judged_at() -> None:
+    # From the fourth outside review: -2 from 10, truth not applied plus a hand edit of -1 (no
+    # order: neither hypothesis fits at the probe, 9). Five sales since, each with its order,
+    # must not tip "the smaller change" to "applied" (both would look like sales at 4).
+    doubt = InDoubtPush(1, delta=-2, expected_before=10, sent_at=NOW, probe=9, probe_began=NOW)
+    judged = Window(certain=0, orders=0)
+    for observed in (9, 4):
+        state = SkuState("a", observed, {"x": ListingState(observed, doubt)})
+        given = PlanInput(
+            skus=[state],
+            observations={("x", "a"): observed},
+            rules={},
+            now=NOW + timedelta(minutes=11),
+            feed_accounts=frozenset({"x"}),
+            windows={1: judged},
+        )
+        (ruled,) = plan(given).settlements
+        assert (ruled.by, ruled.applied) == (SettledBy.RULE, False), (observed, ruled.note)

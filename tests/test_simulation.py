@@ -73,3 +73,38 @@ def test_the_simulate_command_replays_a_seed_and_reports_figures() -> None:
     figures = json.loads(result.stdout)
     assert figures["seeds"] == 1 and figures["passed"] == 1 and figures["steps"] == 10
     assert figures["failures"] == [] and figures["units_lost_or_counted_twice_otherwise"] == 0
+
+
+def test_an_oto_order_seen_late_excuses_only_a_rule_that_found_the_orders_fit_both() -> None:
+    # From the fourth outside review: an order made long before a push's read and first seen
+    # inside its window excused any OTO push the rule settled, and with it the listing's later
+    # pushes. Only a rule that found the orders fit both is excused by it now.
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from sync.ledger.models import PushState
+    from sync.simulation.books import LedgerView, PushRow
+    from sync.simulation.run import Simulation
+    from sync.simulation.world import Event
+
+    t, m = datetime(2026, 1, 1, tzinfo=UTC), timedelta(minutes=1)
+    wrong = PushRow(
+        "oto-d", "s", -1, PushState.APPLIED.value, t + 10 * m, t + 12 * m, "orders", t + 10 * m, t + 10 * m, "orders"
+    )
+    events = [Event(t - 30 * m, "oto-d", "s", -1, "sale"), Event(t + 11 * m, "oto-d", "s", -1, "sale")]
+    stub = SimpleNamespace(
+        world=SimpleNamespace(
+            settings={"oto-d": SimpleNamespace(platform="oto")},
+            kinds=lambda a, sku, start, end: {e.kind for e in events if start <= e.time <= end},
+            platforms={"oto-d": SimpleNamespace()},
+        ),
+        transports={"oto-d": SimpleNamespace(lied_at={}, set_windows=[])},
+    )
+    for note, excuse in (
+        ("in doubt past 0:10:00: ruled not applied, residual -1", "misjudged"),
+        ("in doubt past 0:10:00, orders fit both: ruled not applied", "undecidable"),
+    ):
+        ruled = PushRow("oto-d", "s", -1, PushState.NOT_APPLIED.value, t, t + 5 * m, note, t, t, "rule")
+        view = LedgerView({}, {}, {}, pushes=[ruled, wrong])
+        view.orders_seen = [("oto-d", "s", t + m)]  # the old order, first seen in the ruled push's window
+        assert Simulation._excuse(stub, view, "oto-d", "s") == excuse  # type: ignore[arg-type]

@@ -356,7 +356,8 @@ class Simulation:
             # Where order times bound nothing, a sale made before the window that we first saw
             # only once it began may be in it, for all the feed can tell.
             late_seen = view.first_seen_between(account, sku, start - TIME_MARGIN, push.settled_at)
-            if platform in UNTIMED and late_seen and push.settled_by == SettledBy.RULE.value:
+            fit_both = push.settled_by == SettledBy.RULE.value and "orders fit both" in (push.resolution or "")
+            if platform in UNTIMED and late_seen and fit_both:
                 return "undecidable"
             if not kinds:
                 continue

@@ -100,7 +100,11 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
         if ends.phase == SWEEP:
             # `orderDate` is the creator's: a new order may sit anywhere in a list sorted by it.
             page = int(ends.position or 1)
-            found, pages = await self._orders_page(since.date(), now, page)
+            # The window as it was when the read began, on every page of it: recomputed per poll,
+            # a date turning at midnight would drop its oldest day from the top of a list sorted
+            # oldest first, and move orders past pages already read.
+            began = datetime.fromisoformat(ends.swept) if ends.swept else now
+            found, pages = await self._orders_page((since - (now - began)).date(), now, page)
             moved, more = ends.after_sweep([m for _, m in found], str(page + 1) if page < pages else None)
             return OrderPage([order for order, _ in found], moved.dump(), more)
         page = int(ends.position or 1) if ends.phase == HEAD else int(ends.position or 0)
