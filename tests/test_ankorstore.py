@@ -14,6 +14,7 @@ from sync.errors import ForbiddenError
 from sync.judge import TrustRules
 from sync.metrics import METRICS
 from sync.platforms import PLATFORMS, AccountSettings, build_adapter
+from sync.platforms.ankorstore.emulated_orders import included_resources
 from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
 from sync.platforms.base import Adapter, Change, Outcome
 from tests.fakes import Fleet, fleet
@@ -49,8 +50,9 @@ def test_reads_follow_cursor_pages_and_every_request_and_answer_fits_the_spec(
     monkeypatch.setattr(adapter_module, "PAGE_LIMIT", 20)  # 50 SKUs -> pages of 20, 20 and 10
     result = asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.read(codes)))
     assert {c: o.quantity for c, o in result.observed.items()} == {c: i for i, c in enumerate(codes)}
-    assert emulator.api_calls() == 3
-    assert checked.requests == 3 and checked.responses == 3
+    # Three pages of variants, and three of products (read once for their unitMultiplier).
+    assert emulator.api_calls() == 6 and emulator.calls["GET /api/v1/products"] == 3
+    assert checked.requests == 6 and checked.responses == 6
 
 
 def test_a_sale_between_the_read_and_the_push_is_kept_and_reservations_stay(
@@ -71,6 +73,33 @@ def test_a_sale_between_the_read_and_the_push_is_kept_and_reservations_stay(
     assert variant is not None
     assert (variant.available, variant.reserved, variant.stock) == (11, 3, 14)  # the order's unit is kept
     assert checked.requests >= 3 and checked.responses == checked.requests
+
+
+def test_a_product_sold_in_cases_is_left_alone_and_said_so(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked],
+) -> None:
+    # `unitMultiplier` 6: an order's quantity counts cases of six. Whether availableQuantity counts
+    # cases or bottles the document does not say, so no number pushed there could be trusted.
+    running, emulator, checked = ankorstore
+    for code in ("wine", "mug"):
+        emulator.set_quantity(code, 10)
+    emulator.sold_in_cases("wine", 6)
+    wine = emulator.variant("wine")
+    assert wine is not None
+
+    async def scenario(adapter: Adapter) -> tuple[dict[str, int], dict[str, str], Outcome]:
+        read = await adapter.read(["wine", "mug"])
+        (pushed,) = await adapter.push([Change("wine", wine.id, -1, observed=10)])
+        return {c: o.quantity for c, o in read.observed.items()}, read.skipped, pushed.outcome
+
+    observed, skipped, outcome = asyncio.run(_closing(build_adapter(settings_of(running)), scenario))
+    assert observed == {"mug": 10} and "sold in cases of 6" in skipped["wine"]
+    assert outcome is Outcome.FAILED and emulator.quantity("wine") == 10  # not set
+    order = emulator.sell("wine", 2)  # two cases
+    assert order is not None
+    (item,) = included_resources([order], emulator.variant, with_variants=False)
+    assert (item["attributes"]["quantity"], item["attributes"]["multipliedQuantity"]) == (2, 12)
+    assert checked.responses == checked.requests  # the products list fits the OpenAPI file
 
 
 @pytest.mark.parametrize(("share", "sent"), [(0.5, False), (0.7, True)])

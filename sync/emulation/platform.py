@@ -169,7 +169,10 @@ class EmulatedPlatform(abc.ABC):
 
     # Paths that only fetch credentials (a token endpoint): not counted as API calls.
     auth_paths: frozenset[str] = frozenset()
+    catalogue_paths: frozenset[str] = frozenset()  # reads of catalogue facts, not of stock
 
-    def api_calls(self) -> int:
-        """How many requests reached the routes (faulted ones included), token requests aside."""
-        return sum(n for key, n in self.calls.items() if key.split(" ", 1)[1] not in self.auth_paths)
+    def api_calls(self, *, catalogue: bool = True) -> int:
+        """How many requests reached the routes (faulted ones included), token requests aside, and
+        the reads of catalogue facts too unless `catalogue` is False (Ankorstore's products list)."""
+        left_out = self.auth_paths if catalogue else self.auth_paths | self.catalogue_paths
+        return sum(n for key, n in self.calls.items() if key.split(" ", 1)[1] not in left_out)

@@ -322,6 +322,7 @@ class HttpAdapter(Adapter, Generic[S]):
         keeper: TokenKeeper | None = None,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         # How a number read inside a write (Ankorstore's fresh read before a set) is judged.
         self.trust = trust or TrustRules()
         self.http = PlatformHTTP(

@@ -6,7 +6,9 @@ fresh read and the set (docs/ankorstore.md measures it)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +35,12 @@ from sync.platforms.http import HttpAdapter, TokenKeeper, cancel_outcome, json_b
 
 JSON_API = "application/vnd.api+json"
 VARIANTS = "/api/v1/product-variants"
+PRODUCTS = "/api/v1/products"
 OPERATIONS = "/api/v1/operations"
 ORDERS = "/api/v1/orders"
 PAGE_LIMIT = 50
+# How often the products list is read for `unitMultiplier` (a product put in cases is left alone).
+CASES_EVERY = 3600.0
 
 
 class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
@@ -48,6 +53,10 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
     # The OpenAPI file's three limits for authenticated calls; `X-RateLimit-Limit` says which one
     # its `Remaining` counts ("the current window").
     rate_windows = {600: 60.0, 24_000: 3600.0, 288_000: 86400.0}
+
+    def __init__(self, settings: AnkorstoreSettings, **options: Any) -> None:
+        super().__init__(settings, **options)
+        self._cases = _Cases()
 
     @staticmethod
     def token_auth(settings: AnkorstoreSettings, keeper: TokenKeeper | None) -> AnkorstoreTokens:
@@ -66,14 +75,31 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
         return await read_in_batches(codes, min(self.settings.effective_batch_size, PAGE_LIMIT), self._read_batch)
 
     async def _read_batch(self, codes: list[str]) -> ReadResult:
-        found = mapping.collect(await self._list({"filter[sku]": ",".join(codes)}), set(codes))
+        cases = await self._cases_by_variant()
+        found = mapping.collect(await self._list({"filter[sku]": ",".join(codes)}), set(codes), cases)
         result = ReadResult(skipped=dict(found.skipped), bad=dict(found.bad))
         for sku, variant in found.variants.items():
             result.observed[sku] = Observed(sku, variant.available, variant.id)
         return result
 
-    async def _list(self, params: dict[str, str] | list[tuple[str, str]]) -> list[Any]:
-        """Every resource of a variant listing, page after page (`page[after]` = `meta.page.to`)."""
+    async def _cases_by_variant(self) -> dict[str, int]:
+        """Variant id -> `unitMultiplier` of the variants sold in cases, from the products list,
+        read again every `CASES_EVERY` seconds (the variant list does not carry it). Batches read
+        side by side wait for one read of it."""
+        cases = self._cases
+        loop = asyncio.get_running_loop()
+        if cases.loop is not loop:  # a lock belongs to one event loop
+            cases.loop, cases.lock = loop, asyncio.Lock()
+        async with cases.lock:
+            now = self.clock()
+            if cases.read_at is None or now - cases.read_at >= CASES_EVERY:
+                cases.by_variant = mapping.cases(await self._list({}, PRODUCTS))
+                cases.read_at = now
+        return cases.by_variant
+
+    async def _list(self, params: dict[str, str] | list[tuple[str, str]], path: str = VARIANTS) -> list[Any]:
+        """Every resource of a listing (the variants', unless `path` says), page after page
+        (`page[after]` = `meta.page.to`)."""
         resources: list[Any] = []
         after: str | None = None
         pairs = list(params.items() if isinstance(params, dict) else params)
@@ -81,8 +107,8 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
             query: list[tuple[str, Any]] = [*pairs, ("page[limit]", PAGE_LIMIT)]
             if after is not None:
                 query.append(("page[after]", after))
-            response = await self.http.request("GET", VARIANTS, params=query, write=False)
-            data, after = mapping.page(json_body(response, f"ankorstore {self.settings.name}: GET {VARIANTS}"))
+            response = await self.http.request("GET", path, params=query, write=False)
+            data, after = mapping.page(json_body(response, f"ankorstore {self.settings.name}: GET {path}"))
             resources.extend(data)
             if after is None:
                 return resources
@@ -158,10 +184,12 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
         # computed from a number that cannot be believed is not sent.
         fresh = mapping.by_id(await self._list([("filter[id][]", c.ref) for c in changes]))
         refused = _refused_fresh_read(changes, fresh)
+        cases = await self._cases_by_variant()  # put in cases since the engine read it: left alone
         sendable, results = [], {}
         for change in changes:
             variant = fresh.get(change.ref)
-            problem = refused or _unusable(change, variant, self.trust)
+            in_cases = mapping.sold_in_cases(cases[change.ref]) if change.ref in cases else None
+            problem = refused or in_cases or _unusable(change, variant, self.trust)
             if problem is not None or not isinstance(variant, mapping.Variant):
                 error = RetriableError(f"ankorstore {self.settings.name}: {change.code}: {problem}; not set")
                 results[change.ref] = PushResult(change, Outcome.FAILED, error.message, error=error)
@@ -226,3 +254,13 @@ def _outcome(change: Change, before: mapping.Variant, after: mapping.Variant | N
         detail = f"read back {after.available}, set {meant}: booked as an external change next read"
     answer = after.available if after else None
     return PushResult(change, Outcome.CONFIRMED, detail, answer_quantity=answer, applied_delta=applied)
+
+
+@dataclass
+class _Cases:
+    """What the products list last said of cases, and when."""
+
+    by_variant: dict[str, int] = field(default_factory=dict)
+    read_at: float | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)

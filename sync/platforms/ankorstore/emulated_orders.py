@@ -162,10 +162,11 @@ def included_resources(
     for order in orders:
         for line in order.lines:
             variant = variant_of(line.code)
+            cases = variant.unit_multiplier if variant is not None else 1
             item: dict[str, Any] = {
                 "type": "order-items",
                 "id": _line_uuid(line.line_id),
-                "attributes": {"quantity": line.quantity, "multipliedQuantity": line.quantity},
+                "attributes": {"quantity": line.quantity, "multipliedQuantity": line.quantity * cases},
             }
             if variant is not None:
                 item["relationships"] = {"productVariant": {"data": {"type": "productVariant", "id": variant.id}}}

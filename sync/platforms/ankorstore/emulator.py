@@ -18,6 +18,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,12 +28,13 @@ from sync.emulation.platform import EmulatedPlatform
 from sync.emulation.rate_limits import RateWindows
 from sync.emulation.wire import EmuRequest, EmuResponse
 from sync.platforms.ankorstore.emulated_orders import REJECT_TYPES, OrderLife, included_resources, order_resource
-from sync.platforms.ankorstore.emulated_stock import READ_SHAPE, Variant
+from sync.platforms.ankorstore.emulated_stock import JSON_API, READ_SHAPE, Variant, cursor_page, product_resource
+from sync.platforms.ankorstore.emulated_stock import errors as _errors
 from sync.platforms.values import is_int
 
-JSON_API = "application/vnd.api+json"
 TOKEN = "/oauth/token"
 VARIANTS = "/api/v1/product-variants"
+PRODUCTS = "/api/v1/products"
 OPERATIONS = "/api/v1/operations"
 ORDERS = "/api/v1/orders"
 TRANSITION = "/-actions/transition"
@@ -41,17 +43,11 @@ TOKENS_PER_HOUR = 60
 PER_HOUR, PER_DAY = 24_000, 288_000
 
 
-def _errors(status: int, title: str, detail: str, pointer: str | None = None) -> EmuResponse:
-    error: dict[str, Any] = {"status": str(status), "title": title, "detail": detail}
-    if pointer:
-        error["source"] = {"pointer": pointer}
-    return EmuResponse(status, {"errors": [error]}, {"Content-Type": JSON_API})
-
-
 class AnkorstoreEmulator(OrderLife, EmulatedPlatform):
     """One brand's Ankorstore account."""
 
     auth_paths = frozenset({TOKEN})
+    catalogue_paths = frozenset({PRODUCTS})
 
     def __init__(
         self,
@@ -106,6 +102,12 @@ class AnkorstoreEmulator(OrderLife, EmulatedPlatform):
             found.archived = True
             self._archived.append(found)
 
+    def sold_in_cases(self, code: str, units: int) -> None:
+        """The product selling `code` goes in cases of `units` (`unitMultiplier`): an order's
+        `quantity` counts cases, its `multipliedQuantity` units."""
+        with self.lock:
+            self._by_sku[code].unit_multiplier = units
+
     def sells_past_zero(self, code: str) -> bool:
         """`inventoryPolicy: continue`: the variant takes orders even at zero available."""
         found = self.variant(code)
@@ -138,7 +140,7 @@ class AnkorstoreEmulator(OrderLife, EmulatedPlatform):
         """Dispatch a request that passed fault injection."""
         if request.path == TOKEN and request.method == "POST":
             return self._token(request)
-        if not request.path.startswith((VARIANTS, OPERATIONS, ORDERS)):
+        if not request.path.startswith((VARIANTS, PRODUCTS, OPERATIONS, ORDERS)):
             return _errors(404, "Not Found", f"no route for {request.path}")
         self.approve_rejections()
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -160,6 +162,8 @@ class AnkorstoreEmulator(OrderLife, EmulatedPlatform):
             return _errors(415, "Unsupported Media Type", f"Content-Type must be {JSON_API}")
         if request.method == "GET" and request.path == VARIANTS:
             return self._list(request)
+        if request.method == "GET" and request.path == PRODUCTS:
+            return self._products(request)
         if request.method == "POST" and request.path == OPERATIONS:
             return self._operations(request)
         if request.method == "GET" and request.path == ORDERS:
@@ -219,30 +223,16 @@ class AnkorstoreEmulator(OrderLife, EmulatedPlatform):
         if "filter[id][]" in query:
             ids = set(query["filter[id][]"])
             chosen = [v for v in chosen if v.id in ids]
-        limit_text = (query.get("page[limit]") or ["15"])[0]
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 50:
-            return _errors(400, "Bad Request", "page[limit] must be between 1 and 50", "page[limit]")
-        limit = int(limit_text)
-        afters = query.get("page[after]")
-        after = afters[0] if afters else None
-        if after is not None:
-            chosen = [v for v in chosen if v.id > after]
-        page, more = chosen[:limit], len(chosen) > limit
-        meta = {
-            "page": {
-                "from": page[0].id if page else None,
-                "to": page[-1].id if page else None,
-                "hasMore": more,
-                "perPage": limit,
-            }
-        }
-        links: dict[str, str] = {}
-        if more and self.silences.fills_links:
-            others = [(k, v) for k, vs in query.items() if k not in ("page[after]",) for v in vs]
-            encoded = "&".join(f"{k}={v}" for k, v in [*others, ("page[after]", page[-1].id)])
-            links["next"] = f"https://www.ankorstore.com{VARIANTS}?{encoded}"
-        body = {"meta": meta, "jsonapi": {"version": "1.0"}, "links": links, "data": [v.resource() for v in page]}
-        return EmuResponse(200, body, {"Content-Type": JSON_API})
+        return cursor_page(request.query, VARIANTS, [(v.id, v.resource) for v in chosen], self.silences.fills_links)
+
+    def _products(self, request: EmuRequest) -> EmuResponse:
+        """The products, each with its variants and `unitMultiplier` (one product per SKU here)."""
+        products: dict[str, list[Variant]] = {}
+        for variant in sorted(self.variants.values(), key=lambda v: v.id):
+            products.setdefault(variant.product_id, []).append(variant)
+        chosen = sorted(products.items())
+        pages = [(pid, partial(product_resource, vs)) for pid, vs in chosen]
+        return cursor_page(request.query, PRODUCTS, pages, self.silences.fills_links)
 
     def _orders(self, request: EmuRequest) -> EmuResponse:
         query = request.query

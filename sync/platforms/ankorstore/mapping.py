@@ -9,12 +9,12 @@ is listed beside the live one that took its SKU: it is ignored.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sync.errors import BadAnswerError, ReadProblem
-from sync.platforms.values import quantity_or_reason
+from sync.platforms.values import is_int, quantity_or_reason
 
 VARIANT_TYPES = ("productVariant", "product-variants")
 
@@ -103,10 +103,12 @@ class VariantRead:
     bad: dict[str, str]
 
 
-def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
-    """Variants of the wanted SKUs; always-in-stock ones are reported and left alone, archived
-    ones ignored (reported only where no live variant has the SKU). The same variant twice with
-    different numbers refuses the whole answer."""
+def collect(resources: Sequence[Any], wanted: Collection[str], cases: Mapping[str, int] | None = None) -> VariantRead:
+    """Variants of the wanted SKUs; always-in-stock ones and those sold in cases (`cases`: variant
+    id -> `unitMultiplier`) are reported and left alone, archived ones ignored (reported only where
+    no live variant has the SKU). The same variant twice with different numbers refuses the whole
+    answer."""
+    cases = cases or {}
     found = VariantRead({}, {}, {})
     seen: dict[str, Variant | str] = {}
     archived: dict[str, str] = {}
@@ -132,6 +134,8 @@ def collect(resources: Sequence[Any], wanted: Collection[str]) -> VariantRead:
             found.skipped[sku] = parsed
         elif parsed.always_in_stock:
             found.skipped[sku] = "isAlwaysInStock: Ankorstore tracks no stock for it; left alone"
+        elif parsed.id in cases:
+            found.skipped[sku] = sold_in_cases(cases[parsed.id])
         elif sku in found.variants:
             found.skipped[sku] = "several variants share this SKU"
         else:
@@ -178,4 +182,29 @@ def operation_results(payload: Any) -> dict[str, Variant]:
         parsed = variant(result.get("data")) if isinstance(result, dict) else "no data"
         if isinstance(parsed, Variant):
             found[parsed.id] = parsed
+    return found
+
+
+def sold_in_cases(units: int) -> str:
+    """Why a variant sold in cases is left alone."""
+    return (
+        f"sold in cases of {units} (unitMultiplier): whether its availableQuantity counts cases or "
+        "units is not documented, so no number stocksync pushes could be trusted; left alone"
+    )
+
+
+def cases(resources: Sequence[Any]) -> dict[str, int]:
+    """Variant id -> `unitMultiplier`, for the products of a products list sold in cases (more than
+    one unit a case); a product without a whole number there is taken as sold by the unit."""
+    found: dict[str, int] = {}
+    for resource in resources:
+        if not isinstance(resource, dict):
+            continue
+        units = (resource.get("attributes") or {}).get("unitMultiplier")
+        if not is_int(units) or units <= 1:
+            continue
+        data = ((resource.get("relationships") or {}).get("productVariant") or {}).get("data")
+        for ref in data if isinstance(data, list) else []:
+            if isinstance(ref, dict) and isinstance(ref.get("id"), str):
+                found[ref["id"]] = int(units)
     return found
