@@ -26,6 +26,57 @@ def test_a_seed_replays_exactly() -> None:
     assert first.in_doubt > 0 and sum(first.crashes.values()) > 0
 
 
+def test_units_a_settlement_gives_back_inside_an_observed_change_lower_the_floor() -> None:
+    # Found by the long sweep (seed 231 at 20 steps, before Ankorstore read its products): a Graas
+    # push of -3 in doubt (applied) counted not applied meanwhile, so the pool sat 3 low and a
+    # listing was written from it; the settlement gave the 3 back inside the reading's observed
+    # change (+2, with a sale of 1), which the undershoot check did not count: it failed a listing
+    # that was lawfully low. What a settlement gives back is read from its push now.
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import create_engine
+
+    from sync.domain import SettledBy
+    from sync.ledger.db import session_factory
+    from sync.ledger.models import Account, Base, Cycle, Listing, Push, PushState, Sku
+    from sync.simulation.books import read_ledger
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    db = create_engine("sqlite://")
+    Base.metadata.create_all(db)
+    with session_factory(db).begin() as session:
+        session.add_all([Account(id=1, name="gra", platform="graas"), Sku(id=1, code="mug", created_at=t)])
+        session.add_all([Listing(id=1, account_id=1, sku_id=1, code="mug", ref="r", expected=6)])
+        session.add(Cycle(id=1, trigger="scheduled", started_at=t))
+        settled = [
+            (-3, PushState.APPLIED, SettledBy.ORDERS, None),  # held 3 back: gives them back
+            (-2, PushState.NOT_APPLIED, SettledBy.ORDERS, None),  # held nothing back
+            (4, PushState.NOT_APPLIED, SettledBy.RULE, None),  # counted applied meanwhile: gives 4 back
+            (-5, PushState.NOT_APPLIED, SettledBy.ADOPTED, None),  # nothing booked since: nothing held
+            (6, PushState.NOT_APPLIED, SettledBy.ADOPTED, 3),  # a reading booked since: gives 6 back
+        ]
+        for i, (delta, state, by, probe) in enumerate(settled):
+            session.add(
+                Push(
+                    listing_id=1,
+                    cycle_id=1,
+                    delta=delta,
+                    expected_before=9,
+                    observed=9,
+                    target=9 + delta,
+                    state=state.value,
+                    settled_by=by.value,
+                    settled_at=t + timedelta(seconds=i),
+                    probe_quantity=probe,
+                    created_at=t,
+                )
+            )
+    with session_factory(db)() as session:
+        view = read_ledger(session)
+    assert view.given_back_since("mug", t) == 3 + 4 + 6
+    assert view.given_back_since("mug", t + timedelta(seconds=1)) == 4 + 6
+
+
 def test_ci_sweep_every_fault_on_passes() -> None:
     # Every fault, lying stock reads included, with the undershoot invariant checked at every step.
     # 50 seeds (about 4 minutes of CI's 15 on 2 cores); the documented sweeps go further.

@@ -63,8 +63,10 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from sync.ledger.models import Account, Cycle, Listing, Movement, MovementKind, Order, OrderLine, Push, PushState, Sku
+from sync.domain import SettledBy
+from sync.ledger.models import Account, Cycle, Listing, Movement, Order, OrderLine, Push, PushState, Sku
 from sync.planner import AccountRules
+from sync.settling import held_back
 
 COUNTED = (PushState.CONFIRMED.value, PushState.APPLIED.value)
 SENT = (
@@ -173,16 +175,21 @@ def read_ledger(session: Session, *, rows: bool = False) -> LedgerView:
             .group_by(Account.name, Sku.code, Push.state)
         ).all()
     }
-    settled = (Movement.kind == MovementKind.SETTLEMENT.value) | (
-        (Movement.kind == MovementKind.CORRECTION.value) & Movement.note.startswith("push ")
-    )
+    # What each settlement gave back to its pool: the units its push's provisional hypothesis held
+    # back, whether booked alone or inside the reading's observed change. An adoption gives back
+    # only what a reading booked since the push went in doubt held (its probe), a SKU back in the
+    # catalogue nothing.
     given_back = [
-        (code, at, int(units))
-        for code, at, units in session.execute(
-            select(Sku.code, Movement.created_at, Movement.quantity)
-            .join(Sku, Movement.sku_id == Sku.id)
-            .where(settled, Movement.quantity > 0)
+        (code, at, held)
+        for code, delta, state, at, by, probe, resolution in session.execute(
+            select(Sku.code, moved, Push.state, Push.settled_at, Push.settled_by, Push.probe_quantity, Push.resolution)
+            .join(Listing, Push.listing_id == Listing.id)
+            .join(Sku, Listing.sku_id == Sku.id)
+            .where(Push.state.in_((PushState.APPLIED.value, PushState.NOT_APPLIED.value)))
         ).all()
+        if at is not None
+        and (held := held_back(int(delta), state == PushState.APPLIED.value))
+        and not (by == SettledBy.ADOPTED.value and (probe is None or (resolution or "").startswith("SKU back")))
     ]
     view = LedgerView({k: int(v) for k, v in pools.items()}, expected, by_state, given_back=given_back)
     if rows:
