@@ -124,7 +124,12 @@ class FeedEvidence:
                 )
                 .join(Order, OrderLine.order_id == Order.id)
                 .where(Order.account_id.in_(accounts), OrderLine.sku_id.in_(skus))
-                .where((Order.placed_at >= since) | (Order.updated_at >= since) | (Order.first_seen_at >= since))
+                .where(
+                    (Order.placed_at >= since)
+                    | (Order.updated_at >= since)
+                    | (Order.first_seen_at >= since)
+                    | (OrderState.RELEASING.value == LINE_STATE)  # its release may be in any window
+                )
             )
             for line, in_read, account_id, sku_id, quantity, order_state, placed, moved_by, seen, updated in rows:
                 if sku_id is None or (account_id, sku_id) not in listings:

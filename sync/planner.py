@@ -260,7 +260,13 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
                 push = listing.in_doubt
                 # The first reading booked since it went in doubt (from then on the provisional
                 # hypothesis holds units back); on a feed account, each next one the feed judges.
-                if push.probe is None or (account in given.feed_accounts and push.push_id in given.windows):
+                judged_by_feed = account in given.feed_accounts and account not in given.feeds_behind
+                early = push.probe is not None and not _could_show(push, push.probe_began, given)
+                if (
+                    push.probe is None
+                    or (account in given.feed_accounts and push.push_id in given.windows)
+                    or (early and not judged_by_feed)  # the rule weighs at a probe that could show the write
+                ):
                     out.probes[push.push_id] = quantity
             external = quantity - listing.expected
             if external:
@@ -313,23 +319,43 @@ def _settle_in_doubt(push: InDoubtPush, observed: int, account: str, given: Plan
     elif not on_feed:
         verdict = by_quiet(push.delta, push.expected_before, observed)
         read_began = given.read_began or given.now
-    patient = on_feed and account not in given.feeds_behind
-    if verdict is None and timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=patient, window=window):
-        # Whether the orders fit both is a question about the probe they were judged against.
-        fits_both = (
-            window is not None
-            and push.probe is not None
-            and window.fits_both(push.delta, push.expected_before, push.probe)
-        )
-        # And the hypotheses are weighed there too: sales since, which the feed explains, would
-        # make both look like sales and tip "the smaller change" to the side with more units.
-        judged = push.probe if window is not None and push.probe is not None else observed
-        verdict = by_rule(push.delta, push.expected_before, judged, given.in_doubt_timeout, orders_fit_both=fits_both)
+    if verdict is None:
+        verdict = _by_rule(push, observed, on_feed and account not in given.feeds_behind, window, given)
         read_began = given.read_began or given.now
     # The write may land yet: a read this soon may say "applied", never "not applied"; a later
     # one decides (nor does the rule guess meanwhile: the evidence is on its way).
-    landed = push.answered or could_have_landed(push.sent_at, read_began, given.late_landing)
+    landed = _could_show(push, read_began, given)
     return None if verdict is not None and not verdict.applied and not landed else verdict
+
+
+def _by_rule(
+    push: InDoubtPush, observed: int, patient: bool, window: Window | None, given: PlanInput
+) -> Verdict | None:
+    """The timeout rule, once the evidence had its time. It weighs the hypotheses at the probe,
+    where one could have shown the write (a read begun a late landing after it left): sales
+    since, which the feed explains, would make both look like sales and tip "the smaller
+    change" to the side with more units. A window judged at an earlier probe where the orders
+    do not fit both waits for the next one (the probe moves with each judged window)."""
+    seen = push.probe is not None and _could_show(push, push.probe_began, given)
+    # Whether the orders fit both is a question about the probe they were judged against.
+    both = (
+        window is not None and push.probe is not None and window.fits_both(push.delta, push.expected_before, push.probe)
+    )
+    if not (window is None or seen or both):
+        return None
+    if not timed_out(push.sent_at, given.now, given.in_doubt_timeout, on_feed=patient, window=window):
+        return None
+    judged = push.probe if seen and push.probe is not None else observed
+    timeout = given.in_doubt_timeout
+    return by_rule(
+        push.delta, push.expected_before, judged, timeout, orders_fit_both=both, window=window if seen else None
+    )
+
+
+def _could_show(push: InDoubtPush, read_began: datetime | None, given: PlanInput) -> bool:
+    """Whether a read begun then could show the write: its answer came, or it began a late
+    landing after the write left."""
+    return push.answered or could_have_landed(push.sent_at, read_began, given.late_landing)
 
 
 def _book_settlement(

@@ -170,7 +170,13 @@ def by_quiet(delta: int, expected_before: int, observed: int) -> Verdict | None:
 
 
 def by_rule(
-    delta: int, expected_before: int, observed: int, timeout: timedelta, *, orders_fit_both: bool = False
+    delta: int,
+    expected_before: int,
+    observed: int,
+    timeout: timedelta,
+    *,
+    orders_fit_both: bool = False,
+    window: Window | None = None,
 ) -> Verdict:
     """Past the timeout, undecided. Where the feed's orders fit both hypotheses (an order raced
     the reads, or OTO's undated ones), the provisional one, with fewer units in the pool (an
@@ -188,7 +194,7 @@ def by_rule(
             f"had it been {other}, the pool is {abs(delta)} short"
         )
         return Verdict(applied, SettledBy.RULE, note)
-    applied = _implausibility(if_applied) <= _implausibility(if_not)
+    applied = _implausibility(_unexplained(if_applied, window)) <= _implausibility(_unexplained(if_not, window))
     residual = if_applied if applied else if_not
     note = f"in doubt past {timeout}: ruled {'applied' if applied else 'not applied'}, residual {residual:+d}"
     return Verdict(applied, SettledBy.RULE, note)
@@ -231,6 +237,19 @@ def held_back(delta: int, applied: bool) -> int:
     """Units to book when the push settles: what the provisional hypothesis kept out of the pool
     (|d| when it settles the other way, else 0)."""
     return provisional_base(0, delta) - (delta if applied else 0)
+
+
+def _unexplained(external: int, window: Window | None) -> int:
+    """What of an external change the window's orders leave unexplained, at their likeliest."""
+    if window is None:
+        return external
+    uncertain = window.edges + window.late
+    if len(uncertain) > MAX_EDGES:
+        return 0
+    sums = {0}
+    for units in uncertain:
+        sums |= {total + units for total in sums}
+    return min((external - window.certain - extra for extra in sums), key=_implausibility)
 
 
 def _implausibility(external: int) -> tuple[bool, int]:

@@ -382,3 +382,60 @@ def test_an_oto_whole_window_read_spanning_midnight_does_not_vouch_for_orders_it
         assert push.state == "not_applied", push.resolution
         # Truth: 10 - 2 on Graas - 2 on OTO (the -2 push never applied) = 6.
         assert pools(config) == {"mug": 6}
+
+
+# --- fifth outside review ---------------------------------------------------------------------
+
+
+def test_a_rejection_awaiting_approval_booked_before_the_push_still_counts_in_its_window(db_url: str) -> None:
+    # Ankorstore's `rejected` (releasing) may give its units back in any read until it shows
+    # `cancelled` (sync.evidence: latest UNTIL_SAID). The facts query keeps only orders placed,
+    # updated or first seen since the push's read, so a rejection seen before that read drops
+    # out of every later window, and its release there is taken for nothing at all.
+    from sync.ledger.models import Order
+    from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
+
+    with fleet(("gra", "graas"), ("ank", "ankorstore", {"oversell_policy": "cancel"})) as running:
+        ank = running.platforms["ank"]
+        assert isinstance(ank, AnkorstoreEmulator)
+        ank.silences.released_at_rejection = False
+        wall = time.time()
+        ank.wall = lambda: wall  # Ankorstore does not approve within the test
+        config = running.config(db_url, ["lamp"])
+        for platform in running.platforms.values():
+            platform.set_quantity("lamp", 1)
+        cycle(config)
+        assert running.platforms["gra"].sell("lamp", 1) is not None
+        order = ank.sell("lamp", 1)  # the newer order: the one the oversell falls on
+        assert order is not None
+        (act,) = cycle(config).oversells[0].acts
+        assert (act.order, act.kind) == (order.order_id, "cancel")
+        t = datetime.now(UTC)
+        cycle(config, at=t + timedelta(minutes=1))
+        (booked,) = [o for o in rows(config, Order) if o.external_id == order.order_id]
+        assert booked.state == "releasing" and pools(config) == {"lamp": -1}
+        running.platforms["gra"].set_quantity("lamp", 2)  # the seller restocks 2 on Graas: pool 1
+        route = ank.route
+
+        def release_as_the_set_fails(request: EmuRequest) -> EmuResponse:
+            if (
+                request.method in ("POST", "PATCH")
+                and "/-actions/" not in request.path
+                and request.path != "/oauth/token"
+            ):
+                ank.route = route  # type: ignore[method-assign]
+                ank._release(order)  # Ankorstore gives the rejected unit back (still `rejected`)
+                return EmuResponse(500, {"errors": [{"status": "500", "title": "Internal Server Error"}]})
+            return route(request)
+
+        ank.route = release_as_the_set_fails  # type: ignore[method-assign]
+        cycle(config, at=t + timedelta(minutes=3))  # Ankorstore set +1 (to 1): in doubt, not applied
+        (push,) = [p for p in rows(config, Push) if p.state not in ("confirmed", "failed", "cancelled")]
+        # Truth: not applied, and the rejected unit came back: Ankorstore shows 1, the pool is
+        # -1 + 2 + 1 = 2. The orders of the window must not say "applied only" (they leave out
+        # the release that explains the rise).
+        assert (push.settled_by, push.state) != ("orders", "applied"), push.resolution
+        cycle(config, at=t + timedelta(minutes=4))
+        assert pools(config)["lamp"] >= 1
+        if push.state == "in_doubt":
+            assert pools(config) == {"lamp": 1}  # provisional: applied, nothing from nowhere

@@ -173,14 +173,21 @@ def run_daemon_with_sales(
             assert movement.listing_id is not None
         assert movement.note
     # No change was sent twice: no platform applied a change more often than the ledger sent it.
+    # (On Ankorstore, counted per SKU: a sale landing between a set's fresh read and the set makes
+    # the set move one unit less than the ledger meant, the one window absolute sets leave.)
     for name, platform in running.platforms.items():
         sent = Counter(
             (code, delta)
             for account, code, delta, state, *_ in pushes
             if account == name and state not in (PushState.FAILED.value, PushState.CANCELLED.value)
         )
-        assert not Counter(platform.applied) - sent, name
-        result.applied[name] = Counter(platform.applied)
+        applied = Counter(platform.applied)
+        if name in {a.name for a in config.accounts if a.platform == "ankorstore"}:
+            per_sku = lambda changes: Counter(code for code, _ in changes.elements())  # noqa: E731
+            assert not per_sku(applied) - per_sku(sent), name
+        else:
+            assert not applied - sent, name
+        result.applied[name] = applied
     ledger.close()
     return result
 

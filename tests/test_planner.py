@@ -379,7 +379,7 @@ def test_the_rule_weighs_the_hypotheses_at_the_probe_its_window_was_judged_at() 
     # From the fourth outside review: -2 from 10, truth not applied plus a hand edit of -1 (no
     # order: neither hypothesis fits at the probe, 9). Five sales since, each with its order,
     # must not tip "the smaller change" to "applied" (both would look like sales at 4).
-    doubt = InDoubtPush(1, delta=-2, expected_before=10, sent_at=NOW, probe=9, probe_began=NOW)
+    doubt = InDoubtPush(1, delta=-2, expected_before=10, sent_at=NOW - timedelta(seconds=61), probe=9, probe_began=NOW)
     judged = Window(certain=0, orders=0)
     for observed in (9, 4):
         state = SkuState("a", observed, {"x": ListingState(observed, doubt)})
@@ -393,3 +393,92 @@ def test_the_rule_weighs_the_hypotheses_at_the_probe_its_window_was_judged_at() 
         )
         (ruled,) = plan(given).settlements
         assert (ruled.by, ruled.applied) == (SettledBy.RULE, False), (observed, ruled.note)
+
+
+# --- fifth outside review ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["no feed (oakra)", "feed down", "feed up, windows never came"])
+def test_the_rule_weighs_at_the_probe_wherever_there_is_one_not_only_where_a_window_was_judged(where: str) -> None:
+    # -2 from 10, truth: not applied, and one unit sold at once (the probe, the first reading
+    # booked since, read 9: "applied" would need a unit from nowhere, so the rule says "not
+    # applied" there). Then four more sales before the rule: observed 5. Weighed at 5, both
+    # look like sales (-3 applied, -5 not) and "the smaller change" keeps the side with MORE
+    # units: the pool 2 above the truth (oversell side). b8bfed9 weighs at the probe only when a
+    # window was judged; the same sales tip it wherever the window is None.
+    sent = (
+        NOW - timedelta(minutes=11)
+        if where != "feed up, windows never came"
+        else NOW - (PATIENCE + 2) * timedelta(minutes=10)
+    )
+    doubt = InDoubtPush(
+        1, delta=-2, expected_before=10, sent_at=sent, probe=9, probe_began=sent + timedelta(seconds=61)
+    )
+    # Provisional (not applied): expected 10; the probe's -1 and the later -4 booked: pool 20 - 5.
+    state = SkuState("a", 15, {"x": ListingState(5, doubt)})
+    feed = frozenset() if where == "no feed (oakra)" else frozenset({"x"})
+    given = PlanInput(
+        skus=[state],
+        observations={("x", "a"): 5},
+        rules={},
+        now=NOW,
+        feed_accounts=feed,
+        windows={},
+        feeds_behind=frozenset({"x"}) if where == "feed down" else frozenset(),
+    )
+    result = plan(given)
+    (ruled,) = result.settlements
+    assert ruled.by is SettledBy.RULE
+    assert not ruled.applied, ruled.note  # weighed at the probe (9): "not applied", residual -1
+    assert result.pools == {"a": 15}
+
+
+def test_the_rule_weighs_what_the_orders_leave_unexplained_not_the_raw_change() -> None:
+    # -1 from 10 (another platform sold one), in doubt. Truth: not applied; in the window a
+    # customer bought 2 (its order in the feed, surely inside) and the seller added 1 by hand (no
+    # feed reports it): the probe reads 9. Neither hypothesis fits the orders (0 applied, -1 not;
+    # the orders say -2). Past the timeout, the rule weighs the raw changes: "applied" needs no
+    # change at all and wins, the pool counting the unit the push never took off: 1 above the
+    # truth, the oversell side. Net of the -2 the feed reports: +2 if applied, +1 if not.
+    doubt = InDoubtPush(1, delta=-1, expected_before=10, sent_at=NOW - timedelta(minutes=11), probe=9, probe_began=NOW)
+    # Provisional (not applied): expected 10; the probe's -1 booked. Pool before: 9 (truth 9 - 2 + 1 = 8).
+    state = SkuState("a", 8, {"x": ListingState(9, doubt)})
+    given = PlanInput(
+        skus=[state],
+        observations={("x", "a"): 9},
+        rules={},
+        now=NOW,
+        feed_accounts=frozenset({"x"}),
+        windows={1: Window(certain=-2, orders=1)},
+    )
+    result = plan(given)
+    (ruled,) = result.settlements
+    assert ruled.by is SettledBy.RULE
+    assert not ruled.applied, ruled.note
+    assert result.pools == {"a": 8}
+
+
+def test_the_rule_does_not_weigh_at_a_probe_read_before_the_write_could_land() -> None:
+    # +2 from 10 (a restock pushed), its answer lost; the write lands late, 30 s after it left
+    # (sync.late_landing_seconds allows 60). Meanwhile the seller took 1 off by hand (no order):
+    # the probe, read 1 s after the send, shows 9; the feed then fails for 15 minutes (not yet
+    # "down": three timeouts), so the first window comes past the timeout, judged at that probe.
+    # Truth: applied, -1 by hand: the listing reads 11 now. Weighed at the early probe, "not
+    # applied" looks like the smaller change (-1 against -3) and the rule counts +2 from nowhere:
+    # the pool 2 above the truth (oversell side). b8bfed9 moved the weighing there; before it,
+    # weighed at 11 (-1 applied, +1 not), it kept "applied".
+    sent = NOW - timedelta(minutes=15)
+    doubt = InDoubtPush(1, delta=2, expected_before=10, sent_at=sent, probe=9, probe_began=sent + timedelta(seconds=1))
+    # Provisional (applied): expected 12; the probe's -3 booked (pool 20 -> 17), expected 9.
+    state = SkuState("a", 17, {"x": ListingState(9, doubt)})
+    given = PlanInput(
+        skus=[state],
+        observations={("x", "a"): 11},
+        rules={},
+        now=NOW,
+        feed_accounts=frozenset({"x"}),
+        windows={1: Window()},  # no order between the push's read and the probe: final
+    )
+    result = plan(given)
+    assert all(s.applied for s in result.settlements), [s.note for s in result.settlements]
+    assert result.pools["a"] <= 19, result.pools  # truth: 20 - 1
