@@ -393,23 +393,10 @@ def test_a_rejection_awaiting_approval_booked_before_the_push_still_counts_in_it
     # updated or first seen since the push's read, so a rejection seen before that read drops
     # out of every later window, and its release there is taken for nothing at all.
     from sync.ledger.models import Order
-    from sync.platforms.ankorstore.emulator import AnkorstoreEmulator
+    from tests.test_orders import ankorstore_rejects_the_last_lamp
 
-    with fleet(("gra", "graas"), ("ank", "ankorstore", {"oversell_policy": "cancel"})) as running:
-        ank = running.platforms["ank"]
-        assert isinstance(ank, AnkorstoreEmulator)
-        ank.silences.released_at_rejection = False
-        wall = time.time()
-        ank.wall = lambda: wall  # Ankorstore does not approve within the test
-        config = running.config(db_url, ["lamp"])
-        for platform in running.platforms.values():
-            platform.set_quantity("lamp", 1)
-        cycle(config)
-        assert running.platforms["gra"].sell("lamp", 1) is not None
-        order = ank.sell("lamp", 1)  # the newer order: the one the oversell falls on
-        assert order is not None
-        (act,) = cycle(config).oversells[0].acts
-        assert (act.order, act.kind) == (order.order_id, "cancel")
+    # Ankorstore's clock stays put: it does not approve the rejection within the test.
+    with ankorstore_rejects_the_last_lamp(db_url, at_rejection=False) as (running, ank, config, order, _):
         t = datetime.now(UTC)
         cycle(config, at=t + timedelta(minutes=1))
         (booked,) = [o for o in rows(config, Order) if o.external_id == order.order_id]

@@ -7,7 +7,8 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from sync.bootstrap import Wiring, open_ledger, running_engine
 from sync.config import Config
 from sync.crashpoints import ProcessDeath, no_crash
 from sync.emulation.faults import Fault
+from sync.emulation.orders import EmuOrder
 from sync.engine import Engine
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.models import (
@@ -360,17 +362,21 @@ def test_an_ankorstore_order_accepted_meanwhile_is_refused_once_and_never_sent_a
         assert running.platforms["gra"].cancelled_by_api != []
 
 
-@pytest.mark.parametrize("at_rejection", [True, False])
-def test_an_ankorstore_rejection_gives_its_units_back_once_whenever_they_come(db_url: str, at_rejection: bool) -> None:
-    # "Ankorstore needs to approve this rejection. If it does, the status will move to cancelled":
-    # the units come back at the rejection or at the approval (the document does not say which).
+@contextmanager
+def ankorstore_rejects_the_last_lamp(
+    db_url: str, *, at_rejection: bool, **orders: float
+) -> Iterator[tuple[Fleet, AnkorstoreEmulator, Config, EmuOrder, list[float]]]:
+    """Graas and Ankorstore sell the last lamp; the oversell falls on Ankorstore's (newer) order,
+    which is rejected (`cancel` policy) and awaits Ankorstore's approval; its units come back at
+    the rejection or at the approval as `at_rejection` says. Yields the fleet, Ankorstore, the
+    config, the order and Ankorstore's clock (approval comes once it moves on)."""
     with fleet(("gra", "graas"), ("ank", "ankorstore", {"oversell_policy": "cancel"})) as running:
         ank = running.platforms["ank"]
         assert isinstance(ank, AnkorstoreEmulator)
         ank.silences.released_at_rejection = at_rejection
         clock = [time.time()]
         ank.wall = lambda: clock[0]
-        config = running.config(db_url, ["lamp"], orders={"recheck_minutes": 1})
+        config = running.config(db_url, ["lamp"], orders=orders)
         for platform in running.platforms.values():
             platform.set_quantity("lamp", 1)
         cycle(config)
@@ -379,6 +385,15 @@ def test_an_ankorstore_rejection_gives_its_units_back_once_whenever_they_come(db
         assert order is not None
         (act,) = cycle(config).oversells[0].acts
         assert (act.order, act.kind, act.outcome) == (order.order_id, "cancel", "cancelled")
+        yield running, ank, config, order, clock
+
+
+@pytest.mark.parametrize("at_rejection", [True, False])
+def test_an_ankorstore_rejection_gives_its_units_back_once_whenever_they_come(db_url: str, at_rejection: bool) -> None:
+    # "Ankorstore needs to approve this rejection. If it does, the status will move to cancelled":
+    # the units come back at the rejection or at the approval (the document does not say which).
+    with ankorstore_rejects_the_last_lamp(db_url, at_rejection=at_rejection, recheck_minutes=1) as ready:
+        running, ank, config, order, clock = ready
         later = datetime.now(UTC) + timedelta(minutes=2)  # past recheck_minutes: the order is read alone
         for _ in range(2):
             cycle(config, at=later)
