@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from sync.ledger.attribution import RETURNING
 from sync.ledger.models import LINE_STATE, Order, OrderLine
-from sync.ledger.orders import RETURNING, OrderStore
+from sync.ledger.orders import OrderStore
 from sync.ledger.store import BatchState
 from sync.platforms.base import OrderState
 from sync.settling import OrderFact, Window, window_of

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from sync.ledger.attribution import RETURNING
 from sync.ledger.models import Order, OrderLine, Sku
-from sync.ledger.orders import RETURNING, record_statuses
+from sync.ledger.orders import record_statuses
 from sync.platforms.base import OrderState
 
 # Orders whose status may still move stock: open ones, and those whose release awaits the platform.
