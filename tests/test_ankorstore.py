@@ -200,7 +200,8 @@ def test_a_429_with_retry_after_is_waited_out(ankorstore: tuple[Fleet, Ankorstor
         return METRICS.registry.get_sample_value("stocksync_rate_limit_waits_total", labels) or 0.0
 
     before = waits()
-    assert asyncio.run(_closing(build_adapter(settings_of(running), sleep=sleep), three_reads)) == 5
+    adapter = build_adapter(settings_of(running), sleep=sleep, clock=lambda: now[0])
+    assert asyncio.run(_closing(adapter, three_reads)) == 5
     assert slept and slept[-1] >= 1  # it waited what Retry-After said, then read again
     assert waits() > before  # and /metrics counts the wait
 
@@ -271,6 +272,39 @@ def test_a_sweep_paced_by_the_remaining_count_meets_no_429(
     assert {sku: seen.quantity for sku, seen in result.observed.items()} == dict.fromkeys(codes, 3)
     assert answers("200") - before_ok >= 50  # fifty reads, over two and a half minutes of the limit
     assert answers("429") == before_limited
+
+
+def test_a_sweep_paced_by_the_hour_s_remaining_count_meets_no_429(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hour's limit binds: X-RateLimit-Limit names it, and what remains must last the hour, not
+    # a minute (scaled down: 60 calls an hour, the minute's 600 never near). Slots minutes apart
+    # take several capped waits each, and a token fetched before such a wait would be stale.
+    running, emulator, _ = ankorstore
+    now = [1_000_000.0]
+    emulator.clock = lambda: now[0]
+    emulator.limits.limits[3600] = 60
+    monkeypatch.setattr(adapter_module.AnkorstoreAdapter, "rate_windows", {600: 60.0, 60: 3600.0})
+    codes = [f"sku-{i:03d}" for i in range(160)]
+    for code in codes:
+        emulator.set_quantity(code, 3)
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def answers(status: str) -> float:
+        labels = {"platform": "ankorstore", "account": "ank", "status": status}
+        return METRICS.registry.get_sample_value("stocksync_api_calls_total", labels) or 0.0
+
+    before_ok, before_limited, started = answers("200"), answers("429"), now[0]
+    # One call at a time: the fake sleep adds up the waits of calls made side by side, which real
+    # time does not (a token would look an hour old the moment it came).
+    settings = settings_of(running).model_copy(update={"batch_size": 2, "concurrency": 1})
+    adapter = build_adapter(settings, sleep=sleep, clock=lambda: now[0])
+    result = asyncio.run(_closing(adapter, lambda a: a.read(codes)))
+    assert {sku: seen.quantity for sku, seen in result.observed.items()} == dict.fromkeys(codes, 3)
+    assert answers("200") - before_ok >= 80 and answers("429") == before_limited
+    assert now[0] - started >= 3600  # eighty-odd calls against sixty an hour: into the next hour
 
 
 def test_the_emulator_refuses_what_ankorstore_refuses(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -146,7 +147,7 @@ class PlatformHTTP:
         renewed = False
         while True:
             attempt += 1
-            credentials = await self.auth.headers(self) if self.auth is not None and not anonymous else {}
+            credentials: dict[str, str] = {}  # the token the call carried, once it leaves
             try:
                 return await self._send_once(
                     method,
@@ -155,7 +156,8 @@ class PlatformHTTP:
                     params=params,
                     json=json,
                     data=data,
-                    headers={**(headers or {}), **credentials},
+                    headers=dict(headers or {}),
+                    credentials=None if anonymous or self.auth is None else credentials,
                 )
             except AuthError:
                 if not credentials or renewed:
@@ -200,11 +202,19 @@ class PlatformHTTP:
         params: Any,
         json: Any,
         data: Any,
-        headers: Mapping[str, str],
+        headers: dict[str, str],
+        credentials: dict[str, str] | None,
     ) -> httpx.Response:
         where = f"{self.platform} {self.account}: {method} {path}"
-        async with self._limit:
+        # The call that fetches a token runs outside the concurrency limit: it is asked for by a
+        # call holding a place in it, which would otherwise wait for itself.
+        async with self._limit if credentials is not None or self.auth is None else contextlib.nullcontext():
             await self._pacer.before_call()
+            if credentials is not None and self.auth is not None:
+                # The token after the wait for a slot, which a low limit may make long: fresh when
+                # the call leaves (`credentials` tells the caller which token it carried).
+                credentials.update(await self.auth.headers(self))
+                headers.update(credentials)
             if write:
                 # Last thing before it leaves (after any wait for a slot or a rate-limit pause): a
                 # reconciler that may have lost its lease sends nothing more.

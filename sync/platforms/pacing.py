@@ -13,6 +13,7 @@ import httpx
 # lasts until the window resets, rather than bursting into 429s.
 PACE_BELOW = 0.25
 RATE_WINDOW = 60.0  # seconds: the window of the one published limit (Ankorstore: 600 a minute)
+MAX_WAITS = 60  # capped waits for one call's slot, or one pause: an hour of minute-long waits
 
 Wait = Callable[[float, bool], Awaitable[None]]  # (seconds, paced): sleep, said and counted
 
@@ -78,11 +79,15 @@ class Pacer:
         else:
             start = max(now, self._pause_until, self._next_call)
             self._next_call = start + self._spacing  # a slot each: calls waiting together stay spaced
-        if start > now:
+        # Each wait is capped (a minute), so a long one takes several: a slot the hour's limit
+        # spaces out, or a pause, up to an hour in all.
+        for _ in range(MAX_WAITS):
+            now = self._clock()
+            if now >= start:
+                break
             await self._wait(start - now, self._spacing > 0)
-        # The limit may have run out while this call waited for its slot: the pause holds it too,
-        # however long (each wait is capped, so a long pause takes several, up to ten).
-        for _ in range(10):
+        # The limit may have run out while this call waited for its slot: the pause holds it too.
+        for _ in range(MAX_WAITS):
             now = self._clock()
             if now >= self._pause_until:
                 break
