@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 import sync.platforms.ankorstore.adapter as adapter_module
-from sync.emulation.wire import EmuRequest
-from sync.errors import ForbiddenError
+from sync.emulation.wire import EmuRequest, EmuResponse
+from sync.errors import ForbiddenError, RetriableError
 from sync.judge import TrustRules
 from sync.metrics import METRICS
 from sync.platforms import PLATFORMS, AccountSettings, build_adapter
@@ -229,6 +229,32 @@ def test_a_403_is_a_refusal_that_no_new_token_changes(ankorstore: tuple[Fleet, A
     with pytest.raises(ForbiddenError, match="403"):
         asyncio.run(_closing(build_adapter(settings_of(running)), lambda a: a.read(codes)))
     assert emulator.calls["POST /oauth/token"] == 1  # ten batches refused, one token asked for
+
+
+def test_a_failing_token_endpoint_is_asked_no_more_than_its_own_retries(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked],
+) -> None:
+    # The token is fetched once a call's slot has come, inside the call's try: its failure, retried
+    # already as the token's own call, must not be retried again by the call that needed it (the
+    # endpoint allows 60 an hour).
+    running, emulator, _ = ankorstore
+    emulator.set_quantity("mug", 3)
+    route = emulator.route
+
+    def token_down(request: EmuRequest) -> EmuResponse:
+        if request.path == "/oauth/token":
+            return EmuResponse(503, {"error": "unavailable"})
+        return route(request)
+
+    emulator.route = token_down  # type: ignore[method-assign]
+
+    async def no_wait(_seconds: float) -> None:
+        return None
+
+    settings = settings_of(running).model_copy(update={"concurrency": 1})
+    with pytest.raises(RetriableError):
+        asyncio.run(_closing(build_adapter(settings, sleep=no_wait), lambda a: a.read(["mug"])))
+    assert emulator.calls["POST /oauth/token"] == 4  # the token call's own four attempts, once
 
 
 def test_the_token_endpoint_allows_sixty_requests_an_hour(

@@ -159,6 +159,8 @@ class PlatformHTTP:
                     headers=dict(headers or {}),
                     credentials=None if anonymous or self.auth is None else credentials,
                 )
+            except _TokenFailed as failed:
+                raise failed.error from None
             except AuthError:
                 if not credentials or renewed:
                     raise
@@ -213,7 +215,10 @@ class PlatformHTTP:
             if credentials is not None and self.auth is not None:
                 # The token after the wait for a slot, which a low limit may make long: fresh when
                 # the call leaves (`credentials` tells the caller which token it carried).
-                credentials.update(await self.auth.headers(self))
+                try:
+                    credentials.update(await self.auth.headers(self))
+                except RetriableError as err:
+                    raise _TokenFailed(err) from err  # retried already, as the token's own call
                 headers.update(credentials)
             if write:
                 # Last thing before it leaves (after any wait for a slot or a rate-limit pause): a
@@ -259,6 +264,15 @@ class PlatformHTTP:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+class _TokenFailed(Exception):
+    """A token that could not be had, its own call retried already: not retried again by the call
+    that needed it (each would ask for tokens over and over, and a token endpoint is limited)."""
+
+    def __init__(self, error: RetriableError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def raise_for_status(response: httpx.Response, where: str, *, write: bool, scrub: Callable[[str], str] = str) -> None:
