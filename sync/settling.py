@@ -73,15 +73,21 @@ class Window:
         stands undecided then, a change no order explains or one racing the first read, stays so)."""
         return not self.late
 
-    def allows(self, external: int) -> bool:
-        """Whether the orders can account for an external change of exactly `external` units."""
+    def totals(self) -> set[int] | None:
+        """The net units the orders can account for, one per choice of the uncertain ones (None
+        past `MAX_EDGES` of them: any count could be explained)."""
         uncertain = self.edges + self.late
         if len(uncertain) > MAX_EDGES:
-            return True
-        sums = {0}
+            return None
+        sums = {self.certain}
         for units in uncertain:
             sums |= {total + units for total in sums}
-        return any(self.certain + extra == external for extra in sums)
+        return sums
+
+    def allows(self, external: int) -> bool:
+        """Whether the orders can account for an external change of exactly `external` units."""
+        totals = self.totals()
+        return totals is None or external in totals
 
     def fits_both(self, delta: int, expected_before: int, probe: int) -> bool:
         """Whether orders on the window account for the probe under either hypothesis."""
@@ -243,13 +249,8 @@ def _unexplained(external: int, window: Window | None) -> int:
     """What of an external change the window's orders leave unexplained, at their likeliest."""
     if window is None:
         return external
-    uncertain = window.edges + window.late
-    if len(uncertain) > MAX_EDGES:
-        return 0
-    sums = {0}
-    for units in uncertain:
-        sums |= {total + units for total in sums}
-    return min((external - window.certain - extra for extra in sums), key=_implausibility)
+    totals = window.totals()
+    return 0 if totals is None else min((external - total for total in totals), key=_implausibility)
 
 
 def _implausibility(external: int) -> tuple[bool, int]:

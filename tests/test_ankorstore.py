@@ -273,14 +273,14 @@ def test_the_token_endpoint_allows_sixty_requests_an_hour(
     assert ask().status == 200
 
 
-def test_a_sweep_paced_by_the_remaining_count_meets_no_429(
-    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked],
-) -> None:
-    running, emulator, _ = ankorstore
+def _paced_sweep(
+    running: Fleet, emulator: AnkorstoreEmulator, skus: int, **settings: int
+) -> tuple[dict[str, int], float, float, float]:
+    """Read `skus` listings on a fake clock (the emulator's too); return what was read, the 200s and
+    429s it took, and the seconds it took."""
     now = [1_000_000.0]
     emulator.clock = lambda: now[0]
-    emulator.rate_limit = 20  # a minute's worth of calls, far fewer than the sweep needs
-    codes = [f"sku-{i:03d}" for i in range(100)]
+    codes = [f"sku-{i:03d}" for i in range(skus)]
     for code in codes:
         emulator.set_quantity(code, 3)
 
@@ -291,13 +291,22 @@ def test_a_sweep_paced_by_the_remaining_count_meets_no_429(
         labels = {"platform": "ankorstore", "account": "ank", "status": status}
         return METRICS.registry.get_sample_value("stocksync_api_calls_total", labels) or 0.0
 
-    before_ok, before_limited = answers("200"), answers("429")
-    settings = settings_of(running).model_copy(update={"batch_size": 2})
-    adapter = build_adapter(settings, sleep=sleep, clock=lambda: now[0])
+    ok, limited, started = answers("200"), answers("429"), now[0]
+    adapter = build_adapter(settings_of(running).model_copy(update=settings), sleep=sleep, clock=lambda: now[0])
     result = asyncio.run(_closing(adapter, lambda a: a.read(codes)))
-    assert {sku: seen.quantity for sku, seen in result.observed.items()} == dict.fromkeys(codes, 3)
-    assert answers("200") - before_ok >= 50  # fifty reads, over two and a half minutes of the limit
-    assert answers("429") == before_limited
+    read = {sku: seen.quantity for sku, seen in result.observed.items()}
+    return read, answers("200") - ok, answers("429") - limited, now[0] - started
+
+
+def test_a_sweep_paced_by_the_remaining_count_meets_no_429(
+    ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked],
+) -> None:
+    running, emulator, _ = ankorstore
+    emulator.rate_limit = 20  # a minute's worth of calls, far fewer than the sweep needs
+    read, ok, limited, _ = _paced_sweep(running, emulator, 100, batch_size=2)
+    assert read == {f"sku-{i:03d}": 3 for i in range(100)}
+    assert ok >= 50  # fifty reads, over two and a half minutes of the limit
+    assert limited == 0
 
 
 def test_a_sweep_paced_by_the_hour_s_remaining_count_meets_no_429(
@@ -307,30 +316,14 @@ def test_a_sweep_paced_by_the_hour_s_remaining_count_meets_no_429(
     # a minute (scaled down: 60 calls an hour, the minute's 600 never near). Slots minutes apart
     # take several capped waits each, and a token fetched before such a wait would be stale.
     running, emulator, _ = ankorstore
-    now = [1_000_000.0]
-    emulator.clock = lambda: now[0]
     emulator.limits.limits[3600] = 60
     monkeypatch.setattr(adapter_module.AnkorstoreAdapter, "rate_windows", {600: 60.0, 60: 3600.0})
-    codes = [f"sku-{i:03d}" for i in range(160)]
-    for code in codes:
-        emulator.set_quantity(code, 3)
-
-    async def sleep(seconds: float) -> None:
-        now[0] += seconds
-
-    def answers(status: str) -> float:
-        labels = {"platform": "ankorstore", "account": "ank", "status": status}
-        return METRICS.registry.get_sample_value("stocksync_api_calls_total", labels) or 0.0
-
-    before_ok, before_limited, started = answers("200"), answers("429"), now[0]
     # One call at a time: the fake sleep adds up the waits of calls made side by side, which real
     # time does not (a token would look an hour old the moment it came).
-    settings = settings_of(running).model_copy(update={"batch_size": 2, "concurrency": 1})
-    adapter = build_adapter(settings, sleep=sleep, clock=lambda: now[0])
-    result = asyncio.run(_closing(adapter, lambda a: a.read(codes)))
-    assert {sku: seen.quantity for sku, seen in result.observed.items()} == dict.fromkeys(codes, 3)
-    assert answers("200") - before_ok >= 80 and answers("429") == before_limited
-    assert now[0] - started >= 3600  # eighty-odd calls against sixty an hour: into the next hour
+    read, ok, limited, took = _paced_sweep(running, emulator, 160, batch_size=2, concurrency=1)
+    assert read == {f"sku-{i:03d}": 3 for i in range(160)}
+    assert ok >= 80 and limited == 0
+    assert took >= 3600  # eighty-odd calls against sixty an hour: into the next hour
 
 
 def test_the_emulator_refuses_what_ankorstore_refuses(ankorstore: tuple[Fleet, AnkorstoreEmulator, Checked]) -> None:
