@@ -94,7 +94,8 @@ class Engine:
             adapters, self._codes, platforms, self.flow.feed_accounts, rules, self.judgements.stocked_listings
         )
         precision = {name: adapters[name].order_time_precision for name in self.flow.feed_accounts}
-        evidence = FeedEvidence(self.flow.store, precision)
+        late_sales = [name for name in self.flow.feed_accounts if adapters[name].sale_may_show_late]
+        evidence = FeedEvidence(self.flow.store, precision, late_sales)
         self.step = BatchStep(config, self.store, self.observer, self.flow, evidence, self.sender, clock, crash)
         self.feeds = FastPath(
             self.flow,

@@ -45,9 +45,14 @@ UNTIL_SAID = datetime.max.replace(tzinfo=UTC)
 class FeedEvidence:
     """The windows the order feeds let us judge (feeds read and stored by `sync.order_flow`)."""
 
-    def __init__(self, orders: OrderStore, precision: Mapping[str, float | None]) -> None:
+    def __init__(
+        self, orders: OrderStore, precision: Mapping[str, float | None], late_sales: Collection[str] = ()
+    ) -> None:
         self.orders = orders
         self.feed_accounts = frozenset(precision)
+        # Accounts whose read may show a sale only at picking: a sale may move the listing any
+        # time from its order until we see it leave the open states.
+        self.late_sales = frozenset(late_sales)
         # Per feed account, how far after an order's timestamp it may have happened; accounts whose
         # order times bound nothing (None) are judged by when we first saw each order.
         self.late = {name: timedelta(seconds=seconds or 0) + SKEW for name, seconds in precision.items()}
@@ -76,7 +81,8 @@ class FeedEvidence:
         listings = {(account_ids[account], state.sku_ids[sku]) for account, sku in due}
         late = {account_ids[name]: self.late[name] for name in {account for account, _ in due}}
         untimed = {account_ids[name] for name in self.untimed if name in account_ids}
-        facts = self._facts(listings, since, late, untimed)
+        picked = {account_ids[name] for name in self.late_sales if name in account_ids}
+        facts = self._facts(listings, since, late, untimed, picked)
         windows: dict[int, Window] = {}
         for (account, sku), doubt in due.items():
             assert doubt.read is not None and doubt.probe is not None
@@ -100,10 +106,13 @@ class FeedEvidence:
         since: datetime,
         late: Mapping[int, timedelta],
         untimed: Collection[int],
+        picked: Collection[int] = (),
     ) -> dict[tuple[int, int], list[OrderFact]]:
         """Per listing (account id, SKU id): the sales and cancellations its orders show since
         `since` (on `untimed` accounts, every order we first saw since then: when its stock moved,
-        only our first sight of it bounds)."""
+        only our first sight of it bounds; on `picked` accounts, where the read may show a sale
+        only at picking, every open order too: its sale may show in any read until it leaves the
+        open states)."""
         if not listings:
             return {}
         accounts = {account for account, _ in listings}
@@ -130,6 +139,7 @@ class FeedEvidence:
                     | (Order.updated_at >= since)
                     | (Order.first_seen_at >= since)
                     | (OrderState.RELEASING.value == LINE_STATE)  # its release may be in any window
+                    | (Order.account_id.in_(picked) & (OrderState.OPEN.value == LINE_STATE))
                 )
             )
             for line, in_read, account_id, sku_id, quantity, order_state, placed, moved_by, seen, updated in rows:
@@ -140,6 +150,8 @@ class FeedEvidence:
                     earliest, latest = since, seen + SKEW
                 else:
                     earliest, latest = placed - SKEW, (moved_by or placed) + late[account_id]
+                if account_id in picked:  # shown at the order, or at picking: by when we saw it left
+                    latest = UNTIL_SAID if order_state == OrderState.OPEN.value else max(latest, updated + SKEW)
                 # A settlement proved a read began after the sale moved stock (a read reflects a
                 # sale only once it has happened: it is before any read that began then or later).
                 sale_latest = latest if in_read is None else min(latest, in_read - EPSILON)

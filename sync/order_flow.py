@@ -11,6 +11,7 @@ The engine calls it around its stock cycle, always under the reconcile lease:
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +29,7 @@ from sync.ledger.oversells import Drift, PlannedAction
 from sync.ledger.rechecks import OrderRechecks, Rechecked, StatusRead
 from sync.metrics import METRICS
 from sync.orders.oversell import orders_to_act_on
-from sync.platforms.base import Adapter, Outcome
+from sync.platforms.base import Adapter, OrderState, Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -187,8 +188,27 @@ class OrderFlow:
 
     def unbooked_sales(self, sku_ids: Mapping[str, int], account_ids: Mapping[str, int]) -> dict[tuple[str, str], int]:
         """Per listing (account, SKU) of feed accounts: sold units no booked drop accounts for yet."""
-        names = {account_id: name for name, account_id in account_ids.items() if name in self.feed_accounts}
-        units = self.store.unbooked_sales(names, sku_ids.values(), self.clock()) if names and sku_ids else {}
+        return self._per_listing(self.store.unbooked_sales, self.feed_accounts, sku_ids, account_ids)
+
+    def unshown_sales(
+        self, sku_ids: Mapping[str, int], account_ids: Mapping[str, int], state: OrderState
+    ) -> dict[tuple[str, str], int]:
+        """Per listing (account, SKU) of accounts whose read may show a sale only at picking: the
+        units of orders in `state` (open or fulfilled) seen since the feed caught up that no
+        booked drop accounts for yet (held back from the SKU's other listings)."""
+        late = {name for name in self.feed_accounts if self.adapters[name].sale_may_show_late}
+        query = functools.partial(self.store.unshown_sales, state=state)
+        return self._per_listing(query, late, sku_ids, account_ids)
+
+    def _per_listing(
+        self,
+        query: Callable[[Collection[int], Collection[int], datetime], dict[tuple[int, int], int]],
+        accounts: Collection[str],
+        sku_ids: Mapping[str, int],
+        account_ids: Mapping[str, int],
+    ) -> dict[tuple[str, str], int]:
+        names = {account_id: name for name, account_id in account_ids.items() if name in accounts}
+        units = query(names, sku_ids.values(), self.clock()) if names and sku_ids else {}
         sku_of = {sku_id: sku for sku, sku_id in sku_ids.items()}
         return {(names[account_id], sku_of[sku_id]): n for (account_id, sku_id), n in units.items()}
 

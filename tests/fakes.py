@@ -73,6 +73,9 @@ def fleet(*accounts: tuple[str, str] | tuple[str, str, dict[str, Any]]) -> Itera
             spec = PLATFORMS[platform]
             probe = account_entry(name, platform, "http://127.0.0.1:1")
             emulator = spec.emulator(spec.settings.model_validate(probe))
+            # A read shows a sale at the order here; tests/test_picking.py and the simulator run
+            # the other reading too (a test about it sets it after).
+            emulator.silences.reflects_sale_at_order = True
             server = EmulatorServer(emulator).start()
             result.platforms[name] = emulator
             result.servers[name] = server

@@ -39,6 +39,9 @@ class EmulatedPlatform(abc.ABC):
         self.book = OrderBook(lambda: self.wall(), self.order_id)
         self.cancelled_by_api: list[str] = []  # order ids cancelled through the API, in order
         self.lies: list[BadRead] = []  # every stock read that lied, in order
+        # Units sold and not yet picked, where the stock read shows a sale only once its order is
+        # picked (`picks_before_it_shows`): the platform's count still holds them.
+        self.unpicked: Counter[str] = Counter()
 
     def handle(self, request: EmuRequest) -> EmuResponse:
         """Answer one request with faults applied around the route."""
@@ -114,6 +117,21 @@ class EmulatedPlatform(abc.ABC):
     new_status = "new"
     cancelled_status = "cancelled"
     cancellable: frozenset[str] = frozenset({"new"})
+    shipped_status = "shipped"
+    # Whether the document leaves open when a sale leaves the stock read: at the order, or only
+    # once the order is picked (OTO's `quantityOnHand`, Graas's `quantity`). Where it does, the
+    # emulator follows its silences (`reflects_sale_at_order`).
+    sale_reading_unsaid = False
+
+    @property
+    def picks_before_it_shows(self) -> bool:
+        """Whether a sale stays in the stock read until its order is picked (this emulator's reading)."""
+        return self.sale_reading_unsaid and not self.silences.reflects_sale_at_order
+
+    def available(self, code: str) -> int | None:
+        """What a customer can buy: the count less the units sold and not yet picked."""
+        current = self.quantity(code)
+        return None if current is None else current - self.unpicked[code]
 
     def order_id(self, seq: int) -> str:
         """The platform's id for the `seq`-th order."""
@@ -132,7 +150,7 @@ class EmulatedPlatform(abc.ABC):
         """A customer buys several codes in one order, if the platform shows every one of them."""
         with self.lock:
             for code, units in items.items():
-                current = self.quantity(code)
+                current = self.available(code)
                 if current is None or (current < units and not self.sells_past_zero(code)):
                     return None
             for code, units in items.items():
@@ -141,13 +159,37 @@ class EmulatedPlatform(abc.ABC):
             return self.book.place_lines(items.items(), self.new_status)
 
     def take(self, code: str, units: int) -> None:
-        """What a sale does to stock: the listing shows `units` fewer."""
+        """What a sale does to stock: the listing shows `units` fewer (at picking, where the
+        emulator's reading says so: until then they are only set aside)."""
+        if self.picks_before_it_shows:
+            self.unpicked[code] += units
+            return
         current = self.quantity(code) or 0
         self.set_quantity(code, current - units)
 
     def give_back(self, code: str, units: int) -> None:
-        """What a cancellation does to stock: the units show again."""
+        """What a cancellation before picking does to stock: the units show again (or, where the
+        sale never showed, are no longer set aside)."""
+        if self.picks_before_it_shows:
+            self.unpicked[code] -= units
+            return
         self.set_quantity(code, (self.quantity(code) or 0) + units)
+
+    def ship(self, code: str, units: int = 1) -> bool:
+        """The oldest order for `code` not yet picked is picked and shipped (whole: `units` is
+        ignored). Where the stock read shows a sale only at picking, its units leave it now."""
+        with self.lock:
+            order = self.book.oldest(code, self.cancellable)
+            if order is None:
+                return False
+            for line in order.lines:
+                if order.item_status.get(line.line_id) == self.cancelled_status:
+                    continue
+                if self.picks_before_it_shows:
+                    self.unpicked[line.code] -= line.quantity
+                    self.set_quantity(line.code, (self.quantity(line.code) or 0) - line.quantity)
+            order.move_to(self.shipped_status, self.wall())
+            return True
 
     def cancel(self, order_id: str) -> bool:
         """Cancel an order that is still cancellable, giving its units back; False otherwise."""

@@ -31,6 +31,9 @@ class Silences:
     # Whether Ankorstore gives a rejected order's units back at the rejection, or only once it
     # approves the rejection (`cancelled`); its document says only that it must approve.
     released_at_rejection: bool = True
+    # Whether a stock read shows a sale at the order, or only once the order is picked (OTO's
+    # `quantityOnHand` and Graas's `quantity` do not say; Ankorstore's `availableQuantity` does).
+    reflects_sale_at_order: bool = True
 
     @classmethod
     def drawn(cls, seed: object) -> Silences:

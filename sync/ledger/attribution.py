@@ -12,7 +12,16 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from sync.ledger.models import LINE_STATE, Attribution, Listing, Movement, MovementKind, Order, OrderLine
+from sync.ledger.models import (
+    LINE_STATE,
+    Attribution,
+    Listing,
+    Movement,
+    MovementKind,
+    Order,
+    OrderFeed,
+    OrderLine,
+)
 from sync.orders.attribution import Explainer, Unexplained, match
 from sync.platforms.base import OrderState
 
@@ -127,21 +136,44 @@ class AttributionQueries:
         Drops booked but not yet linked to an order (attribution runs after the booking commits:
         a crash between the two, or a read no feed page followed) are taken off: the sale they may
         be must not explain a second drop."""
+        return self._unbooked(account_ids, sku_ids, now, history=True)
+
+    def unshown_sales(
+        self, account_ids: Collection[int], sku_ids: Collection[int], now: datetime, state: OrderState
+    ) -> dict[tuple[int, int], int]:
+        """`unbooked_sales` of orders in `state` (open or fulfilled), less the history: orders
+        first seen before the account's feed was first read to its end. On an account whose read
+        may show a sale only at picking, these are the units its listing may still count."""
+        return self._unbooked(account_ids, sku_ids, now, history=False, states=(state,))
+
+    def _unbooked(
+        self,
+        account_ids: Collection[int],
+        sku_ids: Collection[int],
+        now: datetime,
+        *,
+        history: bool,
+        states: tuple[OrderState, ...] = (OrderState.OPEN, OrderState.FULFILLED),
+    ) -> dict[tuple[int, int], int]:
         if not account_ids or not sku_ids:
             return {}
         since = now - ATTRIBUTION_WINDOW
         with self.sessions() as session:
-            sales = session.execute(
+            query = (
                 select(Order.account_id, OrderLine.sku_id, func.sum(OrderLine.quantity - OrderLine.sale_explained))
                 .join(Order, OrderLine.order_id == Order.id)
                 .where(OrderLine.sku_id.in_(list(sku_ids)))
                 .where(Order.account_id.in_(list(account_ids)))
-                .where(LINE_STATE.in_((OrderState.OPEN.value, OrderState.FULFILLED.value)))
+                .where(LINE_STATE.in_([state.value for state in states]))
                 .where(Order.placed_at >= since)
                 .where(OrderLine.quantity > OrderLine.sale_explained)
                 .group_by(Order.account_id, OrderLine.sku_id)
             )
-            units = {(account_id, cast(int, sku_id)): int(n) for account_id, sku_id, n in sales}
+            if not history:
+                query = query.join(OrderFeed, OrderFeed.account_id == Order.account_id).where(
+                    Order.first_seen_at >= since, Order.first_seen_at > OrderFeed.caught_up_at
+                )
+            units = {(account_id, cast(int, sku_id)): int(n) for account_id, sku_id, n in session.execute(query)}
             if not units:
                 return {}
             drops = session.execute(

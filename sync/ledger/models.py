@@ -289,6 +289,9 @@ class OrderFeed(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When the last poll that read the feed to its end began: every order placed before is booked.
     read_through_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When a poll first read it to its end: orders booked until then are history, taken as shown
+    # by the stock reads already (a sale's units are held back for picking only after it).
+    caught_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Order(Base):

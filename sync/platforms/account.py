@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 # C0 and C1 control characters, DEL included: no platform's read or write carries them faithfully.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
+# When a platform's stock read shows a sale, where its document does not say: `at_order` (the
+# operator has seen it drop as the order is placed) or `unknown` (it may drop only at picking:
+# stocksync holds the units back from the other platforms until a read shows them).
+SaleShows = Literal["at_order", "unknown"]
+
 
 class AccountSettings(BaseModel):
     """One connection to a platform, as written under `[[accounts]]`."""

@@ -167,6 +167,12 @@ class Adapter(abc.ABC):
     # order, in no documented time zone), so only when we first saw the order does.
     order_time_precision: float | None = 0.0
 
+    @property
+    def sale_may_show_late(self) -> bool:
+        """Whether this account's stock read may show a sale only once its order is picked, not
+        at the order (its document does not say, and the account's settings do not either)."""
+        return False
+
     @abc.abstractmethod
     async def read(self, codes: Sequence[str]) -> ReadResult:
         """Read the quantity of every code, in as few calls as the platform allows.

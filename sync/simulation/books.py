@@ -64,8 +64,9 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from sync.domain import SettledBy
-from sync.ledger.models import Account, Cycle, Listing, Movement, Order, OrderLine, Push, PushState, Sku
+from sync.ledger.models import Account, Cycle, Listing, Movement, Order, OrderEvent, OrderLine, Push, PushState, Sku
 from sync.planner import AccountRules
+from sync.platforms.base import OrderState
 from sync.settling import held_back
 
 COUNTED = (PushState.CONFIRMED.value, PushState.APPLIED.value)
@@ -116,10 +117,16 @@ class LedgerView:
     given_back: list[tuple[str, datetime, int]] = field(default_factory=list)
     # When we first saw each order line on a listing: (account, sku, first seen). Asked with rows.
     orders_seen: list[tuple[str, str, datetime]] = field(default_factory=list)
+    # When we first saw each order line's order leave the open states: (account, sku, then).
+    orders_closed: list[tuple[str, str, datetime]] = field(default_factory=list)
 
     def first_seen_between(self, account: str, sku: str, start: datetime, end: datetime) -> bool:
         """Whether we first saw an order on the listing between `start` and `end`."""
         return any(a == account and s == sku and start <= at <= end for a, s, at in self.orders_seen)
+
+    def closed_before(self, account: str, sku: str, when: datetime) -> int:
+        """How many orders on the listing we had seen leave the open states before `when`."""
+        return sum(1 for a, s, at in self.orders_closed if a == account and s == sku and at < when)
 
     def given_back_since(self, sku: str, since: datetime) -> int:
         """Units settlements gave back to `sku`'s pool since `since`."""
@@ -221,6 +228,18 @@ def read_ledger(session: Session, *, rows: bool = False) -> LedgerView:
                 .join(OrderLine, OrderLine.order_id == Order.id)
                 .join(Account, Order.account_id == Account.id)
                 .join(Sku, OrderLine.sku_id == Sku.id)
+            ).all()
+        ]
+        view.orders_closed = [
+            (account, code, at)
+            for account, code, at in session.execute(
+                select(Account.name, Sku.code, func.min(OrderEvent.seen_at))
+                .join(OrderLine, OrderLine.order_id == OrderEvent.order_id)
+                .join(Order, Order.id == OrderEvent.order_id)
+                .join(Account, Order.account_id == Account.id)
+                .join(Sku, OrderLine.sku_id == Sku.id)
+                .where(OrderEvent.state != OrderState.OPEN.value)
+                .group_by(Account.name, Sku.code, OrderEvent.order_id)
             ).all()
         ]
     return view

@@ -241,6 +241,7 @@ class Simulation:
             report = await self.cycle()
             self.check(f"step {step}", completed=report is not None)
         self._set_faults(on=False)
+        self.world.ship_everything()
         await self.settle()
         return self.result
 
@@ -358,6 +359,13 @@ class Simulation:
             late_seen = view.first_seen_between(account, sku, start - TIME_MARGIN, push.settled_at)
             fit_both = push.settled_by == SettledBy.RULE.value and "orders fit both" in (push.resolution or "")
             if platform in UNTIMED and late_seen and fit_both:
+                return "undecidable"
+            # A sale whose read may show it only at picking (`sale_shows_in_read = "unknown"`)
+            # may fall in any window until shipped: where orders fit both, only the rule decides.
+            unknown = getattr(self.world.settings[account], "sale_shows_in_read", None) == "unknown"
+            # (one not seen shipped before the window: its picking may be in it, for all we knew)
+            closed = view.closed_before(account, sku, start - TIME_MARGIN)
+            if unknown and fit_both and self.world.sales_by(account, sku, push.settled_at) > closed:
                 return "undecidable"
             if not kinds:
                 continue

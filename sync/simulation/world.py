@@ -82,6 +82,9 @@ class World:
         self.rng = random.Random(self.seed)
         for name, platform, extra in ACCOUNTS:
             spec = PLATFORMS[platform]
+            silences = Silences.drawn(f"{self.seed}-{name}")  # each seed its own readings
+            if "sale_shows_in_read" in spec.settings.model_fields:
+                extra = {**extra, "sale_shows_in_read": _sale_shows(f"{self.seed}-{name}", silences)}
             settings = spec.settings.model_validate(
                 {"name": name, "platform": platform, "base_url": f"http://{name}.sim{spec.emulator_base_path}", **extra}
             )
@@ -90,7 +93,7 @@ class World:
             if hasattr(emulator, "clock"):  # token expiry and rate limits run on virtual time
                 emulator.clock = lambda: self.clock.now.timestamp()
             emulator.wall = lambda: self.clock.now.timestamp()  # and order timestamps
-            emulator.silences = Silences.drawn(f"{self.seed}-{name}")  # each seed its own readings
+            emulator.silences = silences
             for sku in self.skus:
                 emulator.set_quantity(sku, self.rng.randint(0, 20))
             self.platforms[name] = emulator
@@ -113,11 +116,13 @@ class World:
             # Nothing to sell where the listing shows nothing (or less: a decrease that raced a sale).
             if units <= 0 or not platform.sell(sku, units):  # Ankorstore: a reservation
                 return
-            self._record(account, sku, -units, "sale")
+            # Where the read shows a sale only at picking, the count moves then; the truth now.
+            shown = 0 if platform.picks_before_it_shows else -units
+            self._record(account, sku, shown, "sale", lowers=-units)
             return
-        if roll < 0.8 and hasattr(platform, "ship"):
-            if platform.ship(sku, 1):  # a shipment releases a reservation: available stays
-                self._record(account, sku, 0, "shipment")
+        if roll < 0.8:
+            if platform.ship(sku, 1):  # Ankorstore: releases a reservation, available stays
+                self._record(account, sku, (platform.quantity(sku) or 0) - current, "shipment", lowers=0)
             return
         if roll < 0.9:
             kind, delta = "return", self.rng.randint(1, 2)
@@ -128,10 +133,23 @@ class World:
         platform.set_quantity(sku, current + delta)
         self._record(account, sku, delta, kind)
 
-    def _record(self, account: str, sku: str, delta: int, kind: str) -> None:
+    def _record(self, account: str, sku: str, delta: int, kind: str, lowers: int | None = None) -> None:
+        """An external event: `delta` is what it did to the listing's count (what reads see),
+        `lowers` what it took off the truth (by default, any fall of the count)."""
         self.events.append(Event(self.clock.now, account, sku, delta, kind))
         self.event_kinds[kind] += 1
-        self.lowered[sku] += min(0, delta)
+        self.lowered[sku] += min(0, delta) if lowers is None else lowers
+
+    def ship_everything(self) -> None:
+        """Every order still to pick is picked and shipped (before the end's checks: a sale the
+        read shows only at picking is then shown, and nothing is held back for it)."""
+        for account, platform in sorted(self.platforms.items()):
+            for sku in self.skus:
+                before = platform.quantity(sku) or 0
+                while platform.ship(sku, 1):
+                    after = platform.quantity(sku) or 0
+                    self._record(account, sku, after - before, "shipment", lowers=0)
+                    before = after
 
     def external_total(self, sku: str) -> int:
         """Units that external events added to `sku` (negative for net sales)."""
@@ -146,6 +164,12 @@ class World:
                 drops[(event.account, event.sku)] += event.delta
         return drops
 
+    def sales_by(self, account: str, sku: str, end: datetime) -> int:
+        """How many orders were placed on the listing by `end` (one a sale event)."""
+        return sum(
+            1 for e in self.events if e.account == account and e.sku == sku and e.kind == "sale" and e.time <= end
+        )
+
     def touched(self, account: str, sku: str, start: datetime, end: datetime) -> bool:
         """Whether an external event hit the listing between `start` and `end`."""
         return bool(self.kinds(account, sku, start, end))
@@ -153,3 +177,11 @@ class World:
     def kinds(self, account: str, sku: str, start: datetime, end: datetime) -> set[str]:
         """The kinds of external event that hit the listing between `start` and `end`."""
         return {e.kind for e in self.events if e.account == account and e.sku == sku and start <= e.time <= end}
+
+
+def _sale_shows(key: str, silences: Silences) -> str:
+    """The account's `sale_shows_in_read`: never `at_order` where the emulator shows a sale only
+    at picking (that would be a wrong setting, not a silence); otherwise either, by the seed."""
+    if not silences.reflects_sale_at_order:
+        return "unknown"
+    return "at_order" if random.Random(f"sale-shows-{key}").random() < 0.5 else "unknown"

@@ -34,6 +34,11 @@ class GraasAdapter(HttpAdapter[GraasSettings]):
     has_order_feed = True
     order_time_precision = 1.0  # whole seconds
 
+    @property
+    def sale_may_show_late(self) -> bool:
+        """Unless the operator says otherwise, a sale may leave the read only at picking."""
+        return self.settings.sale_shows_in_read == "unknown"
+
     @staticmethod
     def auth_headers(settings: GraasSettings) -> dict[str, str]:
         """The seller's account number and the developer app key."""

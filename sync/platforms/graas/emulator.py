@@ -27,6 +27,8 @@ class GraasEmulator(EmulatedPlatform):
     new_status = "INITIATED"
     cancelled_status = "CANCELLED"
     cancellable = frozenset({"INITIATED", "ACCEPTED", "PROCESSING"})
+    shipped_status = "DISPATCHED"
+    sale_reading_unsaid = True  # the `quantity` a zero diff reads back: the document does not say
 
     def __init__(
         self,

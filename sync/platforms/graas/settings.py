@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from sync.platforms.account import AccountSettings
+from sync.platforms.account import AccountSettings, SaleShows
 
 
 class GraasSettings(AccountSettings):
@@ -18,3 +18,5 @@ class GraasSettings(AccountSettings):
     account_number: str = Field(min_length=1)
     app_key: SecretStr
     warehouse_id: str = Field(min_length=1)
+    # Whether the read `quantity` drops at the order or only at picking: the document does not say.
+    sale_shows_in_read: SaleShows = "unknown"

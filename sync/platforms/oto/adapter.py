@@ -46,6 +46,11 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
     rechecks_orders = True  # the feed reads the list's ends: an order in the middle is read alone
     order_time_precision = None  # `orderDate` is the creator's, in no documented zone
 
+    @property
+    def sale_may_show_late(self) -> bool:
+        """Unless the operator says otherwise, a sale may leave the read only at picking."""
+        return self.settings.sale_shows_in_read == "unknown"
+
     @staticmethod
     def token_auth(settings: OtoSettings, keeper: TokenKeeper | None) -> OtoTokens:
         """Access tokens traded for the refresh token, which OTO may rotate (`keeper` keeps it)."""

@@ -46,6 +46,7 @@ class OtoEmulator(EmulatedPlatform):
     new_status = "new"
     cancelled_status = "canceled"
     cancellable = frozenset({"new", "assignedToWarehouse"})
+    sale_reading_unsaid = True  # `quantityOnHand`: "the actual available stock at the location"
 
     def order_id(self, seq: int) -> str:
         """OTO order ids as the examples spell them."""
@@ -219,8 +220,14 @@ class OtoEmulator(EmulatedPlatform):
             where = self.stock.get(sku)
             if where is None:
                 continue
+            # Forecasted: on hand less what is sold and not yet picked (here, at our location).
             rows: list[dict[str, Any]] = [
-                {"pickupLocationCode": code, "sku": sku, "quantityForecasted": qty, "quantityOnHand": qty}
+                {
+                    "pickupLocationCode": code,
+                    "sku": sku,
+                    "quantityForecasted": qty - (self.unpicked[sku] if code == self.location_code else 0),
+                    "quantityOnHand": qty,
+                }
                 for code, qty in where.items()
             ]
             # Real answers carry an extra row with no location and odd (negative) numbers.

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from sync.platforms.account import AccountSettings
+from sync.platforms.account import AccountSettings, SaleShows
 
 
 class OtoSettings(AccountSettings):
@@ -19,3 +19,5 @@ class OtoSettings(AccountSettings):
     platform: Literal["oto"]
     refresh_token: SecretStr
     location_code: str = Field(min_length=1)
+    # Whether `quantityOnHand` drops at the order or only at picking: the document does not say.
+    sale_shows_in_read: SaleShows = "unknown"

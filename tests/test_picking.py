@@ -1,0 +1,100 @@
+"""A sale that the selling platform's stock read shows only once its order is picked (OTO's
+`quantityOnHand` and Graas's `quantity` do not say when): stocksync holds its units back from the
+other platforms from the moment the order is seen, books the drop once when the read shows it, and
+gives nothing twice, under either reading of the silence."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from sync.ledger.models import Movement, OrderLine
+from tests.fakes import fleet
+from tests.test_orders import cycle, in_engine, pools, rows, stock
+
+READINGS = {"at the order": True, "at picking": False}
+
+
+@pytest.mark.parametrize("platform", ["oto", "graas"])
+@pytest.mark.parametrize("reading", sorted(READINGS))
+def test_a_sale_reaches_the_other_platforms_at_once_and_counts_once_when_picked(
+    db_url: str, platform: str, reading: str
+) -> None:
+    with fleet(("sel", platform), ("other", "graas" if platform == "oto" else "oto"), ("oak", "oakra")) as running:
+        seller = running.platforms["sel"]
+        seller.silences.reflects_sale_at_order = READINGS[reading]
+        for emulator in running.platforms.values():
+            emulator.set_quantity("lamp", 5)
+        config = running.config(db_url, ["lamp"])
+        cycle(config)  # bootstrap, and the feeds read to their end once: caught up
+        cycle(config)
+        assert seller.sell("lamp", 2) is not None
+        in_engine(config, lambda engine: engine.run_orders())  # the fast path
+        shown_by_seller = 3 if READINGS[reading] else 5
+        assert stock(running, "lamp") == {"sel": shown_by_seller, "other": 3, "oak": 3}
+        assert pools(config) == {"lamp": shown_by_seller}  # the pool moves only with a read
+        cycle(config)  # nothing changes until the order is picked
+        assert stock(running, "lamp") == {"sel": shown_by_seller, "other": 3, "oak": 3}
+        assert seller.ship("lamp")
+        cycle(config)
+        cycle(config)
+        assert stock(running, "lamp") == {"sel": 3, "other": 3, "oak": 3}
+        assert pools(config) == {"lamp": 3}
+        # Each other platform was written once, by -2: nothing taken twice, nothing given back.
+        for name in ("other", "oak"):
+            assert Counter(delta for _, delta in running.platforms[name].applied if delta) == Counter({-2: 1})
+        drops = [m.quantity for m in rows(config, Movement) if m.kind == "external"]
+        assert drops == [-2]
+        assert next(iter(rows(config, Movement))).kind == "bootstrap"
+
+
+@pytest.mark.parametrize("platform", ["oto", "graas"])
+@pytest.mark.parametrize("reading", sorted(READINGS))
+def test_an_order_cancelled_before_picking_gives_its_units_back_once(db_url: str, platform: str, reading: str) -> None:
+    with fleet(("sel", platform), ("other", "graas" if platform == "oto" else "oto"), ("oak", "oakra")) as running:
+        seller = running.platforms["sel"]
+        seller.silences.reflects_sale_at_order = READINGS[reading]
+        for emulator in running.platforms.values():
+            emulator.set_quantity("lamp", 5)
+        config = running.config(db_url, ["lamp"])
+        cycle(config)
+        cycle(config)
+        order = seller.sell("lamp", 1)
+        assert order is not None
+        in_engine(config, lambda engine: engine.run_orders())
+        assert stock(running, "lamp")["other"] == 4
+        assert seller.cancel(order.order_id)
+        in_engine(config, lambda engine: engine.run_orders())
+        cycle(config)
+        cycle(config)
+        assert stock(running, "lamp") == {"sel": 5, "other": 5, "oak": 5}
+        assert pools(config) == {"lamp": 5}
+
+
+@pytest.mark.parametrize("reading", sorted(READINGS))
+def test_orders_open_before_the_feed_first_caught_up_are_taken_as_shown(db_url: str, reading: str) -> None:
+    with fleet(("sel", "oto"), ("other", "graas"), ("oak", "oakra")) as running:
+        seller = running.platforms["sel"]
+        seller.silences.reflects_sale_at_order = READINGS[reading]
+        for emulator in running.platforms.values():
+            emulator.set_quantity("lamp", 5)
+        assert seller.sell("lamp", 1) is not None  # before stocksync ever looked
+        config = running.config(db_url, ["lamp"])
+        cycle(config)
+        cycle(config)
+        start = 4 if READINGS[reading] else 5  # the first readings are the truth we start from
+        assert stock(running, "lamp") == {"sel": start, "other": start, "oak": start}
+        # History explains no later change: the first readings hold all it did.
+        assert [(line.quantity, line.sale_explained) for line in rows(config, OrderLine)] == [(1, 1)]
+        # A new sale after it is held back at once, and the old order explains none of its drop.
+        assert seller.sell("lamp", 1) is not None
+        in_engine(config, lambda engine: engine.run_orders())
+        assert stock(running, "lamp")["other"] == start - 1
+        while seller.ship("lamp"):
+            pass
+        cycle(config)
+        cycle(config)
+        # Under "at picking" the old order's units were in the first readings and leave now.
+        assert stock(running, "lamp") == {"sel": 3, "other": 3, "oak": 3}
+        assert pools(config) == {"lamp": 3}
