@@ -72,6 +72,16 @@ class Demo:
             rows.append(f"{sku:<16}{cells}{pool:>13}")
         return "\n".join(rows)
 
+    def ship_everything(self) -> int:
+        """Every platform picks and ships its open orders (where a read shows a sale only at
+        picking, the units leave the count now). Returns how many orders shipped."""
+        shipped = 0
+        for name, platform in self.platforms.items():
+            for sku in self.config.skus:
+                while platform.ship(account_code(self.config, name, sku)):
+                    shipped += 1
+        return shipped
+
     def sold(self, sku: str) -> int:
         """Units of `sku` sold across every platform."""
         return sum(p.sold[account_code(self.config, n, sku)] for n, p in self.platforms.items())
@@ -133,8 +143,9 @@ def run_demo(config: Config, *, duration: float, rate: float, seed: int, ledger_
             echo(f"\nafter {len(cycles)} cycles, {sales.sales} sales so far:")
             echo(demo.table(_pools(ledger)))
         sales.stop()
+        shipped = demo.ship_everything()
         sales_stopped.set()
-        echo("\nsales stopped; letting stocksync settle...")
+        echo(f"\nsales stopped, {shipped} orders picked and shipped; letting stocksync settle...")
         quiet.wait(timeout=max(30.0, 5 * config.sync.interval_seconds))
     finally:
         sales.stop()

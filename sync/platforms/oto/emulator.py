@@ -225,7 +225,9 @@ class OtoEmulator(EmulatedPlatform):
                 {
                     "pickupLocationCode": code,
                     "sku": sku,
-                    "quantityForecasted": qty - (self.unpicked[sku] if code == self.location_code else 0),
+                    "quantityForecasted": qty - self.unpicked[sku]
+                    if code == self.location_code and isinstance(qty, int)
+                    else qty,
                     "quantityOnHand": qty,
                 }
                 for code, qty in where.items()
