@@ -11,11 +11,13 @@ Sales on Graas, OTO and Ankorstore reach the others through their order feeds (t
 Oakra documents no order list, so its sales wait for the next full sweep: they are reported apart.
 
     python -m bench.oversell_window [--skus 10000] [--seconds 180] [--rate 1] [--latency 0.02]
-        [--order-list newest|oldest] [--history 500] [--json FILE]
+        [--order-list newest|oldest] [--history 500] [--sale-shows order|picking] [--json FILE]
 
 The order lists of OTO and Ankorstore document no sort order: `--order-list` runs them newest or
 oldest first, and `--history` places that many orders on each feed platform over the six hours
-before the daemon starts (several pages of history, as a real shop has).
+before the daemon starts (several pages of history, as a real shop has). Nor do OTO's and Graas's
+documents say whether their stock read shows a sale at the order or only once it is picked:
+`--sale-shows picking` runs their emulators the second way (no order is picked during the run).
 """
 
 from __future__ import annotations
@@ -71,11 +73,20 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def run(
-    skus_count: int, seconds: float, rate: float, latency: float, seed: int, newest_first: bool = True, history: int = 0
+    skus_count: int,
+    seconds: float,
+    rate: float,
+    latency: float,
+    seed: int,
+    newest_first: bool = True,
+    history: int = 0,
+    at_order: bool = True,
 ) -> dict[str, Any]:
     """One run; returns the figures."""
     skus = [f"sku-{i:05d}" for i in range(skus_count)]
     platforms, servers, entries = start_fleet(ACCOUNTS, skus, STOCK, latency)
+    for emulator in platforms.values():
+        emulator.silences.reflects_sale_at_order = at_order
     rng = random.Random(seed)
     _order_history(platforms, skus, rng, newest_first, history)
     sales: list[Sale] = []
@@ -119,6 +130,7 @@ def run(
         server.stop()
     order_list = "newest" if newest_first else "oldest"
     figures = _figures(sales, skus_count, seconds, rate, latency, first_sweep, order_list, history)
+    figures["sale_shows"] = "order" if at_order else "picking"
     figures["calls_per_minute"] = _calls_per_minute(platforms, time.monotonic() - started)
     figures["rate_limit_waits"] = _rate_limit_waits()
     return figures
@@ -242,18 +254,30 @@ def main() -> None:
         "--order-list", choices=["newest", "oldest"], default="newest", help="how OTO's and Ankorstore's lists run"
     )
     parser.add_argument("--history", type=int, default=0, help="orders already on each feed platform")
+    parser.add_argument(
+        "--sale-shows", choices=["order", "picking"], default="order", help="when OTO's and Graas's reads show a sale"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
     args = parser.parse_args()
     configure_logging("error", "json")
     figures = run(
-        args.skus, args.seconds, args.rate, args.latency, args.seed, args.order_list == "newest", args.history
+        args.skus,
+        args.seconds,
+        args.rate,
+        args.latency,
+        args.seed,
+        args.order_list == "newest",
+        args.history,
+        args.sale_shows == "order",
     )
     print(f"{'sale on -> shown on':<26} {'sales':>6} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'missing':>8}")
     for pair, row in figures["pairs"].items():
         print(f"{pair:<26} {row['sales']:>6} {row['p50_s']:>7} {row['p99_s']:>7} {row['max_s']:>7} {row['missing']:>8}")
     missing = sum(row["missing"] for row in figures["pairs"].values())
     history = figures["history_orders_per_feed"]
-    print(f"order lists {figures['order_list']} first, {history} orders of history; missed: {missing}")
+    shows = figures["sale_shows"]
+    lists = figures["order_list"]
+    print(f"order lists {lists} first, {history} orders of history, sales shown at {shows}; missed: {missing}")
     print("until every other platform shows it:")
     for source, row in figures["by_source"].items():
         print(f"  sale on {source:<12} {row['sales']:>6} sales  p50 {row['p50_s']} s  p99 {row['p99_s']} s")

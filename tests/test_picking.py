@@ -6,6 +6,7 @@ gives nothing twice, under either reading of the silence."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -98,3 +99,27 @@ def test_orders_open_before_the_feed_first_caught_up_are_taken_as_shown(db_url: 
         # Under "at picking" the old order's units were in the first readings and leave now.
         assert stock(running, "lamp") == {"sel": 3, "other": 3, "oak": 3}
         assert pools(config) == {"lamp": 3}
+
+
+def test_explain_shows_the_units_a_read_does_not_show_yet_and_the_lower_targets(tmp_path: Any, db_url: str) -> None:
+    from tests.test_cli import invoke
+
+    with fleet(("sel", "oto"), ("other", "graas", {"sale_shows_in_read": "at_order"}), ("oak", "oakra")) as running:
+        running.platforms["sel"].silences.reflects_sale_at_order = False
+        for emulator in running.platforms.values():
+            emulator.set_quantity("lamp", 5)
+        config_path = tmp_path / "stocksync.toml"
+        config_path.write_text(running.toml(db_url, ["lamp"]))
+        config_path.chmod(0o600)
+        for _ in range(2):
+            assert invoke("reconcile", "--config", config_path).exit_code == 0
+        assert running.platforms["sel"].sell("lamp", 2) is not None
+        assert invoke("reconcile", "--config", config_path).exit_code == 0
+        assert stock(running, "lamp") == {"sel": 5, "other": 3, "oak": 3}
+        shown = invoke("explain", "lamp", "--config", config_path)
+        assert shown.exit_code == 0, shown.output
+        lines = {
+            line.split()[0]: line for line in shown.output.splitlines() if line.startswith("  ") and "expected" in line
+        }
+        assert "-> target 5; 2 unit(s) sold here that its read does not show yet" in lines["sel"]
+        assert lines["other"].endswith("-> target 3") and lines["oak"].endswith("-> target 3")

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import click
+from sqlalchemy import select
 
+from sync.bootstrap import Ledger
 from sync.cli.common import config_option, fail, ledger_for, load
 from sync.config import Config
 from sync.ledger import judgements, snapshot
+from sync.ledger.models import Account, Sku
+from sync.ledger.orders import OrderStore
 from sync.planner import AccountRules
 from sync.platforms import PLATFORMS
+from sync.platforms.base import OrderState
 
 
 @click.command()
@@ -28,15 +34,20 @@ def explain(sku: str, config_path: str, as_json: bool) -> None:
     done about each. A listing held by a safety stop is shown first, with the command that decides
     it, and the SKU's newest held or refused readings with their reason close the list."""
     config = load(config_path)
-    with ledger_for(config) as ledger, ledger.store.sessions() as session:
-        found = snapshot.explain(session, sku)
-        judged = judgements.sku_judged(session, sku)
+    with ledger_for(config) as ledger:
+        with ledger.store.sessions() as session:
+            found = snapshot.explain(session, sku)
+            judged = judgements.sku_judged(session, sku)
+        unshown = _unshown(config, ledger, sku)
     if found is None:
         fail(f"{sku}: no such SKU in the ledger (it is booked at its first reconcile)", 1)
         return
     found = dataclasses.replace(found, holds=judged["holds"], read_events=judged["read_events"])
     for listing in found.listings:
-        listing.update(_rules(config, listing["account"], found.pool))
+        account = listing["account"]
+        listing["unshown"] = unshown.get(account, 0)
+        elsewhere = sum(units for other, units in unshown.items() if other != account)
+        listing.update(_rules(config, account, found.pool - elsewhere))
     for hold in found.holds:
         hold["accept"] = f"stocksync accept {hold['account']} --sku {sku}"
         hold["reject"] = f"stocksync reject {hold['account']} --sku {sku}"
@@ -44,6 +55,22 @@ def explain(sku: str, config_path: str, as_json: bool) -> None:
         click.echo(json.dumps(dataclasses.asdict(found), indent=2, default=snapshot.as_json))
     else:
         click.echo(_text(found))
+
+
+def _unshown(config: Config, ledger: Ledger, sku: str) -> dict[str, int]:
+    """Per account whose read may show a sale only at picking: the units sold on its listing of
+    `sku` that no read has shown yet (held back from the other listings)."""
+    late = {a.name for a in config.accounts if a.sale_may_show_late}
+    with ledger.store.sessions() as session:
+        sku_id = session.scalar(select(Sku.id).where(Sku.code == sku))
+        names = dict(session.execute(select(Account.id, Account.name).where(Account.name.in_(late))).all())
+    if sku_id is None or not names:
+        return {}
+    store, now, units = OrderStore(ledger.store.sessions), datetime.now(UTC), Counter[str]()
+    for state in (OrderState.OPEN, OrderState.FULFILLED):
+        for (account_id, _), n in store.unshown_sales(names, [sku_id], now, state).items():
+            units[names[account_id]] += n
+    return dict(units)
 
 
 def _rules(config: Config, account: str, pool: int) -> dict[str, int | None]:
@@ -72,7 +99,7 @@ def _text(found: snapshot.Explanation) -> str:
         lines.append(
             f"  {listing['account']:<18} expected {listing['expected']}, last read {listing['last_observed']} "
             f"(so since {when(listing['last_observed_at'])}); buffer {listing['buffer']}, cap {cap} "
-            f"-> target {listing['target']}"
+            f"-> target {listing['target']}{_unshown_note(listing)}"
         )
     lines.append("pushes:")
     for p in found.pushes:
@@ -109,6 +136,15 @@ def _text(found: snapshot.Explanation) -> str:
         expected = "-" if e["expected"] is None else e["expected"]
         lines.append(f"{at}reading {reading}, expected {expected}: {e['reason']}")
     return "\n".join(lines)
+
+
+def _unshown_note(listing: dict[str, Any]) -> str:
+    if not listing.get("unshown"):
+        return ""
+    return (
+        f"; {listing['unshown']} unit(s) sold here that its read does not show yet (it may drop only at "
+        "picking): held back from the other listings"
+    )
 
 
 def _held(hold: dict[str, Any]) -> str:

@@ -47,6 +47,12 @@ class AccountSettings(BaseModel):
         return value.rstrip("/")
 
     @property
+    def sale_may_show_late(self) -> bool:
+        """Whether this account's stock read may show a sale only once its order is picked: where
+        the platform's document does not say (`sale_shows_in_read`), unless the operator does."""
+        return getattr(self, "sale_shows_in_read", "at_order") == "unknown"
+
+    @property
     def effective_batch_size(self) -> int:
         """The batch size in force: the configured one or the platform's default."""
         return self.batch_size or self.default_batch_size

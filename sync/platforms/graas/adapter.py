@@ -37,7 +37,7 @@ class GraasAdapter(HttpAdapter[GraasSettings]):
     @property
     def sale_may_show_late(self) -> bool:
         """Unless the operator says otherwise, a sale may leave the read only at picking."""
-        return self.settings.sale_shows_in_read == "unknown"
+        return self.settings.sale_may_show_late
 
     @staticmethod
     def auth_headers(settings: GraasSettings) -> dict[str, str]:

@@ -49,7 +49,7 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
     @property
     def sale_may_show_late(self) -> bool:
         """Unless the operator says otherwise, a sale may leave the read only at picking."""
-        return self.settings.sale_shows_in_read == "unknown"
+        return self.settings.sale_may_show_late
 
     @staticmethod
     def token_auth(settings: OtoSettings, keeper: TokenKeeper | None) -> OtoTokens:
