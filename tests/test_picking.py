@@ -6,15 +6,34 @@ gives nothing twice, under either reading of the silence."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
+from sync.config import Config
+from sync.emulation.platform import EmulatedPlatform
 from sync.ledger.models import Movement, OrderLine
-from tests.fakes import fleet
+from tests.fakes import Fleet, fleet
 from tests.test_orders import cycle, in_engine, pools, rows, stock
 
 READINGS = {"at the order": True, "at picking": False}
+
+
+@contextmanager
+def caught_up(db_url: str, platform: str, reading: str) -> Iterator[tuple[Fleet, EmulatedPlatform, Config]]:
+    """`sel` on `platform` (its read showing a sale as `reading` says), another feed platform and
+    Oakra, 5 lamps each, booked and with the feeds read to their end once (caught up)."""
+    with fleet(("sel", platform), ("other", "graas" if platform == "oto" else "oto"), ("oak", "oakra")) as running:
+        seller = running.platforms["sel"]
+        seller.silences.reflects_sale_at_order = READINGS[reading]
+        for emulator in running.platforms.values():
+            emulator.set_quantity("lamp", 5)
+        config = running.config(db_url, ["lamp"])
+        cycle(config)
+        cycle(config)
+        yield running, seller, config
 
 
 @pytest.mark.parametrize("platform", ["oto", "graas"])
@@ -22,14 +41,7 @@ READINGS = {"at the order": True, "at picking": False}
 def test_a_sale_reaches_the_other_platforms_at_once_and_counts_once_when_picked(
     db_url: str, platform: str, reading: str
 ) -> None:
-    with fleet(("sel", platform), ("other", "graas" if platform == "oto" else "oto"), ("oak", "oakra")) as running:
-        seller = running.platforms["sel"]
-        seller.silences.reflects_sale_at_order = READINGS[reading]
-        for emulator in running.platforms.values():
-            emulator.set_quantity("lamp", 5)
-        config = running.config(db_url, ["lamp"])
-        cycle(config)  # bootstrap, and the feeds read to their end once: caught up
-        cycle(config)
+    with caught_up(db_url, platform, reading) as (running, seller, config):
         assert seller.sell("lamp", 2) is not None
         in_engine(config, lambda engine: engine.run_orders())  # the fast path
         shown_by_seller = 3 if READINGS[reading] else 5
@@ -53,14 +65,7 @@ def test_a_sale_reaches_the_other_platforms_at_once_and_counts_once_when_picked(
 @pytest.mark.parametrize("platform", ["oto", "graas"])
 @pytest.mark.parametrize("reading", sorted(READINGS))
 def test_an_order_cancelled_before_picking_gives_its_units_back_once(db_url: str, platform: str, reading: str) -> None:
-    with fleet(("sel", platform), ("other", "graas" if platform == "oto" else "oto"), ("oak", "oakra")) as running:
-        seller = running.platforms["sel"]
-        seller.silences.reflects_sale_at_order = READINGS[reading]
-        for emulator in running.platforms.values():
-            emulator.set_quantity("lamp", 5)
-        config = running.config(db_url, ["lamp"])
-        cycle(config)
-        cycle(config)
+    with caught_up(db_url, platform, reading) as (running, seller, config):
         order = seller.sell("lamp", 1)
         assert order is not None
         in_engine(config, lambda engine: engine.run_orders())
