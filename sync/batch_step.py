@@ -24,7 +24,6 @@ from sync.metrics import METRICS
 from sync.observer import Observer
 from sync.order_flow import OrderFlow
 from sync.planner import AccountRules, Plan, PlanInput, plan
-from sync.platforms.base import OrderState
 from sync.report import CycleReport, PushReport
 from sync.sender import Sender
 
@@ -66,9 +65,9 @@ class BatchStep:
         wanted = {name: sorted(only[name]) if only is not None else list(skus) for name in accounts}
         ids = {name: account_ids[name] for name in accounts if name in account_ids}
         explained = self.flow.unbooked_sales(state.sku_ids, ids)
-        # Before the read: a fulfilled order's units show in a read begun after we saw it so.
-        unshown = self.flow.unshown_sales(state.sku_ids, account_ids, OrderState.OPEN)
-        picked = self.flow.unshown_sales(state.sku_ids, account_ids, OrderState.FULFILLED)
+        # Before the read (held units of every account): a fulfilled order's units show in a read
+        # begun after we saw it so.
+        unshown = self.flow.unshown_sales(state.sku_ids, account_ids)
         state.read_began = self.clock()
         observed, judgement = await self.observer.observe(state, wanted, explained, report, judge_stops=not verify)
         state.read_ended = self.clock()
@@ -89,7 +88,6 @@ class BatchStep:
                 windows=self.evidence.windows(state, account_ids),
                 read_began=state.read_began,
                 unshown=unshown,
-                unshown_picked=picked,
                 feeds_behind=self.evidence.behind(account_ids, self.clock(), self.config.sync.in_doubt_timeout_seconds),
             )
         )

@@ -11,16 +11,17 @@ The engine calls it around its stock cycle, always under the reconcile lease:
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 from sqlalchemy.orm import Session
 
 from sync.config import Config
 from sync.crashpoints import CrashHook
+from sync.domain import Unshown
 from sync.errors import SyncError
 from sync.evidence import TIME_MARGIN
 from sync.ledger.models import ActionState
@@ -29,11 +30,13 @@ from sync.ledger.oversells import Drift, PlannedAction
 from sync.ledger.rechecks import OrderRechecks, Rechecked, StatusRead
 from sync.metrics import METRICS
 from sync.orders.oversell import orders_to_act_on
-from sync.platforms.base import Adapter, OrderState, Outcome
+from sync.platforms.base import Adapter, Outcome
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
+ListingKey = tuple[str, str]  # (account name, sku)
 
 
 @dataclass
@@ -190,23 +193,19 @@ class OrderFlow:
         """Per listing (account, SKU) of feed accounts: sold units no booked drop accounts for yet."""
         return self._per_listing(self.store.unbooked_sales, self.feed_accounts, sku_ids, account_ids)
 
-    def unshown_sales(
-        self, sku_ids: Mapping[str, int], account_ids: Mapping[str, int], state: OrderState
-    ) -> dict[tuple[str, str], int]:
-        """Per listing (account, SKU) of accounts whose read may show a sale only at picking: the
-        units of orders in `state` (open or fulfilled) seen since the feed caught up that no
-        booked drop accounts for yet (held back from the SKU's other listings)."""
+    def unshown_sales(self, sku_ids: Mapping[str, int], account_ids: Mapping[str, int]) -> dict[ListingKey, Unshown]:
+        """Per listing (account, SKU) of accounts whose read may show a sale only at picking: its
+        sales since the feed caught up that a read may not show yet (`Unshown`)."""
         late = {name for name in self.feed_accounts if self.adapters[name].sale_may_show_late}
-        query = functools.partial(self.store.unshown_sales, state=state)
-        return self._per_listing(query, late, sku_ids, account_ids)
+        return self._per_listing(self.store.unshown_sales, late, sku_ids, account_ids)
 
     def _per_listing(
         self,
-        query: Callable[[Collection[int], Collection[int], datetime], dict[tuple[int, int], int]],
+        query: Callable[[Collection[int], Collection[int], datetime], dict[tuple[int, int], T]],
         accounts: Collection[str],
         sku_ids: Mapping[str, int],
         account_ids: Mapping[str, int],
-    ) -> dict[tuple[str, str], int]:
+    ) -> dict[tuple[str, str], T]:
         names = {account_id: name for name, account_id in account_ids.items() if name in accounts}
         units = query(names, sku_ids.values(), self.clock()) if names and sku_ids else {}
         sku_of = {sku_id: sku for sku, sku_id in sku_ids.items()}

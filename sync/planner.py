@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sync.domain import MovementKind, SettledBy
+from sync.domain import MovementKind, SettledBy, Unshown
 from sync.settling import (
     LATE_LANDING,
     Verdict,
@@ -103,12 +103,9 @@ class PlanInput:
     feeds_behind: frozenset[str] = frozenset()
     # When the observations' read began (None: `now`): a write may have landed after it.
     read_began: datetime | None = None
-    # Per listing whose read may show a sale only at picking, the units sold there (open orders)
-    # that no read has shown yet: not offered on the SKU's other listings (the pool does not move
-    # for them). And those of orders seen fulfilled (picked) before the read: this read shows
-    # them, or never will (a drop a hand edit hid); held only where the listing was not read.
-    unshown: Mapping[ListingKey, int] = field(default_factory=dict)
-    unshown_picked: Mapping[ListingKey, int] = field(default_factory=dict)
+    # Per listing whose read may show a sale only at picking, its sales no read may have shown
+    # yet: their units are not offered on the SKU's other listings (the pool does not move).
+    unshown: Mapping[ListingKey, Unshown] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -287,7 +284,11 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
     held = sum(abs(push.delta) for push in doubts if push is not None and push.push_id not in decided)
     if held and not state.retired:
         out.held[sku] = held
-    unshown = _unshown(sku, state, observed, movements, given)
+    unshown = {
+        account: sales.held(read_now=account in observed)
+        for account in state.listings
+        if (sales := given.unshown.get((account, sku))) is not None
+    }
     for account, quantity in sorted(observed.items()):
         if account in frozen:
             continue
@@ -296,23 +297,6 @@ def _plan_sku(state: SkuState, observed: dict[str, int], given: PlanInput, out: 
         target = given.rules.get(account, AccountRules()).target(offered)
         if target != quantity:
             out.pushes.append(PlannedPush(sku, account, target - quantity, quantity, quantity, target))
-
-
-def _unshown(
-    sku: str, state: SkuState, observed: Mapping[str, int], movements: Sequence[PlannedMovement], given: PlanInput
-) -> dict[str, int]:
-    """Per account, the units sold on its listing that its read has not shown, less the drops
-    booked there in this plan (the attribution that will link them runs after it commits)."""
-    units: dict[str, int] = {}
-    for account in state.listings:
-        left = given.unshown.get((account, sku), 0)
-        if account not in observed:
-            left += given.unshown_picked.get((account, sku), 0)
-        drops = (m for m in movements if m.account == account and m.kind is MovementKind.EXTERNAL)
-        left += sum(m.quantity for m in drops if m.quantity < 0)
-        if left > 0:
-            units[account] = left
-    return units
 
 
 def _bootstrap(

@@ -143,3 +143,12 @@ class BooksUnconfirmedDrops(Engine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.observer.__class__ = _Credulous
+
+
+class OffersUnpickedSales(Engine):
+    """Holds nothing back for sales a read does not show yet: where the stock read drops only at
+    picking, a unit sold on one platform is still offered on the others until it is picked."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flow.unshown_sales = lambda *_args, **_kwargs: {}  # type: ignore[method-assign]

@@ -71,10 +71,12 @@ def fleet(*accounts: tuple[str, str] | tuple[str, str, dict[str, Any]]) -> Itera
             name, platform = item[0], item[1]
             extra = item[2] if len(item) > 2 else {}  # type: ignore[misc]
             spec = PLATFORMS[platform]
+            if "sale_shows_in_read" in spec.settings.model_fields:  # as the emulator below does
+                extra = {"sale_shows_in_read": "at_order", **extra}
             probe = account_entry(name, platform, "http://127.0.0.1:1")
             emulator = spec.emulator(spec.settings.model_validate(probe))
-            # A read shows a sale at the order here; tests/test_picking.py and the simulator run
-            # the other reading too (a test about it sets it after).
+            # A read shows a sale at the order here, and the account says so; tests/test_picking.py
+            # and the simulator run the other reading too (a test about it sets both).
             emulator.silences.reflects_sale_at_order = True
             server = EmulatorServer(emulator).start()
             result.platforms[name] = emulator

@@ -33,6 +33,12 @@ def test_drops_match_sales_and_rises_match_cancellations_oldest_first() -> None:
     ]
 
 
+def test_a_drop_booked_before_a_sale_could_happen_is_not_its_sale() -> None:
+    # A write-off last week must not stand for a sale made today (the sale would look shown).
+    assert match([Unexplained(1, -1, at(0))], [Explainer(10, -1, at(60))]) == []
+    assert match([Unexplained(1, -1, at(60))], [Explainer(10, -1, at(60))]) == [Link(1, 10, -1)]
+
+
 def test_nothing_to_explain_with_no_order() -> None:
     assert match([Unexplained(1, -3, at(0))], []) == []
 
@@ -54,11 +60,17 @@ def test_matching_never_explains_more_than_either_side_holds(moves: list[int], l
         per_line[link.line_id] += abs(link.units)
     assert all(per_movement[m.movement_id] <= abs(m.units) for m in movements)
     assert all(per_line[e.line_id] <= abs(e.units) for e in explainers)
-    for sign in (-1, 1):  # greedy: one side is used up
+    assert all(e.at <= movements[k.movement_id].at for k in links if k.units < 0 for e in [explainers[k.line_id - 100]])
+    for sign in (-1, 1):  # greedy: one side is used up, or (drops) what is left of it came too early
         moved = sum(abs(m.units) for m in movements if m.units * sign > 0)
         held = sum(abs(e.units) for e in explainers if e.units * sign > 0)
         linked = sum(abs(k.units) for k in links if k.units * sign > 0)
-        assert linked == min(moved, held)
+        if sign > 0:
+            assert linked == min(moved, held)
+            continue
+        waiting = [m.at for m in movements if m.units < 0 and per_movement[m.movement_id] < abs(m.units)]
+        unused = [e.at for e in explainers if e.units < 0 and per_line[e.line_id] < abs(e.units)]
+        assert linked == min(moved, held) or max(waiting) < min(unused)
 
 
 def test_an_oversell_falls_on_the_newest_orders_until_the_shortfall_is_covered() -> None:

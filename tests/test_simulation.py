@@ -14,7 +14,13 @@ from sync.emulation.faults import BAD_READS
 from sync.simulation.run import SimOptions, SimulationFailure, run_seed
 from sync.simulation.sweep import sweep
 from sync.simulation.transport import SimFault
-from tests.broken_engines import BooksUnconfirmedDrops, CopiesTheAnswer, ResendsInDoubt, SkipsTheOutbox
+from tests.broken_engines import (
+    BooksUnconfirmedDrops,
+    CopiesTheAnswer,
+    OffersUnpickedSales,
+    ResendsInDoubt,
+    SkipsTheOutbox,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +100,9 @@ def test_ci_sweep_every_fault_on_passes() -> None:
     assert sum(result.misjudged.values()) == 0, dict(result.misjudged)
 
 
-@pytest.mark.parametrize("broken", [ResendsInDoubt, CopiesTheAnswer, SkipsTheOutbox, BooksUnconfirmedDrops])
+@pytest.mark.parametrize(
+    "broken", [ResendsInDoubt, CopiesTheAnswer, SkipsTheOutbox, BooksUnconfirmedDrops, OffersUnpickedSales]
+)
 def test_the_simulator_catches_a_broken_engine(broken: type) -> None:
     caught = []
     for seed in range(30):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,6 @@ from sync.ledger.models import Account, Sku
 from sync.ledger.orders import OrderStore
 from sync.planner import AccountRules
 from sync.platforms import PLATFORMS
-from sync.platforms.base import OrderState
 
 
 @click.command()
@@ -66,11 +64,10 @@ def _unshown(config: Config, ledger: Ledger, sku: str) -> dict[str, int]:
         names = dict(session.execute(select(Account.id, Account.name).where(Account.name.in_(late))).all())
     if sku_id is None or not names:
         return {}
-    store, now, units = OrderStore(ledger.store.sessions), datetime.now(UTC), Counter[str]()
-    for state in (OrderState.OPEN, OrderState.FULFILLED):
-        for (account_id, _), n in store.unshown_sales(names, [sku_id], now, state).items():
-            units[names[account_id]] += n
-    return dict(units)
+    found = OrderStore(ledger.store.sessions).unshown_sales(names, [sku_id], datetime.now(UTC))
+    # As the next read of each listing will hold them.
+    held = {names[account_id]: sales.held(read_now=True) for (account_id, _), sales in found.items()}
+    return {name: units for name, units in held.items() if units}
 
 
 def _rules(config: Config, account: str, pool: int) -> dict[str, int | None]:
@@ -142,8 +139,8 @@ def _unshown_note(listing: dict[str, Any]) -> str:
     if not listing.get("unshown"):
         return ""
     return (
-        f"; {listing['unshown']} unit(s) sold here that its read does not show yet (it may drop only at "
-        "picking): held back from the other listings"
+        f"; {listing['unshown']} unit(s) of open orders here, which its read may not show yet (it may drop "
+        'only at picking; sale_shows_in_read = "at_order" says it does at once): held back from the other listings'
     )
 
 

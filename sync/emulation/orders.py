@@ -69,6 +69,18 @@ class OrderBook:
             None,
         )
 
+    def newest(self, code: str, statuses: Iterable[str]) -> EmuOrder | None:
+        """The newest order in one of `statuses` with a line for `code`."""
+        wanted = set(statuses)
+        return next(
+            (
+                o
+                for o in reversed(self.orders.values())
+                if o.status in wanted and any(ln.code == code for ln in o.lines)
+            ),
+            None,
+        )
+
     def by_newest(self, key: Callable[[EmuOrder], float]) -> list[EmuOrder]:
         """Every order, newest first by `key` (ties: the later placed first)."""
         return sorted(self.orders.values(), key=lambda o: (key(o), o.seq), reverse=True)

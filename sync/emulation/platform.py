@@ -175,11 +175,13 @@ class EmulatedPlatform(abc.ABC):
             return
         self.set_quantity(code, (self.quantity(code) or 0) + units)
 
-    def ship(self, code: str, units: int = 1) -> bool:
-        """The oldest order for `code` not yet picked is picked and shipped (whole: `units` is
-        ignored). Where the stock read shows a sale only at picking, its units leave it now."""
+    def ship(self, code: str, units: int = 1, *, newest: bool = False) -> bool:
+        """The oldest (or newest) order for `code` not yet picked is picked and shipped (whole:
+        `units` is ignored; no document says a warehouse picks in turn). Where the stock read
+        shows a sale only at picking, its units leave it now."""
         with self.lock:
-            order = self.book.oldest(code, self.cancellable)
+            find = self.book.newest if newest else self.book.oldest
+            order = find(code, self.cancellable)
             if order is None:
                 return False
             for line in order.lines:
@@ -198,7 +200,8 @@ class EmulatedPlatform(abc.ABC):
             if order is None or order.status not in self.cancellable:
                 return False
             for line in order.lines:
-                self.give_back(line.code, line.quantity)
+                if order.item_status.get(line.line_id) != self.cancelled_status:  # not given back already
+                    self.give_back(line.code, line.quantity)
             order.move_to(self.cancelled_status, self.wall())
             return True
 

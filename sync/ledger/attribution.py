@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from sync.domain import Unshown
 from sync.ledger.models import (
     LINE_STATE,
     Attribution,
@@ -28,6 +30,10 @@ from sync.platforms.base import OrderState
 # How far back attribution looks for the other side of a match: a sale and the movement it
 # explains are seconds apart, a cancellation can be days after the sale.
 ATTRIBUTION_WINDOW = timedelta(days=7)
+# How long before we first saw an order (or before its own time, whichever is earlier) a drop it
+# explains can have been booked: a read may come before the feed shows the order. A drop booked
+# longer before (a write-off last week) cannot be its sale.
+FEED_LAG = timedelta(minutes=10)
 # Orders whose units came back to their listing, or may have (RELEASING).
 RETURNING = (OrderState.CANCELLED.value, OrderState.RETURNED.value, OrderState.RELEASING.value)
 
@@ -66,7 +72,7 @@ class AttributionQueries:
                 sign = 1 if quantity > 0 else -1
                 moves[cast(int, listing_id)].append(Unexplained(movement_id, quantity - sign * explained, at))
             lines: dict[int, list[Explainer]] = defaultdict(list)
-            for line_id, account_id, sku_id, quantity, sold, returned, state, placed, updated in session.execute(
+            for line_id, account_id, sku_id, quantity, sold, returned, state, placed, seen, updated in session.execute(
                 select(
                     OrderLine.id,
                     Order.account_id,
@@ -76,6 +82,7 @@ class AttributionQueries:
                     OrderLine.return_explained,
                     LINE_STATE,
                     Order.placed_at,
+                    Order.first_seen_at,
                     Order.updated_at,
                 )
                 .join(Order, OrderLine.order_id == Order.id)
@@ -92,7 +99,7 @@ class AttributionQueries:
                 if listing_id is None:
                     continue
                 if quantity > sold:
-                    lines[listing_id].append(Explainer(line_id, -(quantity - sold), placed))
+                    lines[listing_id].append(Explainer(line_id, -(quantity - sold), min(placed, seen) - FEED_LAG))
                 if state in RETURNING and quantity > returned:
                     lines[listing_id].append(Explainer(line_id, quantity - returned, updated))
             links = [link for listing_id in moves for link in match(moves[listing_id], lines.get(listing_id, []))]
@@ -136,58 +143,69 @@ class AttributionQueries:
         Drops booked but not yet linked to an order (attribution runs after the booking commits:
         a crash between the two, or a read no feed page followed) are taken off: the sale they may
         be must not explain a second drop."""
-        return self._unbooked(account_ids, sku_ids, now, history=True)
-
-    def unshown_sales(
-        self, account_ids: Collection[int], sku_ids: Collection[int], now: datetime, state: OrderState
-    ) -> dict[tuple[int, int], int]:
-        """`unbooked_sales` of orders in `state` (open or fulfilled), less the history: orders
-        first seen before the account's feed was first read to its end. On an account whose read
-        may show a sale only at picking, these are the units its listing may still count."""
-        return self._unbooked(account_ids, sku_ids, now, history=False, states=(state,))
-
-    def _unbooked(
-        self,
-        account_ids: Collection[int],
-        sku_ids: Collection[int],
-        now: datetime,
-        *,
-        history: bool,
-        states: tuple[OrderState, ...] = (OrderState.OPEN, OrderState.FULFILLED),
-    ) -> dict[tuple[int, int], int]:
         if not account_ids or not sku_ids:
             return {}
         since = now - ATTRIBUTION_WINDOW
         with self.sessions() as session:
-            query = (
+            sales = session.execute(
                 select(Order.account_id, OrderLine.sku_id, func.sum(OrderLine.quantity - OrderLine.sale_explained))
                 .join(Order, OrderLine.order_id == Order.id)
                 .where(OrderLine.sku_id.in_(list(sku_ids)))
                 .where(Order.account_id.in_(list(account_ids)))
-                .where(LINE_STATE.in_([state.value for state in states]))
+                .where(LINE_STATE.in_((OrderState.OPEN.value, OrderState.FULFILLED.value)))
                 .where(Order.placed_at >= since)
                 .where(OrderLine.quantity > OrderLine.sale_explained)
                 .group_by(Order.account_id, OrderLine.sku_id)
             )
-            if not history:
-                query = query.join(OrderFeed, OrderFeed.account_id == Order.account_id).where(
-                    Order.first_seen_at >= since, Order.first_seen_at > OrderFeed.caught_up_at
-                )
-            units = {(account_id, cast(int, sku_id)): int(n) for account_id, sku_id, n in session.execute(query)}
-            if not units:
-                return {}
-            drops = session.execute(
-                select(Listing.account_id, Listing.sku_id, func.sum(-Movement.quantity - Movement.explained))
-                .join(Listing, Movement.listing_id == Listing.id)
-                .where(Listing.sku_id.in_({sku for _, sku in units}))
-                .where(Listing.account_id.in_({account for account, _ in units}))
-                .where(Movement.kind == MovementKind.EXTERNAL.value)
-                .where(Movement.quantity < 0, -Movement.quantity > Movement.explained)
-                .where(Movement.created_at >= since)
-                .group_by(Listing.account_id, Listing.sku_id)
-            )
-            for account_id, sku_id, dropped in drops:
-                key = (account_id, sku_id)
-                if key in units:
-                    units[key] -= int(dropped)
+            units = {(account_id, cast(int, sku_id)): int(n) for account_id, sku_id, n in sales}
+            for key, _at, dropped in self._unlinked_drops(session, units, since):
+                units[key] -= dropped
             return {key: n for key, n in units.items() if n > 0}
+
+    def unshown_sales(
+        self, account_ids: Collection[int], sku_ids: Collection[int], now: datetime
+    ) -> dict[tuple[int, int], Unshown]:
+        """Per listing (account id, SKU id), on accounts whose read may show a sale only at
+        picking: its orders first seen since the feed first caught up (`Unshown`). Orders booked
+        before are history, which the first stock readings hold already."""
+        if not account_ids or not sku_ids:
+            return {}
+        since = now - ATTRIBUTION_WINDOW
+        found: dict[tuple[int, int], Unshown] = {}
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Order.account_id, OrderLine.sku_id, LINE_STATE, OrderLine.quantity, OrderLine.sale_explained)
+                .join(Order, OrderLine.order_id == Order.id)
+                .join(OrderFeed, OrderFeed.account_id == Order.account_id)
+                .where(OrderLine.sku_id.in_(list(sku_ids)))
+                .where(Order.account_id.in_(list(account_ids)))
+                .where(LINE_STATE.in_((OrderState.OPEN.value, OrderState.FULFILLED.value)))
+                .where(Order.first_seen_at >= since, Order.first_seen_at > OrderFeed.caught_up_at)
+            )
+            for account_id, sku_id, state, quantity, explained in rows:
+                key = (account_id, cast(int, sku_id))
+                was = found.get(key, Unshown())
+                if state == OrderState.OPEN.value:
+                    found[key] = replace(was, open_units=was.open_units + quantity)
+                else:
+                    found[key] = replace(was, picked_unexplained=was.picked_unexplained + quantity - explained)
+        return {key: n for key, n in found.items() if n.open_units or n.picked_unexplained}
+
+    @staticmethod
+    def _unlinked_drops(
+        session: Session, listings: Collection[tuple[int, int]], since: datetime
+    ) -> list[tuple[tuple[int, int], datetime, int]]:
+        """The drops booked on these listings since `since` that no order line explains yet:
+        (listing, when booked, units)."""
+        if not listings:
+            return []
+        rows = session.execute(
+            select(Listing.account_id, Listing.sku_id, Movement.created_at, -Movement.quantity - Movement.explained)
+            .join(Listing, Movement.listing_id == Listing.id)
+            .where(Listing.sku_id.in_({sku for _, sku in listings}))
+            .where(Listing.account_id.in_({account for account, _ in listings}))
+            .where(Movement.kind == MovementKind.EXTERNAL.value)
+            .where(Movement.quantity < 0, -Movement.quantity > Movement.explained)
+            .where(Movement.created_at >= since)
+        )
+        return [((a, s), at, int(n)) for a, s, at, n in rows if (a, s) in listings]

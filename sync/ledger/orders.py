@@ -208,25 +208,9 @@ class OrderStore(AttributionQueries, OversellQueries):
         if read_through is not None and (feed.read_through_at is None or read_through > feed.read_through_at):
             feed.read_through_at = read_through
         if read_through is not None and feed.caught_up_at is None:
-            # The orders booked so far were there before we first looked: the first stock reads
-            # hold all they did, so they explain no later change (a new sale's drop must not be
-            # linked to an old order, leaving the new one looking unshown).
+            # The orders booked so far were there before we first looked: history, which the
+            # first stock reads hold already (see `AttributionQueries.unshown_sales`).
             feed.caught_up_at = now
-            history = select(Order.id).where(Order.account_id == account_id)
-            session.execute(
-                update(OrderLine).where(OrderLine.order_id.in_(history)).values(sale_explained=OrderLine.quantity)
-            )
-            # Units already back too (a release still to come, RELEASING, explains its rise yet).
-            back = (OrderState.CANCELLED.value, OrderState.RETURNED.value)
-            session.execute(
-                update(OrderLine)
-                .where(OrderLine.order_id.in_(history))
-                .where(
-                    OrderLine.state.in_(back)
-                    | (OrderLine.state.is_(None) & OrderLine.order_id.in_(history.where(Order.state.in_(back))))
-                )
-                .values(return_explained=OrderLine.quantity)
-            )
 
     def waiting_on_feeds(self, account_ids: Collection[int], margin: timedelta) -> set[int]:
         """The accounts with a push in doubt whose probe their feed has not been read `margin`

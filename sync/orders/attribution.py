@@ -25,7 +25,8 @@ class Unexplained:
 @dataclass(frozen=True)
 class Explainer:
     """An order line able to explain `units` more: negative for its sale, positive for its
-    cancellation or return."""
+    cancellation or return. A sale explains only a drop booked at or after its `at` (the earliest
+    its stock can have moved): a drop booked before the order existed is something else."""
 
     line_id: int
     units: int
@@ -43,7 +44,7 @@ class Link:
 
 def match(movements: Sequence[Unexplained], explainers: Sequence[Explainer]) -> list[Link]:
     """Link one listing's unexplained movements to its order lines, oldest first on both sides,
-    drops to sales and rises to cancellations and returns."""
+    drops to sales (made by then) and rises to cancellations and returns."""
     links: list[Link] = []
     for sign in (-1, 1):
         moves = sorted((m for m in movements if m.units * sign > 0), key=lambda m: (m.at, m.movement_id))
@@ -52,7 +53,8 @@ def match(movements: Sequence[Unexplained], explainers: Sequence[Explainer]) -> 
         i = 0
         for move in moves:
             need = abs(move.units)
-            while need and i < len(lines):
+            # A drop takes only sales that can have happened by then (lines sorted by that time).
+            while need and i < len(lines) and (sign > 0 or lines[i].at <= move.at):
                 take = min(need, left[i])
                 links.append(Link(move.movement_id, lines[i].line_id, take * sign))
                 need -= take

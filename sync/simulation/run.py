@@ -221,7 +221,8 @@ class Simulation:
         try:
             check_balance(view, quantities, applied, self.truth_now())
             low = self.lowest_truth()
-            check_undershoot(view, quantities, applied, low, self.rules, self.world.own_drops(since), since)
+            held = self.world.held_elsewhere(since)
+            check_undershoot(view, quantities, applied, low, self.rules, self.world.own_drops(since), since, held)
             if completed:
                 check_outbox_closed(view)
         except InvariantViolation as err:
@@ -241,6 +242,8 @@ class Simulation:
             report = await self.cycle()
             self.check(f"step {step}", completed=report is not None)
         self._set_faults(on=False)
+        await self.quiet_down()  # orders still open: what a read does not show yet is held back
+        self.check_nothing_offered_twice()
         self.world.ship_everything()
         await self.settle()
         return self.result
@@ -274,6 +277,32 @@ class Simulation:
 
     async def settle(self) -> None:
         """No more faults or events: cycle until two quiet cycles in a row, then the final checks."""
+        await self.quiet_down()
+        self.final_checks()
+
+    def check_nothing_offered_twice(self) -> None:
+        """Settled with orders still open: no listing offers the units sold on another whose read
+        does not show them yet (not picked): `target(count - those units)` at most, the count
+        being what the reads add up to (or the pool, where an excused misjudgement raised it)."""
+        view, truth = self.view(), self.truth_now()
+        doubts = view.number((PushState.IN_DOUBT.value,))
+        for name, settings in self.world.settings.items():
+            rules = AccountRules(settings.buffer, settings.max_quantity)
+            for sku in self.world.skus:
+                if doubts[(name, sku)]:
+                    continue  # takes no push until its push in doubt is settled (after the shipping)
+                elsewhere = sum(p.unpicked[sku] for other, p in self.world.platforms.items() if other != name)
+                most = rules.target(max(view.pools[sku], truth[sku]) - elsewhere)
+                shown = self.world.platforms[name].quantity(sku) or 0
+                if shown > most:
+                    raise self._failure(
+                        "settled, orders open",
+                        f"{name}/{sku} shows {shown}, above the {most} left once the {elsewhere} unit(s) sold "
+                        "elsewhere and not yet picked are held back",
+                    )
+
+    async def quiet_down(self) -> None:
+        """Cycle until two cycles in a row find nothing to do."""
         quiet = 0
         for attempt in range(30):
             self.world.clock.advance(IN_DOUBT_TIMEOUT)  # every doubt gets its chance to be ruled
@@ -286,7 +315,6 @@ class Simulation:
                 break
         else:
             raise self._failure("settle", "did not settle within 30 cycles")
-        self.final_checks()
 
     def final_checks(self) -> None:
         view = self.view(rows=True)

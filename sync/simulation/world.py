@@ -121,7 +121,9 @@ class World:
             self._record(account, sku, shown, "sale", lowers=-units)
             return
         if roll < 0.8:
-            if platform.ship(sku, 1):  # Ankorstore: releases a reservation, available stays
+            # A warehouse picks in its own order where the read shows a sale only at picking.
+            newest = {"newest": self.rng.random() < 0.3} if platform.sale_reading_unsaid else {}
+            if platform.ship(sku, 1, **newest):  # Ankorstore: releases a reservation, available stays
                 self._record(account, sku, (platform.quantity(sku) or 0) - current, "shipment", lowers=0)
             return
         if roll < 0.9:
@@ -163,6 +165,25 @@ class World:
             if event.delta < 0 and event.time >= since.get((event.account, event.sku), START):
                 drops[(event.account, event.sku)] += event.delta
         return drops
+
+    def held_elsewhere(self, since: dict[tuple[str, str], datetime]) -> Counter[tuple[str, str]]:
+        """Per listing (account, sku): the units stocksync may lawfully keep off it for orders
+        open on other accounts whose read may show a sale only at picking (`unknown`): orders open
+        now, or open when the listing was last written (changed since its time in `since`)."""
+        held: Counter[tuple[str, str]] = Counter()
+        for other, platform in self.platforms.items():
+            if getattr(self.settings[other], "sale_shows_in_read", None) != "unknown":
+                continue
+            for order in platform.book.orders.values():
+                still = order.status in platform.cancellable
+                for line in order.lines:
+                    if order.item_status.get(line.line_id) == platform.cancelled_status:
+                        continue
+                    for account in self.platforms:
+                        written = since.get((account, line.code), START).timestamp()
+                        if account != other and (still or order.modified >= written):
+                            held[(account, line.code)] += line.quantity
+        return held
 
     def sales_by(self, account: str, sku: str, end: datetime) -> int:
         """How many orders were placed on the listing by `end` (one a sale event)."""

@@ -99,11 +99,11 @@ class OrderLife:
         for line in order.lines:
             self.give_back(line.code, line.quantity)
 
-    def ship(self, code: str, units: int = 1) -> bool:
-        """The oldest open order for `code` ships: its reservation is released (stock and reserved
-        both down). `units` is ignored: an order ships whole."""
+    def ship(self, code: str, units: int = 1, *, newest: bool = False) -> bool:
+        """The oldest (or newest) open order for `code` ships: its reservation is released (stock
+        and reserved both down). `units` is ignored: an order ships whole."""
         with self.lock:
-            order = self.book.oldest(code, self.open_statuses)
+            order = self.book.newest(code, self.open_statuses) if newest else self.book.oldest(code, self.open_statuses)
             found = self.variant(code)
             if order is None or found is None:
                 return False
