@@ -84,7 +84,11 @@ def run(
 ) -> dict[str, Any]:
     """One run; returns the figures."""
     skus = [f"sku-{i:05d}" for i in range(skus_count)]
-    platforms, servers, entries = start_fleet(ACCOUNTS, skus, STOCK, latency)
+    # The accounts say what the emulators do (where the read waits for picking, `unknown` is the
+    # only right setting; where it does not, the operator would have seen it and said so).
+    shows = "at_order" if at_order else "unknown"
+    accounts = [{**a, "sale_shows_in_read": shows} if a["platform"] in ("graas", "oto") else a for a in ACCOUNTS]
+    platforms, servers, entries = start_fleet(accounts, skus, STOCK, latency)
     for emulator in platforms.values():
         emulator.silences.reflects_sale_at_order = at_order
     rng = random.Random(seed)
