@@ -167,3 +167,22 @@ def test_an_oto_order_seen_late_excuses_only_a_rule_that_found_the_orders_fit_bo
         view = LedgerView({}, {}, {}, pushes=[ruled, wrong])
         view.orders_seen = [("oto-d", "s", t + m)]  # the old order, first seen in the ruled push's window
         assert Simulation._excuse(stub, view, "oto-d", "s") == excuse  # type: ignore[arg-type]
+
+
+def test_a_set_from_a_lying_fresh_read_is_excused_back_to_the_engines_read() -> None:
+    # From the long sweep (seed 919 at f96eca9): Ankorstore's fresh read lied a zero where the
+    # engine's read had seen zero too (believable), and the set erased a return made between the
+    # two reads. The set's window reaches back to the engine's read then, and no further.
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from sync.simulation.books import LedgerView, PushRow
+    from sync.simulation.run import Simulation
+
+    t, s = datetime(2026, 1, 1, tzinfo=UTC), timedelta(seconds=1)
+    push = PushRow("ank", "mug", 1, "confirmed", t, t + 30 * s, None, t, t, None)
+    view = LedgerView({}, {}, {}, pushes=[push])
+    lying = SimpleNamespace(transports={"ank": SimpleNamespace(lied_at={"mug": [t + 15 * s]})})
+    honest = SimpleNamespace(transports={"ank": SimpleNamespace(lied_at={"mug": [t + 2 * s]})})
+    assert Simulation._set_from(lying, view, "ank", "mug", t + 15 * s) == t  # type: ignore[arg-type]
+    assert Simulation._set_from(honest, view, "ank", "mug", t + 15 * s) == t + 15 * s  # type: ignore[arg-type]

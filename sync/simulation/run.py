@@ -7,7 +7,7 @@ import asyncio
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import create_engine
@@ -355,7 +355,8 @@ class Simulation:
     def _excuse(self, view: LedgerView, account: str, sku: str) -> str | None:
         """Why a listing may drift, or None when nothing excuses it:
         - "absolute": on a platform written with absolute sets, an external change hit the listing
-          between the fresh read and the set (the window the set cannot protect);
+          between the fresh read and the set (the window the set cannot protect), or, where the
+          fresh read lied believably, between the engine's read and the set;
         - "undecidable": a push in doubt there was settled while a change no document can decide hit
           the listing in its window: on Oakra (no feed) any change; elsewhere a hand edit or a
           return (no feed reports them), or an order racing the read the push came from, settled
@@ -367,7 +368,7 @@ class Simulation:
           platform's order feed reports (counted: there should be none)."""
         platform = self.world.settings[account].platform
         if platform in ABSOLUTE and any(
-            code == sku and self.world.touched(account, sku, start, end)
+            code == sku and self.world.touched(account, sku, self._set_from(view, account, sku, start), end)
             for code, start, end in self.transports[account].set_windows
         ):
             return "absolute"
@@ -407,6 +408,16 @@ class Simulation:
                 return "undecidable"
             excuse = "misjudged"
         return excuse
+
+    def _set_from(self, view: LedgerView, account: str, sku: str, fresh: datetime) -> datetime:
+        """Where an absolute set's window begins: at its fresh read, or, where that read lied
+        believably (a zero where the engine's read was zero too), at the engine's read the push
+        came from: the set then keeps no change made since that read."""
+        lied = self.transports[account].lied_at.get(sku, [])
+        if not any(fresh <= at <= fresh + TIME_MARGIN for at in lied):
+            return fresh
+        reads = [p.read_at for p in view.pushes if p.account == account and p.sku == sku and p.read_at is not None]
+        return max((at for at in reads if at <= fresh), default=fresh)
 
     def _tally(self, view: LedgerView) -> None:
         for platform in {s.platform for s in self.world.settings.values()}:  # every one, zeros included
