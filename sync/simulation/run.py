@@ -240,7 +240,9 @@ class Simulation:
         for step in range(self.options.steps):
             self.world.clock.advance(self.options.interval)
             report = await self.cycle()
-            self.check(f"step {step}", completed=report is not None)
+            # A cycle that lost its lease stops where it is: what it sent stays sent, for the next
+            # holder to settle (the lease's renewal deadline runs on real time: a loaded machine).
+            self.check(f"step {step}", completed=report is not None and not report.lease_lost)
         self._set_faults(on=False)
         await self.quiet_down()  # orders still open: what a read does not show yet is held back
         self.check_nothing_offered_twice()
@@ -309,7 +311,7 @@ class Simulation:
             self.operator_accepts()  # a safety stop waits for an operator (or orders) to lift it
             report = await self.cycle()
             assert report is not None
-            self.check(f"settle {attempt}", completed=True)
+            self.check(f"settle {attempt}", completed=not report.lease_lost)
             quiet = quiet + 1 if report.ok and not report.movements and not report.pushes else 0
             if quiet >= 2:
                 break
