@@ -61,25 +61,11 @@ class OrderBook:
         self.orders[order_id] = order
         return order
 
-    def oldest(self, code: str, statuses: Iterable[str]) -> EmuOrder | None:
-        """The oldest order in one of `statuses` with a line for `code`."""
+    def oldest(self, code: str, statuses: Iterable[str], *, newest: bool = False) -> EmuOrder | None:
+        """The oldest (or newest) order in one of `statuses` with a line for `code`."""
         wanted = set(statuses)
-        return next(
-            (o for o in self.orders.values() if o.status in wanted and any(line.code == code for line in o.lines)),
-            None,
-        )
-
-    def newest(self, code: str, statuses: Iterable[str]) -> EmuOrder | None:
-        """The newest order in one of `statuses` with a line for `code`."""
-        wanted = set(statuses)
-        return next(
-            (
-                o
-                for o in reversed(self.orders.values())
-                if o.status in wanted and any(ln.code == code for ln in o.lines)
-            ),
-            None,
-        )
+        found = (o for o in (reversed(self.orders.values()) if newest else self.orders.values()) if o.status in wanted)
+        return next((o for o in found if any(line.code == code for line in o.lines)), None)
 
     def by_newest(self, key: Callable[[EmuOrder], float]) -> list[EmuOrder]:
         """Every order, newest first by `key` (ties: the later placed first)."""

@@ -180,8 +180,7 @@ class EmulatedPlatform(abc.ABC):
         `units` is ignored; no document says a warehouse picks in turn). Where the stock read
         shows a sale only at picking, its units leave it now."""
         with self.lock:
-            find = self.book.newest if newest else self.book.oldest
-            order = find(code, self.cancellable)
+            order = self.book.oldest(code, self.cancellable, newest=newest)
             if order is None:
                 return False
             for line in order.lines:

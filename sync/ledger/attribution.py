@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sync.domain import Unshown
@@ -158,8 +157,22 @@ class AttributionQueries:
                 .group_by(Order.account_id, OrderLine.sku_id)
             )
             units = {(account_id, cast(int, sku_id)): int(n) for account_id, sku_id, n in sales}
-            for key, _at, dropped in self._unlinked_drops(session, units, since):
-                units[key] -= dropped
+            if not units:
+                return {}
+            drops = session.execute(
+                select(Listing.account_id, Listing.sku_id, func.sum(-Movement.quantity - Movement.explained))
+                .join(Listing, Movement.listing_id == Listing.id)
+                .where(Listing.sku_id.in_({sku for _, sku in units}))
+                .where(Listing.account_id.in_({account for account, _ in units}))
+                .where(Movement.kind == MovementKind.EXTERNAL.value)
+                .where(Movement.quantity < 0, -Movement.quantity > Movement.explained)
+                .where(Movement.created_at >= since)
+                .group_by(Listing.account_id, Listing.sku_id)
+            )
+            for account_id, sku_id, dropped in drops:
+                key = (account_id, sku_id)
+                if key in units:
+                    units[key] -= int(dropped)
             return {key: n for key, n in units.items() if n > 0}
 
     def unshown_sales(
@@ -171,41 +184,22 @@ class AttributionQueries:
         if not account_ids or not sku_ids:
             return {}
         since = now - ATTRIBUTION_WINDOW
-        found: dict[tuple[int, int], Unshown] = {}
+        is_open = LINE_STATE.in_((OrderState.OPEN.value,))
         with self.sessions() as session:
             rows = session.execute(
-                select(Order.account_id, OrderLine.sku_id, LINE_STATE, OrderLine.quantity, OrderLine.sale_explained)
+                select(
+                    Order.account_id,
+                    OrderLine.sku_id,
+                    func.sum(case((is_open, OrderLine.quantity), else_=0)),
+                    func.sum(case((is_open, 0), else_=OrderLine.quantity - OrderLine.sale_explained)),
+                )
                 .join(Order, OrderLine.order_id == Order.id)
                 .join(OrderFeed, OrderFeed.account_id == Order.account_id)
                 .where(OrderLine.sku_id.in_(list(sku_ids)))
                 .where(Order.account_id.in_(list(account_ids)))
                 .where(LINE_STATE.in_((OrderState.OPEN.value, OrderState.FULFILLED.value)))
                 .where(Order.first_seen_at >= since, Order.first_seen_at > OrderFeed.caught_up_at)
+                .group_by(Order.account_id, OrderLine.sku_id)
             )
-            for account_id, sku_id, state, quantity, explained in rows:
-                key = (account_id, cast(int, sku_id))
-                was = found.get(key, Unshown())
-                if state == OrderState.OPEN.value:
-                    found[key] = replace(was, open_units=was.open_units + quantity)
-                else:
-                    found[key] = replace(was, picked_unexplained=was.picked_unexplained + quantity - explained)
+            found = {(a, cast(int, k)): Unshown(int(o or 0), int(p or 0)) for a, k, o, p in rows}
         return {key: n for key, n in found.items() if n.open_units or n.picked_unexplained}
-
-    @staticmethod
-    def _unlinked_drops(
-        session: Session, listings: Collection[tuple[int, int]], since: datetime
-    ) -> list[tuple[tuple[int, int], datetime, int]]:
-        """The drops booked on these listings since `since` that no order line explains yet:
-        (listing, when booked, units)."""
-        if not listings:
-            return []
-        rows = session.execute(
-            select(Listing.account_id, Listing.sku_id, Movement.created_at, -Movement.quantity - Movement.explained)
-            .join(Listing, Movement.listing_id == Listing.id)
-            .where(Listing.sku_id.in_({sku for _, sku in listings}))
-            .where(Listing.account_id.in_({account for account, _ in listings}))
-            .where(Movement.kind == MovementKind.EXTERNAL.value)
-            .where(Movement.quantity < 0, -Movement.quantity > Movement.explained)
-            .where(Movement.created_at >= since)
-        )
-        return [((a, s), at, int(n)) for a, s, at, n in rows if (a, s) in listings]

@@ -103,7 +103,7 @@ class OrderLife:
         """The oldest (or newest) open order for `code` ships: its reservation is released (stock
         and reserved both down). `units` is ignored: an order ships whole."""
         with self.lock:
-            order = self.book.newest(code, self.open_statuses) if newest else self.book.oldest(code, self.open_statuses)
+            order = self.book.oldest(code, self.open_statuses, newest=newest)
             found = self.variant(code)
             if order is None or found is None:
                 return False
