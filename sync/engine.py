@@ -191,6 +191,7 @@ class Engine:
                 ((a.name, a.platform) for a in self.config.accounts),
                 shard=None if self.shards == 1 else self.shard,
                 shard_count=self.shards,
+                records_before_set=[name for name, adapter in self.adapters.items() if adapter.records_before_set],
             )
             if opened.cancelled or opened.doubted:
                 log.warning("outbox.recovered", cancelled=opened.cancelled, in_doubt=opened.doubted)

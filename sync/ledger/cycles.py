@@ -3,7 +3,7 @@ every configured account's row, and close the cycle with its counts and each acc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -55,13 +55,15 @@ class CycleQueries:
         accounts: Iterable[tuple[str, str]],
         shard: int | None = None,
         shard_count: int = 1,
+        records_before_set: Collection[str] = (),
     ) -> OpenedCycle:
         """In one transaction: agree on the shard count (ShardsMismatch otherwise), recover what a
         dead reconciler left open (in this shard, among several), make sure every account has a
-        row, and open the cycle row."""
+        row, and open the cycle row. `records_before_set` names the accounts whose sets record
+        their fresh read before they leave (see `_recover`)."""
         with self.sessions.begin() as session:
             agree_on_shards(session, shard_count)
-            cancelled, doubted = self._recover(session, now, shard)
+            cancelled, doubted = self._recover(session, now, shard, records_before_set)
             account_ids = self._sync_accounts(session, accounts)
             cycle = Cycle(trigger=trigger, started_at=now, outcome="running", holder=holder, shard=shard)
             session.add(cycle)
@@ -115,10 +117,15 @@ class CycleQueries:
         return self._recover(session, now, None)
 
     @staticmethod
-    def _recover(session: Session, now: datetime, shard: int | None) -> tuple[int, int]:
+    def _recover(
+        session: Session, now: datetime, shard: int | None, records_before_set: Collection[str] = ()
+    ) -> tuple[int, int]:
         """Settle pushes a crash left open: planned ones were never sent (cancelled); sent ones may
-        have been applied (in doubt). Close the cycles that never finished. Only safe under the
-        reconcile lease (the shard's, among several replicas: then only that shard's cycles)."""
+        have been applied (in doubt), except an absolute set on an account of `records_before_set`
+        with no fresh read recorded: the record comes first, under the lease, so that set never
+        left (cancelled; in doubt it would wait for evidence of a write that cannot exist). Close
+        the cycles that never finished. Only safe under the reconcile lease (the shard's, among
+        several replicas: then only that shard's cycles)."""
         mine_push: list[ColumnElement[bool]] = []
         mine_cycle: list[ColumnElement[bool]] = []
         if shard is not None:
@@ -134,6 +141,21 @@ class CycleQueries:
                 .values(state=PushState.CANCELLED.value, settled_at=now, detail="never sent: stopped before sending")
             )
         )
+        if records_before_set:
+            recording = select(Listing.id).join(Account).where(Account.name.in_(sorted(records_before_set)))
+            cancelled += _rowcount(
+                session.execute(
+                    update(Push)
+                    .where(*mine_push)
+                    .where(Push.state == PushState.SENT.value, Push.fresh_quantity.is_(None))
+                    .where(Push.listing_id.in_(recording))
+                    .values(
+                        state=PushState.CANCELLED.value,
+                        settled_at=now,
+                        detail="never sent: stopped before its fresh read was recorded",
+                    )
+                )
+            )
         sent = list(session.scalars(select(Push.id).where(*mine_push).where(Push.state == PushState.SENT.value)))
         if sent:
             session.execute(

@@ -166,6 +166,9 @@ class Adapter(abc.ABC):
     # where its times do not bound when the listing's stock moved (OTO: set by whoever created the
     # order, in no documented time zone), so only when we first saw the order does.
     order_time_precision: float | None = 0.0
+    # Whether this adapter writes absolute values, recording each set's fresh read (`before_set`)
+    # before the set leaves: a push marked sent with no fresh read recorded never left.
+    records_before_set: bool = False
 
     @property
     def sale_may_show_late(self) -> bool:

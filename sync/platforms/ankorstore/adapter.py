@@ -47,6 +47,7 @@ class AnkorstoreAdapter(HttpAdapter[AnkorstoreSettings]):
     """One Ankorstore brand account."""
 
     platform = "ankorstore"
+    records_before_set = True  # `push` records each fresh read (before_set) before its set leaves
     has_order_feed = True
     rechecks_orders = True  # the feed reads the list's ends: an order in the middle is read alone
     order_time_precision = 1.0  # whole seconds in every example of the OpenAPI file
