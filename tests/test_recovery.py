@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from sync.config import Config
 from sync.crashpoints import ProcessDeath
 from sync.ledger.models import Account, Listing, Push
 from tests.fakes import fleet
@@ -16,7 +17,7 @@ from tests.test_orders import cycle, pools, rows, stock
 from tests.test_trust import seeded
 
 
-def pushes_by_account(config: object) -> dict[str, list[Push]]:
+def pushes_by_account(config: Config) -> dict[str, list[Push]]:
     accounts = {a.id: a.name for a in rows(config, Account)}
     listings = {listing.id: accounts[listing.account_id] for listing in rows(config, Listing)}
     found: dict[str, list[Push]] = {}
