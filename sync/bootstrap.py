@@ -19,7 +19,7 @@ from sync.config import Config
 from sync.crashpoints import CrashHook, crash_hook_from_env
 from sync.engine import Clock, Engine, utcnow
 from sync.ledger.credentials import LedgerTokenKeeper
-from sync.ledger.db import check_schema, create_db_engine, session_factory
+from sync.ledger.db import check_reachable, check_schema, create_db_engine, session_factory
 from sync.ledger.lease import ReconcileLease
 from sync.ledger.shards import check_ledger_shards
 from sync.ledger.store import LedgerStore
@@ -43,12 +43,14 @@ class Ledger:
 def open_ledger(config: Config, *, require_schema: bool = True) -> Ledger:
     """Connect to the configured database; by default refuse a missing or old schema."""
     db = create_db_engine(config.database.url)
-    if require_schema:
-        try:
+    try:
+        if require_schema:
             check_schema(db)
-        except Exception:
-            db.dispose()
-            raise
+        else:
+            check_reachable(db, creating=True)
+    except Exception:
+        db.dispose()
+        raise
     return Ledger(db, LedgerStore(session_factory(db)))
 
 

@@ -75,7 +75,7 @@ def test_another_count_is_refused_until_the_ledger_is_changed(tmp_path: Path, db
 def test_changing_the_count_recovers_every_shards_open_pushes(tmp_path: Path, db_url: str) -> None:
     with fleet(("oak", "oakra"), ("gra", "graas")) as running:
         seeded(running, SKUS, 5)
-        config = running.config(db_url, SKUS, sync={"lease_seconds": 1, "late_landing_seconds": 0})
+        config = running.config(db_url, SKUS, sync={"lease_seconds": 5, "late_landing_seconds": 0})
         in_engine(config, lambda engine: engine.run_cycle("manual"))
         for sku in SKUS:
             running.platforms["oak"].sell(sku, 1)

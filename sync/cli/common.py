@@ -61,6 +61,9 @@ def ledger_for(config: Config, *, require_schema: bool = True) -> Iterator[Ledge
     except (SchemaError, ConfigError) as err:
         fail(str(err))
         raise
+    except LedgerUnavailable as err:  # a database down or unreachable: the same command may work later
+        fail(f"{err}; is the database running and database.url right?", EXIT_FAILED)
+        raise
     try:
         yield ledger
     except ConfigError as err:  # found under way, e.g. the ledger's shard count is another

@@ -1,0 +1,78 @@
+"""The first hour of a new user (issue 15): every command on a ledger that is missing, in a folder
+that does not exist, or on a database that cannot be reached says so in one line naming the
+ledger, with the documented exit status, and never creates a ledger as a side effect of reading."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sync.cli import cli
+from tests.fakes import Fleet, fleet
+from tests.test_cli import write_config
+
+READING = [("status",), ("explain", "mug"), ("reconcile",), ("reconcile", "--dry-run")]
+
+
+@pytest.fixture
+def running() -> Iterator[Fleet]:
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        yield running
+
+
+def invoke(*args: str | Path) -> Result:
+    """The command as a user meets it: an exception escaping it would be a traceback."""
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return result
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", READING)
+def test_reading_a_ledger_that_does_not_exist_names_it_and_creates_nothing(
+    tmp_path: Path, running: Fleet, command: tuple[str, ...]
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    config = write_config(tmp_path, running, f"sqlite:///{ledger}")
+    result = invoke(*command, "--config", config)
+    assert result.exit_code == 2, result.output
+    assert f"no ledger at {ledger}" in result.output and "stocksync db upgrade" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not ledger.exists()
+
+
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("run", "--upgrade-db"), ("status",)])
+def test_a_sqlite_ledger_in_a_missing_folder_is_a_config_error(
+    tmp_path: Path, running: Fleet, command: tuple[str, ...]
+) -> None:
+    folder = tmp_path / "no-such-folder"
+    config = write_config(tmp_path, running, f"sqlite:///{folder / 'ledger.db'}")
+    result = invoke(*command, "--config", config)
+    assert result.exit_code == 2, result.output
+    assert f"database.url: the folder {folder} does not exist" in result.output
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("run", "--upgrade-db"), ("status",), ("reconcile",)])
+def test_an_unreachable_database_is_one_line_without_its_password(
+    tmp_path: Path, running: Fleet, command: tuple[str, ...]
+) -> None:
+    url = f"postgresql+psycopg://stocksync:s3cret-pw@127.0.0.1:{closed_port()}/ledger"
+    config = write_config(tmp_path, running, url)
+    result = invoke(*command, "--config", config)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("stocksync: error: cannot reach the ledger at postgresql+psycopg://stocksync:***@")
+    assert "s3cret-pw" not in result.output
