@@ -71,7 +71,9 @@ class Confirmations(Reading):
                 for sku in by_account[name]:
                     key, again = (name, sku), seen.get(sku)
                     self._settle_candidate(key, again, priors[sku], candidates, agreed, believed, out, run)
+        self.doubted.difference_update(believed)
         for (name, sku), seen_now in candidates.items():
+            self.doubted.add((name, sku))
             out.unread.add((name, sku))
             expected = _expected(self._priors(name, [sku], state, {}), sku)
             out.note(name, sku, "unconfirmed", seen_now.quantity, expected, "no read agreed; nothing booked")
@@ -176,7 +178,7 @@ class Confirmations(Reading):
         """Listings to read alongside `held`, with the count each should show: ones of the account
         just believed with stock, else (a batch of one or two SKUs) ones the ledger believes
         stocked; none that already fell in this batch."""
-        gone = {sku for account, sku in fallen if account == name}
+        gone = {sku for account, sku in {*fallen, *self.doubted} if account == name}
         mine = {sku: seen.quantity for (account, sku), seen in believed.items() if account == name and sku not in gone}
         chosen = {sku: mine[sku] for sku in canaries(mine, self._priors(name, list(mine), state, {}), held, CANARIES)}
         if len(chosen) < CANARIES:

@@ -63,6 +63,7 @@ class Observer(Confirmations):
                     first = next((n.reason for n in reversed(judgement.notes) if n.account == name), "")
                     all_refused[name] = first
                 self._judge_changes(name, seen, state, explained, report, judgement, believed, held, judge_stops)
+        self.doubted.difference_update(believed)  # read and believed: the ledger's count holds again
         if held:
             await self._confirm(held, believed, state, explained, report, judgement)
         if self._zeroed and judge_stops:

@@ -83,6 +83,10 @@ class Reading:
         self._first: dict[ListingKey, Prior] = {}
         # Listings of the batch being observed whose answer was all zeros (read again once).
         self._zeroed: dict[ListingKey, Observed] = {}
+        # Listings whose drop a confirming read left unconfirmed: the ledger's count of them is in
+        # question until a reading of theirs is believed, so they are no canaries (two batches whose
+        # real drops served as each other's canaries would void each other's confirmations forever).
+        self.doubted: set[ListingKey] = set()
 
     # --- one account's answers ----------------------------------------------------------------
 

@@ -226,3 +226,24 @@ def test_a_one_sku_batch_confirms_with_canaries_from_the_ledger(db_url: str) -> 
         assert report.accounts["oak"].confirmed == 0 and report.accounts["oak"].bad
         confirming = asked[1]
         assert "mug" in confirming and ("cup" in confirming or "jar" in confirming)
+
+
+def test_two_batches_of_real_drops_are_no_canaries_for_each_other(db_url: str) -> None:
+    # An account answering badly needs two agreeing confirming reads. Real drops in both batches,
+    # not yet booked: the ledger's stale counts of one batch's listings must not ride as canaries
+    # in the other's confirmation, or each voids the other's at every cycle, forever.
+    skus = [f"s{i}" for i in range(6)]
+    with fleet(("oak", "oakra"), ("gra", "graas")) as running:
+        seeded(running, skus, 10)
+        config = running.config(db_url, skus, sync={"batch_size": 4})
+        cycle(config)
+        oak = running.platforms["oak"]
+        answer_badly(oak, "s0", "seven")
+        assert cycle(config).accounts["oak"].bad == {"bad_value": 1}  # oak now answers badly
+        oak.set_quantity("s0", 10)
+        for sku, left in {"s1": 0, "s2": 0, "s3": 0, "s4": 0, "s5": 3}.items():
+            oak.set_quantity(sku, left)  # sold out for real on Oakra, which lists no orders
+        for _ in range(3):
+            cycle(config)
+        assert pools(config) == {"s0": 10, "s1": 0, "s2": 0, "s3": 0, "s4": 0, "s5": 3}
+        assert cycle(config).ok
