@@ -114,7 +114,8 @@ class BatchStep:
         # Verify runs too: a drop left unlinked would keep its order from explaining the next one.
         report.feeds.attributed_units += self.flow.attribute(external)
         if not verify:
-            report.oversells += await self.flow.oversells(the_plan.pools_at_most(), state.sku_ids, dry_run=False)
+            pools = self.flow.less_unbooked_sales(the_plan.pools_at_most(), state.sku_ids, account_ids)
+            report.oversells += await self.flow.oversells(pools, state.sku_ids, dry_run=False)
         if in_doubt and not verify:
             # Read the doubtful listings again at once: without a feed, the shorter the gap the
             # likelier a quiet listing tells the truth (the documented rule); with one, this read

@@ -47,16 +47,17 @@ OPEN_PUSH_STATES = (PushState.PLANNED.value, PushState.SENT.value, PushState.IN_
 @dataclass(frozen=True)
 class Unshown:
     """On an account whose read may show a sale only at picking (`sale_shows_in_read` unknown), a
-    listing's orders since its feed caught up: units of those still open, and units of fulfilled
-    ones no booked drop accounts for yet."""
+    listing's orders: units of those still open and not picked (however old), and units of those
+    picked or fulfilled since its feed caught up that no booked drop accounts for yet."""
 
     open_units: int = 0
     picked_unexplained: int = 0
 
     def held(self, read_now: bool) -> int:
         """The units to keep off the SKU's other listings. An open order's may be in this
-        platform's count still (under "at picking"): held until it leaves the open states, even
-        where a drop was linked to it (a hand edit or another order's picking looks the same). A
-        fulfilled order's units leave the read by the time we see it fulfilled: a listing read
-        now shows them (or never will: a hand edit hid the drop); one not read may not yet."""
+        platform's count still (under "at picking"): held until it is picked or leaves the open
+        states, even where a drop was linked to it (a hand edit or another order's picking looks
+        the same). A picked or fulfilled order's units leave the read by the time we see it so: a
+        listing read now shows them (or never will: a hand edit hid the drop); one not read may
+        not yet."""
         return self.open_units + (0 if read_now else self.picked_unexplained)

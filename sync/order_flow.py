@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -194,10 +195,27 @@ class OrderFlow:
         return self._per_listing(self.store.unbooked_sales, self.feed_accounts, sku_ids, account_ids)
 
     def unshown_sales(self, sku_ids: Mapping[str, int], account_ids: Mapping[str, int]) -> dict[ListingKey, Unshown]:
-        """Per listing (account, SKU) of accounts whose read may show a sale only at picking: its
-        sales since the feed caught up that a read may not show yet (`Unshown`)."""
+        """Per listing (account, SKU) of accounts whose read may show a sale only at picking: the
+        sales a read may not show yet (`Unshown`)."""
         late = {name for name in self.feed_accounts if self.adapters[name].sale_may_show_late}
-        return self._per_listing(self.store.unshown_sales, late, sku_ids, account_ids)
+        picked = {account_ids[n]: self.adapters[n].picked_statuses for n in late if n in account_ids}
+        return self._per_listing(partial(self.store.unshown_sales, picked=picked), late, sku_ids, account_ids)
+
+    def less_unbooked_sales(
+        self, pools: Mapping[str, int], sku_ids: Mapping[str, int], account_ids: Mapping[str, int]
+    ) -> dict[str, int]:
+        """Each pool less the units sold on accounts whose read may show a sale only at picking
+        that no booked drop accounts for yet (`unbooked_new_sales`): what an oversell is judged
+        against, so that one is seen when the sale is, not days later at picking. Asked after the
+        batch's drops are attributed (a drop booked this batch is not counted twice)."""
+        late = {name for name in self.feed_accounts if self.adapters[name].sale_may_show_late}
+        picked = {account_ids[n]: self.adapters[n].picked_statuses for n in late if n in account_ids}
+        unbooked = self._per_listing(partial(self.store.unbooked_new_sales, picked=picked), late, sku_ids, account_ids)
+        less = dict(pools)
+        for (_, sku), units in unbooked.items():
+            if sku in less:
+                less[sku] -= units
+        return less
 
     def _per_listing(
         self,

@@ -97,7 +97,11 @@ def test_an_order_cancelled_before_picking_gives_its_units_back_once(
 
 
 @pytest.mark.parametrize("reading", sorted(READINGS))
-def test_orders_open_before_the_feed_first_caught_up_are_taken_as_shown(db_url: str, reading: str) -> None:
+def test_orders_open_before_the_feed_first_caught_up_are_held_until_picked(db_url: str, reading: str) -> None:
+    # An order open when stocksync first looks is in the first readings' count under "at
+    # picking" (its unit sold, not yet picked): it is held like a new one, until picked. (A second
+    # review: taking such orders as shown offered their units twice; so did one placed after the
+    # first stock read while the feed was still catching up.)
     with fleet(("sel", "oto", {"sale_shows_in_read": "unknown"}), ("other", "graas"), ("oak", "oakra")) as running:
         seller = running.platforms["sel"]
         seller.silences.reflects_sale_at_order = READINGS[reading]
@@ -106,20 +110,20 @@ def test_orders_open_before_the_feed_first_caught_up_are_taken_as_shown(db_url: 
         assert seller.sell("lamp", 1) is not None  # before stocksync ever looked
         config = running.config(db_url, ["lamp"])
         cycle(config)
-        cycle(config)
+        assert not cycle(config).oversells  # held, but never taken for an oversell: it may be shown
         start = 4 if READINGS[reading] else 5  # the first readings are the truth we start from
-        assert stock(running, "lamp") == {"sel": start, "other": start, "oak": start}
-        # The old order is held nowhere; a new sale is held back at once, until it ships (where
-        # the read showed it at once, one unit short elsewhere meanwhile: never one too many).
+        # Held elsewhere: at picking 4 are left, and 4 shown; at the order one unit short meanwhile
+        # (never one too many).
+        assert stock(running, "lamp") == {"sel": start, "other": start - 1, "oak": start - 1}
         assert seller.sell("lamp", 1) is not None
         in_engine(config, lambda engine: engine.run_orders())
-        assert stock(running, "lamp")["other"] == (start - 2 if READINGS[reading] else start - 1)
+        assert stock(running, "lamp")["other"] == (1 if READINGS[reading] else 3)
         while seller.ship("lamp"):
             pass
         in_engine(config, lambda engine: engine.run_orders())
         cycle(config)
         cycle(config)
-        # Under "at picking" the old order's units were in the first readings and leave now.
+        # Picked: under "at picking" the units leave the count now, and nothing is held any more.
         assert stock(running, "lamp") == {"sel": 3, "other": 3, "oak": 3}
         assert pools(config) == {"lamp": 3}
 

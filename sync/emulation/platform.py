@@ -118,6 +118,9 @@ class EmulatedPlatform(abc.ABC):
     cancelled_status = "cancelled"
     cancellable: frozenset[str] = frozenset({"new"})
     shipped_status = "shipped"
+    # Where the platform documents an open status a picked order waits in (OTO's example: picked
+    # while `assignedToWarehouse`, then `searchingDriver` for days), picking moves it there.
+    picked_status: str | None = None
     # Whether the document leaves open when a sale leaves the stock read: at the order, or only
     # once the order is picked (OTO's `quantityOnHand`, Graas's `quantity`). Where it does, the
     # emulator follows its silences (`reflects_sale_at_order`).
@@ -189,7 +192,7 @@ class EmulatedPlatform(abc.ABC):
                 if self.picks_before_it_shows:
                     self.unpicked[line.code] -= line.quantity
                     self.set_quantity(line.code, (self.quantity(line.code) or 0) - line.quantity)
-            order.move_to(self.shipped_status, self.wall())
+            order.move_to(self.picked_status or self.shipped_status, self.wall())
             return True
 
     def cancel(self, order_id: str) -> bool:

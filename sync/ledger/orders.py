@@ -208,8 +208,10 @@ class OrderStore(AttributionQueries, OversellQueries):
         if read_through is not None and (feed.read_through_at is None or read_through > feed.read_through_at):
             feed.read_through_at = read_through
         if read_through is not None and feed.caught_up_at is None:
-            # The orders booked so far were there before we first looked: history, which the
-            # first stock reads hold already (see `AttributionQueries.unshown_sales`).
+            # The orders booked so far were there before we first looked: history, whose sales
+            # may have left the count unbooked. Picked or fulfilled, they are not waited for; open,
+            # they are still held (see `AttributionQueries.unshown_sales`), never taken for an
+            # oversell (`unbooked_new_sales`).
             feed.caught_up_at = now
 
     def waiting_on_feeds(self, account_ids: Collection[int], margin: timedelta) -> set[int]:

@@ -169,6 +169,9 @@ class Adapter(abc.ABC):
     # Whether this adapter writes absolute values, recording each set's fresh read (`before_set`)
     # before the set leaves: a push marked sent with no fresh read recorded never left.
     records_before_set: bool = False
+    # Statuses of an order still open (cancellable, not shipped) whose units the warehouse has
+    # picked: out of a stock read that shows a sale only at picking (OTO's `searchingDriver`).
+    picked_statuses: frozenset[str] = frozenset()
 
     @property
     def sale_may_show_late(self) -> bool:

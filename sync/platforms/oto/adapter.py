@@ -43,6 +43,7 @@ class OtoAdapter(HttpAdapter[OtoSettings]):
 
     platform = "oto"
     has_order_feed = True
+    picked_statuses = orders.PICKED  # open, and out of a read that shows sales at picking
     rechecks_orders = True  # the feed reads the list's ends: an order in the middle is read alone
     order_time_precision = None  # `orderDate` is the creator's, in no documented zone
 

@@ -46,6 +46,7 @@ class OtoEmulator(EmulatedPlatform):
     new_status = "new"
     cancelled_status = "canceled"
     cancellable = frozenset({"new", "assignedToWarehouse"})
+    picked_status = "searchingDriver"  # the document's example: picked, then waiting for a courier
     sale_reading_unsaid = True  # `quantityOnHand`: "the actual available stock at the location"
 
     def order_id(self, seq: int) -> str:

@@ -29,6 +29,9 @@ OPEN = frozenset(
         "onHold",
     }
 )
+# Open, and picked: the document's example order is picked while `assignedToWarehouse`, then waits
+# for a courier in `searchingDriver` (days, in the example); `pendingPickup` comes after that.
+PICKED = frozenset({"searchingDriver", "pendingPickup"})
 CANCELLED = frozenset({"canceled", "cancelled"})
 RETURNED = frozenset({"returned"})
 
