@@ -23,11 +23,13 @@ def _ship_order(platform: Any, order: Any) -> None:
         order.move_to(platform.shipped_status, platform.wall())
 
 
-def _setup(running: Any, db_url: str) -> Any:
+def _setup(running: Any, db_url: str, quantity: int = 10) -> Any:
+    """The seller ("sel", OTO, unknown reading) drops only at picking; `quantity` of lamp
+    everywhere, bootstrapped and its feed caught up."""
     seller = running.platforms["sel"]
     seller.silences.reflects_sale_at_order = False  # the read drops only at picking
     for emulator in running.platforms.values():
-        emulator.set_quantity("lamp", 10)
+        emulator.set_quantity("lamp", quantity)
     config = running.config(db_url, ["lamp"])
     cycle(config)
     cycle(config)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.fakes import fleet
 from tests.test_orders import cycle, in_engine, pools, stock
+from tests.test_picking_review import _setup
 
 UNKNOWN = {"sale_shows_in_read": "unknown"}
 
@@ -47,13 +48,7 @@ def test_an_order_open_for_more_than_a_week_stays_held(db_url: str) -> None:
     """An order left open (onHold, waiting for an address, a pre-order) for eight days: its unit
     is still in OTO's count until picked, so it must stay off the other platforms."""
     with fleet(("sel", "oto", UNKNOWN), ("other", "graas"), ("oak", "oakra")) as running:
-        seller = running.platforms["sel"]
-        seller.silences.reflects_sale_at_order = False
-        for emulator in running.platforms.values():
-            emulator.set_quantity("lamp", 10)
-        config = running.config(db_url, ["lamp"])
-        cycle(config)
-        cycle(config)
+        seller, config = _setup(running, db_url, 10)
         assert seller.sell("lamp", 2) is not None
         in_engine(config, lambda engine: engine.run_orders())
         assert stock(running, "lamp") == {"sel": 10, "other": 8, "oak": 8}
@@ -70,13 +65,7 @@ def test_an_order_picked_but_waiting_for_its_courier_is_not_held_on_top_of_its_d
     `pendingPickup`, an open state, until a courier comes, often the next day. Its drop is
     booked; holding its units as well keeps the last real unit off every other platform."""
     with fleet(("sel", "oto", UNKNOWN), ("other", "graas"), ("oak", "oakra")) as running:
-        seller = running.platforms["sel"]
-        seller.silences.reflects_sale_at_order = False
-        for emulator in running.platforms.values():
-            emulator.set_quantity("lamp", 2)
-        config = running.config(db_url, ["lamp"])
-        cycle(config)
-        cycle(config)
+        seller, config = _setup(running, db_url, 2)
         order = seller.sell("lamp", 1)
         assert order is not None
         in_engine(config, lambda engine: engine.run_orders())
