@@ -164,7 +164,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, environ: dict[str
     source = config_path(path)
     env = dict(os.environ) if environ is None else environ
     try:
-        text = source.read_text(encoding="utf-8")
+        text = read_utf8(source, str(source))
     except FileNotFoundError:
         raise ConfigError(
             f"{source}: no such configuration file; pass --config PATH or set {ENV_VAR} "
@@ -179,6 +179,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, environ: dict[str
 
     plain_secrets = _resolve_secrets(raw, env, source.parent)
     raw = _interpolate(raw, env, "")
+    _refuse_empty_secrets(raw)
     skus = _catalog_skus(raw.get("catalog"), source.parent)
     try:
         config = Config.model_validate({**raw, "skus": tuple(skus)})
@@ -274,7 +275,8 @@ def _resolve_secrets(raw: dict[str, Any], env: dict[str, str], base: Path) -> li
                     raise ConfigError(f"{key}: give either {field} or {file_key}, not both")
                 file_path = Path(_interpolate(account.pop(file_key), env, f"{key}_file"))
                 try:
-                    account[field] = (file_path if file_path.is_absolute() else base / file_path).read_text().strip()
+                    path = file_path if file_path.is_absolute() else base / file_path
+                    account[field] = read_utf8(path, f"{key}_file").strip()
                 except OSError as err:
                     raise ConfigError(f"{key}_file: cannot read {file_path}: {err.strerror}") from None
             elif isinstance(account.get(field), str) and not _INTERPOLATION.search(account[field]):
@@ -298,7 +300,7 @@ def _interpolate(value: Any, env: dict[str, str], key: str) -> Any:
             return env[name]
         if f"{name}_FILE" in env:
             try:
-                return Path(env[f"{name}_FILE"]).read_text(encoding="utf-8").strip()
+                return read_utf8(Path(env[f"{name}_FILE"]), f"{key}: {name}_FILE").strip()
             except OSError as err:
                 raise ConfigError(f"{key}: {name}_FILE: cannot read {env[name + '_FILE']}: {err.strerror}") from None
         raise ConfigError(f"{key}: environment variable {name} (or {name}_FILE) is not set")
@@ -317,9 +319,11 @@ def _catalog_skus(catalog: Any, base: Path) -> list[str]:
 
 
 def read_catalog_file(path: Path) -> list[str]:
-    """SKUs from a CSV with a `sku` column, or one SKU per line; `#` starts a comment line."""
+    """SKUs from a CSV with a `sku` column, or one SKU per line; `#` starts a comment line. A first
+    line with a comma is a CSV header: without a `sku` column the file is refused (its lines would
+    otherwise be taken for SKUs)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path, "catalog.file")
     except OSError as err:
         raise ConfigError(f"catalog.file: cannot read {path}: {err.strerror}") from None
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -329,7 +333,46 @@ def read_catalog_file(path: Path) -> list[str]:
     if "sku" in header:
         column = header.index("sku")
         return [row[column].strip() for row in csv.reader(lines[1:]) if len(row) > column and row[column].strip()]
+    if len(header) > 1:
+        raise ConfigError(
+            f"catalog.file: {path} looks like a CSV (its first line is {lines[0].strip()!r}) but has no `sku` "
+            "column: name the column of SKU codes `sku` in the first line, or list one SKU per line"
+        )
     return [line.strip() for line in lines]
+
+
+def read_utf8(path: Path, key: str) -> str:
+    """A text file the configuration names: UTF-8, with or without a byte order mark (spreadsheets
+    add one). Any other encoding is refused naming the file, the line and the fix; OSError passes."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(
+            f"{key}: {path} is not UTF-8 (line {line} has byte 0x{data[err.start]:02x}): save it as UTF-8 "
+            "(in a spreadsheet: CSV UTF-8; in an editor: encoding UTF-8)"
+        ) from None
+
+
+def _refuse_empty_secrets(raw: dict[str, Any]) -> None:
+    """An empty credential is a mistake, never a value (`${VAR:-}` in a compose file passes an unset
+    variable as ""): refused at start, naming the key."""
+    accounts = raw.get("accounts")
+    if not isinstance(accounts, list):
+        return
+    for index, account in enumerate(accounts):
+        spec = PLATFORMS.get(str(account.get("platform"))) if isinstance(account, dict) else None
+        if spec is None:
+            continue
+        for field in spec.settings.secret_fields():
+            value = account.get(field)
+            if isinstance(value, str) and not value.strip():
+                name = f" ({account['name']})" if isinstance(account.get("name"), str) else ""
+                raise ConfigError(
+                    f"accounts[{index}].{field}{name}: empty; set it (if it comes from ${{VAR}} or a file, "
+                    "that variable or file is empty)"
+                )
 
 
 def _permission_warnings(source: Path, plain_secrets: list[str]) -> list[str]:

@@ -142,3 +142,55 @@ def test_config_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("STOCKSYNC_CONFIG", str(path))
     monkeypatch.setenv("OAKRA_KEY", "k")
     assert load_config(None).accounts[0].name == "oak"
+
+
+# --- files as a spreadsheet or an editor saves them (issue 15) ---------------------------------
+
+
+def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "stocksync.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    path.chmod(0o600)
+    assert load_config(path, environ={"OAKRA_KEY": "k"}).skus == ("a", "b")
+
+
+def test_a_config_not_in_utf8_is_refused_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "stocksync.toml"
+    path.write_bytes(MINIMAL.replace('name = "oak"', 'name = "oak-café"').encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"is not UTF-8 \(line 6 has byte 0xe9\): save it as UTF-8"):
+        load_config(path, environ={"OAKRA_KEY": "k"})
+
+
+@pytest.mark.parametrize(
+    ("content", "skus"),
+    [
+        (b"\xef\xbb\xbfsku,name\nmug,Mug\ncap,Cap\n", ("mug", "cap")),  # "CSV UTF-8" from a spreadsheet
+        ("name,sku\nCaf\u00e9 mug,mug\n".encode(), ("mug",)),
+        (b"mug\ncap\n", ("mug", "cap")),  # one per line
+    ],
+)
+def test_catalog_files_as_saved(tmp_path: Path, content: bytes, skus: tuple[str, ...]) -> None:
+    (tmp_path / "catalog.csv").write_bytes(content)
+    text = MINIMAL.replace('skus = ["a", "b"]', 'file = "catalog.csv"')
+    assert load_config(write(tmp_path, text), environ={"OAKRA_KEY": "k"}).skus == skus
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"name,qty\nmug,3\n", r"no `sku` column: name the column of SKU codes `sku`"),
+        ("sku,name\nmug,Caf\u00e9\n".encode("latin-1"), r"catalog.file: .* is not UTF-8 \(line 2 has byte 0xe9\)"),
+    ],
+)
+def test_catalog_files_that_would_be_misread_are_refused(tmp_path: Path, content: bytes, problem: str) -> None:
+    (tmp_path / "catalog.csv").write_bytes(content)
+    text = MINIMAL.replace('skus = ["a", "b"]', 'file = "catalog.csv"')
+    with pytest.raises(ConfigError, match=problem):
+        load_config(write(tmp_path, text), environ={"OAKRA_KEY": "k"})
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_credential_is_refused_naming_the_key(tmp_path: Path, value: str) -> None:
+    # docker-compose passes an unset `${OAKRA_KEY:-}` as an empty string.
+    with pytest.raises(ConfigError, match=r"accounts\[0\]\.app_key \(oak\): empty; set it"):
+        load_config(write(tmp_path, MINIMAL), environ={"OAKRA_KEY": value})
