@@ -76,3 +76,16 @@ def test_an_unreachable_database_is_one_line_without_its_password(
     assert len(lines) == 1, result.output
     assert lines[0].startswith("stocksync: error: cannot reach the ledger at postgresql+psycopg://stocksync:***@")
     assert "s3cret-pw" not in result.output
+
+
+@pytest.mark.parametrize("mistake", ["missing", "invalid", "no_ledger"])
+def test_healthcheck_exits_0_or_1_only(tmp_path: Path, running: Fleet, mistake: str) -> None:
+    # Docker reserves exit status 2 in a HEALTHCHECK: a configuration error is "not ready", 1.
+    config = write_config(tmp_path, running, f"sqlite:///{tmp_path / 'ledger.db'}")
+    if mistake == "missing":
+        config = tmp_path / "nope.toml"
+    elif mistake == "invalid":
+        config.write_text(config.read_text() + "\nbogus = 1\n")
+    result = invoke("healthcheck", "--config", config)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("stocksync: error: ")

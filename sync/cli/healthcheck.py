@@ -21,7 +21,17 @@ def healthcheck(config_path: str, timeout: float) -> None:
 
     With [health] port set this asks the running daemon's /readyz (ledger reachable, scheduler
     running, no account held by a safety stop); without it, it checks that the ledger answers.
+    A configuration error is "not ready" too: exit 1 (Docker reserves any other status).
     """
+    try:
+        _check(config_path, timeout)
+    except SystemExit as exit_:
+        if exit_.code not in (None, 0):
+            sys.exit(1)
+        raise
+
+
+def _check(config_path: str, timeout: float) -> None:
     config = load(config_path)
     if config.health.port is None:
         with ledger_for(config) as ledger:
