@@ -59,7 +59,40 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    # Libraries that use stdlib logging (httpx, apscheduler, alembic) stay at warning level.
-    logging.basicConfig(level=logging.WARNING, stream=out, format="%(levelname)s %(name)s: %(message)s")
+    # Libraries that use stdlib logging (httpx, apscheduler, alembic) stay at warning level, and
+    # write through the same renderer: a JSON stream holds only JSON.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                _redact_processor,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    setattr(handler, _OURS, True)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
     for name in ("httpx", "httpcore", "apscheduler", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _OneAtATime) for f in scheduler.filters):
+        scheduler.addFilter(_OneAtATime())
+
+
+_OURS = "_stocksync_handler"
+
+
+class _OneAtATime(logging.Filter):
+    """Drops APScheduler's "maximum number of running instances reached": the daemon's jobs run one
+    at a time by design (a sweep longer than its interval skips the next start; the cycle events
+    say what ran)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()

@@ -89,3 +89,28 @@ def test_healthcheck_exits_0_or_1_only(tmp_path: Path, running: Fleet, mistake: 
     result = invoke("healthcheck", "--config", config)
     assert result.exit_code == 1, result.output
     assert result.output.startswith("stocksync: error: ")
+
+
+def test_json_logs_hold_only_json() -> None:
+    import io
+    import json
+    import logging
+
+    import structlog
+
+    from sync.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("info", "json", stream)
+    try:
+        scheduler = logging.getLogger("apscheduler.scheduler")
+        scheduler.warning("Execution of job sweep skipped: maximum number of running instances reached (1)")
+        logging.getLogger("apscheduler.executors.default").error("Job %r raised an exception", "sweep")
+        structlog.get_logger("sync.test").info("cycle.start", cycle=1)
+        records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    finally:
+        configure_logging("warning", "json")
+    # The skipped start is by design (one job at a time) and said by the cycle events: dropped.
+    assert [r["event"] for r in records] == ["Job 'sweep' raised an exception", "cycle.start"]
+    assert records[0]["level"] == "error" and records[0]["logger"] == "apscheduler.executors.default"
+    assert "timestamp" in records[0]
