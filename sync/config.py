@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -184,7 +185,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, environ: dict[str
     try:
         config = Config.model_validate({**raw, "skus": tuple(skus)})
     except ValidationError as err:
-        raise ConfigError(f"{source}: {format_validation(err)}") from None
+        raise ConfigError(f"{source}: {format_validation(err, _account_names(raw))}") from None
     if not config.skus:
         raise ConfigError(f"{source}: catalog: no SKUs; list them in catalog.skus or catalog.file")
     try:
@@ -231,14 +232,26 @@ def check_identities(config: Config) -> None:
         raise ConfigError("\n  ".join(problems + more))
 
 
-def format_validation(err: ValidationError) -> str:
-    """Pydantic's errors as `key: what is wrong` lines, with the platform tag removed from paths."""
+def _account_names(raw: dict[str, Any]) -> list[str | None]:
+    """Each `[[accounts]]` table's name, where it has one (for messages)."""
+    accounts = raw.get("accounts")
+    if not isinstance(accounts, list):
+        return []
+    return [a.get("name") if isinstance(a, dict) and isinstance(a.get("name"), str) else None for a in accounts]
+
+
+def format_validation(err: ValidationError, names: Sequence[str | None] = ()) -> str:
+    """Pydantic's errors as `key: what is wrong` lines, with the platform tag removed from paths and
+    an account's name after its index (`accounts[1] (graas-sg).app_key`)."""
     lines = []
     for item in err.errors():
         loc = [part for part in item["loc"] if part not in PLATFORMS]
         key = ""
-        for part in loc:
+        for position, part in enumerate(loc):
             key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+            if position == 1 and loc[0] == "accounts" and isinstance(part, int) and part < len(names):
+                name = names[part]
+                key += f" ({name})" if name else ""
         message = item["msg"]
         if item["type"] == "union_tag_not_found":
             key, message = f"{key}.platform", f"required; one of {', '.join(sorted(PLATFORMS))}"

@@ -106,7 +106,7 @@ def test_a_malformed_config_exits_2_naming_the_key(tmp_path: Path, running: Flee
     before = ledger_rows(db_url)
     result = invoke("reconcile", "--config", config)
     assert result.exit_code == 2
-    assert "accounts[1].bufer: unknown key" in result.output
+    assert "accounts[1] (gra).bufer: unknown key" in result.output
     assert ledger_rows(db_url) == before
     missing = invoke("reconcile", "--config", tmp_path / "nope.toml")
     assert missing.exit_code == 2 and "no such configuration file" in missing.output

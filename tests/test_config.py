@@ -90,22 +90,25 @@ def test_catalog_file_csv_and_lines(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (('platform = "oakra"', 'platform = "shopify"'), "accounts[0].platform: 'shopify' is not a known platform"),
-        (('location_id = "warehouse-1"', ""), "accounts[0].location_id: required but missing"),
-        (('name = "oak"', 'name = "oak"\nbufer = 2'), "accounts[0].bufer: unknown key"),
+        (
+            ('platform = "oakra"', 'platform = "shopify"'),
+            "accounts[0] (oak).platform: 'shopify' is not a known platform",
+        ),
+        (('location_id = "warehouse-1"', ""), "accounts[0] (oak).location_id: required but missing"),
+        (('name = "oak"', 'name = "oak"\nbufer = 2'), "accounts[0] (oak).bufer: unknown key"),
         (
             ('base_url = "https://app.oakra.com/api/v1"', 'base_url = "app.oakra.com"'),
-            "accounts[0].base_url: must start with http:// or https://",
+            "accounts[0] (oak).base_url: must start with http:// or https://",
         ),
         (("[catalog]", '[bootstrap]\nrule = "nobody"\n[catalog]'), "bootstrap.rule: 'nobody' is neither"),
         (('skus = ["a", "b"]', "skus = []"), "catalog: no SKUs"),
         (
             ('name = "oak"', 'name = "oak"\nbuffer = -1'),
-            "accounts[0].buffer: Input should be greater than or equal to 0",
+            "accounts[0] (oak).buffer: Input should be greater than or equal to 0",
         ),
         (
             ('name = "oak"', 'name = "oak"\noversell_policy = "refund"'),
-            "accounts[0].oversell_policy: Input should be 'alert' or 'cancel'",
+            "accounts[0] (oak).oversell_policy: Input should be 'alert' or 'cancel'",
         ),
         (("[catalog]", "[orders]\npoll_seconds = 0\n[catalog]"), "orders.poll_seconds: Input should be greater than 0"),
     ],

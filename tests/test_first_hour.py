@@ -114,3 +114,14 @@ def test_json_logs_hold_only_json() -> None:
     assert [r["event"] for r in records] == ["Job 'sweep' raised an exception", "cycle.start"]
     assert records[0]["level"] == "error" and records[0]["logger"] == "apscheduler.executors.default"
     assert "timestamp" in records[0]
+
+
+def test_a_reconcile_where_every_account_failed_does_not_say_complete(tmp_path: Path, running: Fleet) -> None:
+    config = write_config(tmp_path, running, f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert invoke("db", "upgrade", "--config", config).exit_code == 0
+    for server in running.servers.values():
+        server.stop()
+    result = invoke("reconcile", "--config", config)
+    assert result.exit_code == 1
+    (title,) = [line for line in result.output.splitlines() if line.startswith("cycle ")]
+    assert title.endswith("(FAILED: no account could be synced)"), result.output

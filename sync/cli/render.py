@@ -75,11 +75,16 @@ def report_text(report: CycleReport) -> str:
     """A readable summary: accounts, then movements and pushes."""
     lines = []
     title = "dry run: nothing was written or sent" if report.dry_run else f"cycle {report.cycle_id}"
+    broken = [name for name, run in report.accounts.items() if not run.ok]
     ending = "complete"
     if report.lease_lost:
         ending = "LEASE LOST midway: another reconciler took the ledger over; nothing more was written"
     elif report.stopped:
         ending = "stopped early"
+    elif broken and len(broken) == len(report.accounts):
+        ending = "FAILED: no account could be synced"
+    elif broken:
+        ending = f"partial: {len(broken)} of {len(report.accounts)} accounts failed ({', '.join(broken)})"
     lines.append(f"{title} ({ending})")
     lines.append("accounts:")
     for name, run in report.accounts.items():
