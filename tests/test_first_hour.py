@@ -125,3 +125,33 @@ def test_a_reconcile_where_every_account_failed_does_not_say_complete(tmp_path: 
     assert result.exit_code == 1
     (title,) = [line for line in result.output.splitlines() if line.startswith("cycle ")]
     assert title.endswith("(FAILED: no account could be synced)"), result.output
+
+
+@pytest.mark.parametrize("platforms", [(), ("oto", "graas")])
+def test_init_writes_a_starting_config_that_loads(tmp_path: Path, platforms: tuple[str, ...]) -> None:
+    from sync.config import load_config
+
+    out = tmp_path / "stocksync.toml"
+    result = invoke("init", "--out", out, *[arg for p in platforms for arg in ("--platform", p)])
+    assert result.exit_code == 0, result.output
+    secret = tmp_path / "graas_app_key"
+    secret.write_text("key\n")
+    out.write_text(out.read_text().replace("/run/secrets/graas_app_key", str(secret)))
+    environ = {"OAKRA_APP_KEY": "k", "GRAAS_ACCOUNT_NUMBER": "n", "OTO_REFRESH_TOKEN": "r"}
+    config = load_config(out, environ={**environ, "ANKORSTORE_CLIENT_ID": "c", "ANKORSTORE_CLIENT_SECRET": "s"})
+    assert {a.platform for a in config.accounts} == set(platforms or ("oakra", "graas", "oto", "ankorstore"))
+    again = invoke("init", "--out", out)
+    assert again.exit_code == 2 and "already exists; pass --force" in again.output
+
+
+def test_the_configs_ship_inside_the_package() -> None:
+    # `pip install .` (not editable) must carry demo.toml and example.toml: demo and init read them.
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert pyproject["package-dir"]["sync.configs"] == "config"
+    assert "sync.configs" in pyproject["packages"]
+    shipped = pyproject["package-data"]["sync.configs"]
+    assert {"demo.toml", "example.toml"} <= set(shipped)
+    assert all((root / "config" / name).is_file() for name in shipped)

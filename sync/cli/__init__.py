@@ -1,5 +1,5 @@
 """The `stocksync` command line: reconcile, run, db upgrade, status, explain, accept, reject,
-healthcheck, demo, simulate.
+healthcheck, init, demo, simulate.
 
 Exit status: 0 success; 1 some account failed (the others still synced); 2 bad configuration,
 bad usage, or a ledger schema that is missing or behind; 3 another reconciler holds the ledger.
@@ -18,6 +18,7 @@ from sync.cli.decide import accept, reject
 from sync.cli.demo import demo
 from sync.cli.explain import explain
 from sync.cli.healthcheck import healthcheck
+from sync.cli.init import init
 from sync.cli.reconcile import reconcile
 from sync.cli.run import run
 from sync.cli.simulate import simulate
@@ -37,7 +38,7 @@ def cli() -> None:
     """
 
 
-for command in (reconcile, run, db, status, explain, accept, reject, healthcheck, demo, simulate):
+for command in (reconcile, run, db, status, explain, accept, reject, healthcheck, init, demo, simulate):
     cli.add_command(command)
 
 

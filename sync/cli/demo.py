@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 import click
@@ -72,8 +73,13 @@ def demo(config_path: str | None, duration: float, rate: float, seed: int, ledge
 
 
 def _bundled_config() -> Path:
-    """config/demo.toml beside the package (a checkout, or the container's /app)."""
-    path = Path(__file__).resolve().parents[2] / "config" / BUNDLED
+    """config/demo.toml, shipped inside the package as `sync.configs`."""
+    return bundled(BUNDLED)
+
+
+def bundled(name: str) -> Path:
+    """A configuration example shipped inside the package (config/ in a checkout)."""
+    path = Path(str(resources.files("sync.configs").joinpath(name)))
     if not path.exists():
-        fail(f"no {BUNDLED} beside the package; pass --config PATH/TO/config/{BUNDLED}")
+        fail(f"no {name} in the installed package; pass --config PATH/TO/config/{name}")
     return path
