@@ -56,7 +56,8 @@ class Demo:
             self.platforms[account.name] = emulator
             self.servers.append(EmulatorServer(emulator, port=parts.port))
         for sku in config.skus:
-            quantities = {name: self.rng.randint(8, 30) for name in self.platforms}
+            # Enough that half a minute of sales leaves stock everywhere (no sell-out by default).
+            quantities = {name: self.rng.randint(30, 60) for name in self.platforms}
             for name, quantity in quantities.items():
                 self.platforms[name].set_quantity(account_code(config, name, sku), quantity)
             self.start[sku] = min(quantities.values())  # the bootstrap rule `min`
@@ -104,8 +105,36 @@ def account_code(config: Config, account: str, sku: str) -> str:
     return config.account(account).code_for(sku)
 
 
-def run_demo(config: Config, *, duration: float, rate: float, seed: int, ledger_path: Path, echo: Echo) -> DemoResult:
-    """Run the demo for `duration` seconds of sales, then let it settle; True when it converged."""
+def rules_legend(config: Config) -> str:
+    """How to read the table: which accounts hold units back or cap what they show."""
+    rules = []
+    for account in config.accounts:
+        parts = [f"holds {account.buffer} back"] if account.buffer else []
+        parts += [f"shows at most {account.max_quantity}"] if account.max_quantity is not None else []
+        if parts:
+            rules.append(f"{account.name} {' and '.join(parts)}")
+    return (
+        "every platform shows the shared pool, less the account's buffer and capped at its max_quantity "
+        f"({'; '.join(rules) or 'none here'})"
+    )
+
+
+Hold = Callable[[Demo], None]
+
+
+def run_demo(
+    config: Config,
+    *,
+    duration: float,
+    rate: float,
+    seed: int,
+    ledger_path: Path,
+    echo: Echo,
+    hold: Hold | None = None,
+) -> DemoResult:
+    """Run the demo for `duration` seconds of sales, then let it settle; True when it converged.
+    `hold`, when given, runs once it has settled and the daemon has stopped, with the emulators
+    still serving (`demo --keep`)."""
     url = f"sqlite:///{ledger_path}"
     config = config.model_copy(update={"database": DatabaseSettings(url=url)})
     upgrade(create_db_engine(url))
@@ -131,6 +160,7 @@ def run_demo(config: Config, *, duration: float, rate: float, seed: int, ledger_
     sales_stopped = threading.Event()
     daemon = threading.Thread(target=run_daemon, args=(config, ledger, wiring), kwargs={"on_cycle": on_cycle})
     echo(f"demo: {len(demo.platforms)} emulated accounts, {len(config.skus)} SKUs, ledger {ledger_path}")
+    echo(f"how to read it: {rules_legend(config)}")
     echo("starting stock on each platform (the pool starts at the minimum):")
     echo(demo.table())
     daemon.start()
@@ -147,21 +177,33 @@ def run_demo(config: Config, *, duration: float, rate: float, seed: int, ledger_
         sales_stopped.set()
         echo(f"\nsales stopped, {shipped} orders picked and shipped; letting stocksync settle...")
         quiet.wait(timeout=max(30.0, 5 * config.sync.interval_seconds))
+        sales.stop()
+        wiring.stop.set()
+        daemon.join(timeout=30)
+        pools = _pools(ledger)
+        truth = {sku: demo.start[sku] - demo.sold(sku) for sku in config.skus}
+        converged = demo.converged() and pools == truth
+        echo(demo.table(pools))
+        echo(
+            f"\n{sales.sales} sales, {len(cycles)} cycles: "
+            + ("every platform shows the shared pool" if converged else "NOT converged")
+        )
+        oversells = sum(len(report.oversells) for report in cycles)
+        if oversells:
+            echo(
+                f"{oversells} oversell(s) seen: the last units sold on two platforms within one poll, before "
+                'either sale could reach the other; oversell_policy "alert" logged them ("cancel" would '
+                "cancel the newest orders)"
+            )
+        if hold is not None:
+            hold(demo)
     finally:
         sales.stop()
         wiring.stop.set()
         daemon.join(timeout=30)
+        ledger.close()
         for server in demo.servers:
             server.stop()
-    pools = _pools(ledger)
-    ledger.close()
-    truth = {sku: demo.start[sku] - demo.sold(sku) for sku in config.skus}
-    converged = demo.converged() and pools == truth
-    echo(demo.table(pools))
-    echo(
-        f"\n{sales.sales} sales, {len(cycles)} cycles: "
-        + ("every platform shows the shared pool" if converged else "NOT converged")
-    )
     return DemoResult(converged, sales.sales, len(cycles))
 
 
@@ -169,3 +211,24 @@ def _pools(ledger: Ledger) -> dict[str, int]:
     """The ledger's pool per SKU."""
     with ledger.store.sessions() as session:
         return {view.sku: view.pool for view in snapshot.skus(session)}
+
+
+def keep_serving(demo: Demo, config_file: Path, echo: Echo, stop: threading.Event, *, seed: int) -> None:
+    """`demo --keep`: the emulators keep serving, a customer buying now and then, until `stop`."""
+    sku = demo.config.skus[0]
+    echo(
+        f"\nThe emulators keep serving, and the ledger stays, until you press Ctrl-C here. In another terminal:\n"
+        f"  stocksync status --config {config_file}\n"
+        f"  stocksync explain {sku} --config {config_file}\n"
+        f"  stocksync reconcile --dry-run --config {config_file}\n"
+        f"  stocksync run --config {config_file}     (the daemon; Ctrl-C stops it)\n"
+        "A customer buys something every ten seconds or so, so a run has sales to reconcile."
+    )
+    sales = SalesDriver(list(demo.platforms.values()), 0.1, seed=seed + 1)
+    sales.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sales.stop()
+    echo(f"stopped: {sales.sales} more sales while kept")

@@ -155,3 +155,89 @@ def test_the_configs_ship_inside_the_package() -> None:
     shipped = pyproject["package-data"]["sync.configs"]
     assert {"demo.toml", "example.toml"} <= set(shipped)
     assert all((root / "config" / name).is_file() for name in shipped)
+
+
+def test_demo_keep_leaves_emulators_and_ledger_for_every_other_command(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_processes import ROOT, free_port
+
+    demo = (ROOT / "config" / "demo.toml").read_text()
+    for port in ("18701", "18702", "18703", "18704", "18705"):
+        demo = demo.replace(port, str(free_port()))
+    source = tmp_path / "demo.toml"
+    source.write_text(demo)
+    kept = tmp_path / "kept"
+    log = (tmp_path / "demo.log").open("w+")
+    args = ["demo", "--config", str(source), "--duration", "2", "--rate", "4", "--keep", str(kept)]
+    process = subprocess.Popen([sys.executable, "-m", "sync", *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while "Ctrl-C here" not in (tmp_path / "demo.log").read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "demo.log").read_text()
+            time.sleep(0.2)
+        config = kept / "stocksync.toml"
+        for command in (["status"], ["explain", "mug-white"], ["reconcile", "--dry-run"], ["reconcile"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "sync", *command, "--config", str(config)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=tmp_path,
+            )
+            assert done.returncode == 0, (command, done.stdout + done.stderr)
+            assert "Traceback" not in done.stderr
+        assert not (tmp_path / "stocksync.db").exists()  # every command used the kept ledger
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    output = (tmp_path / "demo.log").read_text()
+    assert process.returncode == 0, output
+    assert "stopped:" in output and "Traceback" not in output
+
+
+def test_status_summarises_first_and_filters_what_is_out_of_step(tmp_path: Path, running: Fleet) -> None:
+    import json
+    import re
+
+    for platform in running.platforms.values():
+        for sku, quantity in (("mug", 10), ("cap", 7), ("tote", 4)):
+            platform.set_quantity(sku, quantity)
+    config = write_config(tmp_path, running, f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert invoke("db", "upgrade", "--config", config).exit_code == 0
+    assert invoke("reconcile", "--config", config).exit_code == 0
+    text = invoke("status", "--config", config).output
+    assert text.startswith("summary: 2 accounts; 3 SKUs, 3 in step, 0 out of step; 0 pushes in doubt")
+    assert re.search(r"last success \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+  ok", text), text  # its zone named
+    assert "showing 2 of 3 (--limit N for more" in invoke("status", "--config", config, "--limit", "2").output
+    # Graas is down when a mug sells on Oakra: Graas's mug listing is left out of step.
+    running.servers["gra"].stop()
+    assert running.platforms["oak"].sell("mug", 3)
+    assert invoke("reconcile", "--config", config).exit_code == 1
+    text = invoke("status", "--config", config, "--out-of-step").output
+    assert "1 BROKEN" in text and "2 in step, 1 out of step" in text
+    assert "skus out of step (showing 1 of 1)" in text
+    (row,) = [line for line in text.splitlines() if line.strip().startswith("mug")]
+    assert row.split()[1:] == ["7", "7", "10*"], row  # the pool, Oakra, Graas (buffer 0 here)
+    data = json.loads(invoke("status", "--config", config, "--json").output)
+    assert data["totals"]["skus"] == 3 and data["totals"]["skus_out_of_step"] == 1
+    (mug,) = [s for s in data["skus"] if s["sku"] == "mug"]
+    assert mug["out_of_step"] == ["gra"]
+
+
+def test_the_sku_table_fits_the_terminal() -> None:
+    from sync.cli.sku_table import SkuLine, table_text
+    from sync.ledger.snapshot import ListingView, SkuView
+
+    names = ["oakra-bangkok", "oakra-chiangmai", "graas-sg", "oto-riyadh", "ankorstore-eu"]
+    view = SkuView("shirt-blue-m", 12, [ListingView(n, 12, 12, None, n == "oto-riyadh") for n in names])
+    line = SkuLine(view, {n: 12 for n in names} | {"graas-sg": 10})
+    wide = table_text([line], names, 120)
+    assert len(wide) == 2 and all(len(row) <= 120 for row in wide)
+    assert wide[1].split() == ["shirt-blue-m", "12", "12", "12", "12*", "12?", "12"]
+    narrow = table_text([line], names, 60)
+    assert all(len(row) <= 60 for row in narrow) and len(narrow) == 1 + len(names)
+    assert "graas-sg: 12* (rules give 10)" in "\n".join(narrow)

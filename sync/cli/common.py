@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -72,3 +73,13 @@ def ledger_for(config: Config, *, require_schema: bool = True) -> Iterator[Ledge
         fail(f"{err}; what was recorded before it stays, run it again", EXIT_FAILED)
     finally:
         ledger.close()
+
+
+def when(value: datetime | str | None) -> str:
+    """A moment in this machine's time zone, the zone named (`UTC` where it runs in UTC)."""
+    if value is None:
+        return "never"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:  # the ledger stores UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

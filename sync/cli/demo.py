@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import tempfile
+import threading
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -45,15 +48,42 @@ BUNDLED = "demo.toml"
     default=None,
     help="Keep the SQLite ledger at this new path (default: a temporary file).",
 )
-def demo(config_path: str | None, duration: float, rate: float, seed: int, ledger_path: Path | None) -> None:
+@click.option(
+    "--keep",
+    "keep_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Afterwards keep the emulators serving, with the ledger and a stocksync.toml in this new "
+    "folder, to try status, explain, reconcile and run against them (Ctrl-C ends it).",
+)
+def demo(
+    config_path: str | None, duration: float, rate: float, seed: int, ledger_path: Path | None, keep_dir: Path | None
+) -> None:
     """Start emulated platforms with random sales, run the daemon against them, show convergence.
 
     Ends by itself after --duration seconds of sales plus the time to settle; exits 0 when every
-    platform shows the shared pool.
+    platform shows the shared pool. With --keep DIR it then keeps the emulators serving until
+    Ctrl-C, and DIR/stocksync.toml points every other command at them and at the demo's ledger.
     """
-    from sync.demo import run_demo
+    from sync.demo import keep_serving, run_demo
 
-    config = load(config_path or str(_bundled_config()))
+    source = Path(config_path) if config_path else _bundled_config()
+    config = load(str(source))
+    hold = None
+    if keep_dir is not None:
+        if ledger_path is not None:
+            fail("--ledger and --keep: give one (--keep keeps the ledger in its folder)")
+        if keep_dir.exists() and any(keep_dir.iterdir()):
+            fail(f"--keep: {keep_dir} is not empty; the demo needs a new folder")
+        keep_dir.mkdir(parents=True, exist_ok=True)
+        ledger_path = keep_dir.resolve() / "ledger.db"
+        config_file = keep_dir / "stocksync.toml"
+        config_file.write_text(_kept_config(source.read_text(encoding="utf-8"), ledger_path), encoding="utf-8")
+        config_file.chmod(0o600)  # the emulators' credentials, in plain text like a real config's would be
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        hold = partial(keep_serving, config_file=config_file, echo=click.echo, stop=stop, seed=seed)
     if ledger_path is not None and ledger_path.exists():
         fail(f"--ledger: {ledger_path} already exists; the demo needs a fresh ledger")
     with tempfile.TemporaryDirectory(prefix="stocksync-demo-") as tmp:
@@ -65,11 +95,21 @@ def demo(config_path: str | None, duration: float, rate: float, seed: int, ledge
                 seed=seed,
                 ledger_path=ledger_path or Path(tmp) / "ledger.db",
                 echo=click.echo,
+                hold=hold,
             )
         except ConfigError as err:
             fail(str(err))
             raise
     sys.exit(EXIT_OK if result.converged else EXIT_FAILED)
+
+
+def _kept_config(demo_text: str, ledger: Path) -> str:
+    """The demo's configuration with its ledger, and logs a person can read, for `--keep`."""
+    text = demo_text.replace('level = "error"', 'level = "info"')
+    return (
+        "# Written by `stocksync demo --keep`: the demo's emulators (while it runs) and its ledger.\n"
+        f'[database]\nurl = "sqlite:///{ledger}"\n\n{text}'
+    )
 
 
 def _bundled_config() -> Path:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from sync.cli.common import when
 from sync.errors import ReadProblem
 from sync.ledger import judgements
 from sync.ledger.models import Account
@@ -43,8 +44,8 @@ def reads_text(reads: dict[str, Any]) -> str:
     lines = ["reads (last hour; bad reads are not booked, suspicious drops are read again first):"]
     for name, account in reads["accounts"].items():
         if account["answering_badly"]:
-            last = _when(account["last_bad_at"])
-            state = f"answering BADLY since {_when(account['bad_since'])} (last bad read {last})"
+            last = when(account["last_bad_at"])
+            state = f"answering BADLY since {when(account['bad_since'])} (last bad read {last})"
         else:
             state = "answering well"
         bad = _counts(account["bad_reads_last_hour"])
@@ -55,7 +56,7 @@ def reads_text(reads: dict[str, Any]) -> str:
     for stop in reads["stops"]:
         listings = stop["listings"]
         lines.append(
-            f"SAFETY STOP #{stop['id']} on {stop['account']} since {_when(stop['opened_at'])}: {stop['reason']}; "
+            f"SAFETY STOP #{stop['id']} on {stop['account']} since {when(stop['opened_at'])}: {stop['reason']}; "
             f"{len(listings)} listing(s) held, nothing of theirs booked:"
         )
         width = max((len(listing["sku"]) for listing in listings[:SHOWN_LISTINGS]), default=0)
@@ -75,10 +76,3 @@ def reads_text(reads: dict[str, Any]) -> str:
 
 def _counts(kinds: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "none"
-
-
-def _when(value: datetime | str | None) -> str:
-    if value is None:
-        return "never"
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.strftime("%Y-%m-%d %H:%M:%S")

@@ -54,25 +54,25 @@ def skus(session: Session, only: list[str] | None = None, limit: int | None = No
         query = query.limit(limit)
     rows = session.execute(query).all()
     ids = [sku_id for sku_id, _ in rows]
-    pools = _pools(session, ids)
+    every = not only and not limit  # the whole catalogue: no list of ids (100,000 would overflow a query)
+    pools = _pools(session, None if every else ids)
     doubtful = set(session.scalars(select(Push.listing_id).where(Push.state == PushState.IN_DOUBT.value)).all())
     listings: dict[int, list[ListingView]] = {sku_id: [] for sku_id in ids}
-    for listing, name in session.execute(
-        select(Listing, Account.name).join(Account).where(Listing.sku_id.in_(ids)).order_by(Account.name)
-    ):
+    wanted = select(Listing, Account.name).join(Account).order_by(Account.name)
+    for listing, name in session.execute(wanted if every else wanted.where(Listing.sku_id.in_(ids))):
+        if listing.sku_id not in listings:
+            continue
         listings[listing.sku_id].append(
             ListingView(name, listing.expected, listing.last_observed, listing.last_observed_at, listing.id in doubtful)
         )
     return [SkuView(code, int(pools.get(sku_id, 0)), listings[sku_id]) for sku_id, code in rows]
 
 
-def _pools(session: Session, sku_ids: Collection[int]) -> dict[int, int]:
-    """SKU id -> pool (the sum of its movements); SKUs with no movement are left out."""
-    rows = session.execute(
-        select(Movement.sku_id, func.sum(Movement.quantity))
-        .where(Movement.sku_id.in_(list(sku_ids)))
-        .group_by(Movement.sku_id)
-    )
+def _pools(session: Session, sku_ids: Collection[int] | None) -> dict[int, int]:
+    """SKU id -> pool (the sum of its movements), of `sku_ids` or every SKU; SKUs with no movement
+    are left out."""
+    query = select(Movement.sku_id, func.sum(Movement.quantity)).group_by(Movement.sku_id)
+    rows = session.execute(query if sku_ids is None else query.where(Movement.sku_id.in_(list(sku_ids))))
     return {sku_id: int(total) for sku_id, total in rows}
 
 
