@@ -94,3 +94,14 @@ def test_the_image_runs_as_a_numeric_non_root_user_with_a_healthcheck() -> None:
     user = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")][-1]
     assert user.isdigit() and user != "0"
     assert instruction("HEALTHCHECK") == ["stocksync", "healthcheck"]
+
+
+def test_the_build_stage_copies_every_folder_the_package_maps() -> None:
+    # pyproject maps migrations/ and config/ into the package: the wheel built in the image needs them.
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    mapped = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values()
+    dockerfile = (root / "Dockerfile").read_text()
+    for folder in mapped:
+        assert f"COPY {folder} ./{folder}" in dockerfile, folder

@@ -241,3 +241,86 @@ def test_the_sku_table_fits_the_terminal() -> None:
     narrow = table_text([line], names, 60)
     assert all(len(row) <= 60 for row in narrow) and len(narrow) == 1 + len(names)
     assert "graas-sg: 12* (rules give 10)" in "\n".join(narrow)
+
+
+def _variables(path: Path) -> set[str]:
+    """The ${VAR} a configuration file reads, outside its comments."""
+    import re
+
+    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
+    return {name for line in lines for name in re.findall(r"\$\{([A-Z0-9_]+)\}", line)}
+
+
+def test_compose_passes_every_variable_the_shipped_configs_read() -> None:
+    import yaml
+
+    from tests.test_processes import ROOT
+
+    compose = yaml.safe_load((ROOT / "config" / "docker-compose.yml").read_text())
+    passed = {entry.split("=")[0] for entry in compose["services"]["stocksync"]["environment"]}
+    for config in ("example.toml", "compose.toml"):
+        missing = _variables(ROOT / "config" / config) - passed
+        assert not missing, f"config/docker-compose.yml does not pass {sorted(missing)} used by config/{config}"
+
+
+def test_the_installed_config_is_readable_by_the_unit_and_image_users() -> None:
+    # The unit's DynamicUser and the image's user 10001 are neither the file's owner nor its group:
+    # the install lines the README and the unit give must let others read the configuration.
+    import re
+
+    from tests.test_processes import ROOT
+
+    for source in (ROOT / "README.md", ROOT / "config" / "stocksync.service"):
+        modes = re.findall(r"install -D -m (0\d{3}) stocksync\.toml", source.read_text())
+        assert modes, source
+        assert all(int(mode, 8) & 0o004 for mode in modes), (source, modes)
+    assert "EnvironmentFile=-/etc/stocksync/secrets.env" in (ROOT / "config" / "stocksync.service").read_text()
+
+
+def test_simulate_prints_figures_not_python_reprs() -> None:
+    result = invoke("simulate", "--seed", "3", "--steps", "3", "--no-bad-reads")
+    figures = [line for line in result.output.splitlines() if not line.startswith("{")]
+    faults = next(line for line in figures if line.startswith("faults injected: "))
+    assert "{" not in faults and "'" not in faults, faults
+    assert any(line.startswith("misjudged by platform: ankorstore (listings 0, units 0)") for line in figures)
+
+
+def test_explain_columns_line_up_past_cycle_nine(tmp_path: Path, running: Fleet) -> None:
+    import re
+
+    from tests.test_orders import cycle
+
+    for platform in running.platforms.values():
+        platform.set_quantity("mug", 40)
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    path = write_config(tmp_path, running, db)
+    assert invoke("db", "upgrade", "--config", path).exit_code == 0
+    from sync.config import load_config
+
+    config = load_config(path)
+    for _ in range(11):
+        assert running.platforms["oak"].sell("mug", 1)
+        cycle(config)
+    text = invoke("explain", "mug", "--config", path).output
+    movements = [line for line in text.splitlines() if re.match(r"  \d{4}-\d\d-\d\d .*cycle", line)]
+    assert len(movements) >= 11 and any(re.search(r"cycle 1[01]  ", line) for line in movements), text
+    after_cycle = {m.start(1) for line in movements if (m := re.search(r"cycle +\d+  (\S)", line))}
+    assert len(after_cycle) == 1, text  # the kind column starts at one place past cycle 9
+
+
+def test_the_documented_shell_completion_works() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_processes import ROOT
+
+    assert "_STOCKSYNC_COMPLETE=bash_source stocksync" in (ROOT / "README.md").read_text()
+    script = subprocess.run(
+        [sys.executable, "-c", "from sync.cli import main; main()"],
+        env={**os.environ, "_STOCKSYNC_COMPLETE": "bash_source"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "_stocksync_completion" in script.stdout, script.stdout + script.stderr

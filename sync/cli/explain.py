@@ -11,7 +11,7 @@ import click
 from sqlalchemy import select
 
 from sync.bootstrap import Ledger
-from sync.cli.common import config_option, fail, ledger_for, load
+from sync.cli.common import config_option, fail, ledger_for, load, when
 from sync.config import Config
 from sync.ledger import judgements, snapshot
 from sync.ledger.models import Account, Sku
@@ -80,14 +80,15 @@ def _rules(config: Config, account: str, pool: int) -> dict[str, int | None]:
 
 
 def _text(found: snapshot.Explanation) -> str:
-    when = lambda value: value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"  # noqa: E731
+    # Cycle numbers right-aligned to the widest, so the columns after them line up.
+    width = max((len(str(row["cycle"])) for row in [*found.movements, *found.pushes]), default=1)
     lines = [_held(hold) for hold in found.holds]
     lines.append(f"{found.sku}: pool {found.pool} = the sum of {len(found.movements)} movements")
     platforms = {listing["account"]: listing["platform"] for listing in found.listings}
     for m in found.movements:
         flag = "  [flagged for the operator]" if m["flagged"] else ""
         lines.append(
-            f"  {when(m['at'])}  cycle {m['cycle']}  {m['kind']:<10} {m['quantity']:+5d}  "
+            f"  {when(m['at'])}  cycle {m['cycle']!s:>{width}}  {m['kind']:<10} {m['quantity']:+5d}  "
             f"{m['source'] or '-':<18} {m['note']}{flag}{_why(m, platforms)}"
         )
     lines.append("listings:")
@@ -105,7 +106,8 @@ def _text(found: snapshot.Explanation) -> str:
             settled += f" [flagged: {p['settled_by']}]"  # no evidence decided it
         detail = f" ({p['detail']})" if p["detail"] else ""
         lines.append(
-            f"  #{p['id']} {when(p['at'])}  cycle {p['cycle']}  {p['account']:<18} {p['observed']} -> {p['target']} "
+            f"  #{p['id']} {when(p['at'])}  cycle {p['cycle']!s:>{width}}  {p['account']:<18} "
+            f"{p['observed']} -> {p['target']} "
             f"({p['delta']:+d})  {p['state']}{settled}{detail}"
         )
     if found.orders:

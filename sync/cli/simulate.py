@@ -72,10 +72,21 @@ def simulate(
     else:
         for key, value in figures.items():
             if key != "failures":
-                click.echo(f"{key}: {value}")
+                click.echo(f"{key.replace('_', ' ')}: {_plain(value)}")
         for failure in total.failures:
             click.echo(f"FAILED {failure}")
     sys.exit(EXIT_FAILED if total.failures else EXIT_OK)
+
+
+def _plain(value: object) -> str:
+    """A figure as a person reads it: `a 1, b 2` for a mapping (nested ones in brackets), `none`
+    for an empty one, `unknown` for None."""
+    if value is None:
+        return "unknown (a seed failed)"
+    if isinstance(value, dict):
+        parts = [f"{k} ({_plain(v)})" if isinstance(v, dict) else f"{k} {_plain(v)}" for k, v in value.items()]
+        return ", ".join(parts) or "none"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def _by_platform(listings: Counter[str], units: Counter[str]) -> dict[str, dict[str, int]]:
