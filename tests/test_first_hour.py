@@ -324,3 +324,29 @@ def test_the_documented_shell_completion_works() -> None:
         timeout=60,
     )
     assert "_stocksync_completion" in script.stdout, script.stdout + script.stderr
+
+
+@pytest.mark.parametrize("traceback", [False, True])
+def test_a_bug_is_one_line_unless_the_traceback_is_asked_for(traceback: bool) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sync.cli\n"
+        "def broken(*a, **k):\n    raise RuntimeError('boom\\nsecond line')\n"
+        "sys.modules['sync.cli.status'].load = broken\n"
+        "sys.argv = ['stocksync', 'status']\n"
+        "from sync.cli import main\nmain()\n"
+    )
+    env = {**os.environ, "STOCKSYNC_TRACEBACK": "1"} if traceback else os.environ.copy()
+    env.pop("STOCKSYNC_TRACEBACK", None) if not traceback else None
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    if traceback:
+        assert "Traceback" in done.stderr and "RuntimeError: boom" in done.stderr
+    else:
+        assert done.stderr.strip().splitlines() == [
+            "stocksync: internal error: RuntimeError: boom (a bug: run it again with STOCKSYNC_TRACEBACK=1 "
+            "for the traceback, and report it)"
+        ]
