@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync.cli.common import EXIT_FAILED, config_option, fail, ledger_for, load
+from sync.cli.common import EXIT_FAILED, config_option, fail, ledger_for, load, when
 from sync.config import Config
 from sync.ledger import judgements, snapshot
 from sync.planner import AccountRules
@@ -190,7 +189,7 @@ def _text(
     dry_run: bool,
     recorded: int,
 ) -> str:
-    lines = [f"safety stop #{s['id']} on {account} since {_when(s['opened_at'])}: {s['reason']}" for s in stops]
+    lines = [f"safety stop #{s['id']} on {account} since {when(s['opened_at'])}: {s['reason']}" for s in stops]
     width = max((len(plan.sku) for plan in plans), default=0)
     for plan in plans:
         held = "?" if plan.held is None else plan.held
@@ -207,7 +206,3 @@ def _text(
             f"{APPLIED_BY} applies it at each listing's next read."
         )
     return "\n".join(lines)
-
-
-def _when(iso: str) -> str:
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")

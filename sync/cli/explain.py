@@ -148,7 +148,7 @@ def _unshown_note(listing: dict[str, Any]) -> str:
 
 def _held(hold: dict[str, Any]) -> str:
     """The line saying a listing of the SKU is held by a safety stop, and how to decide it."""
-    since = datetime.fromisoformat(hold["since"]).strftime("%Y-%m-%d %H:%M:%S")
+    since = when(hold["since"])
     decided = f" [{hold['decision']} recorded, applied at the next reconcile]" if hold["decision"] else ""
     return (
         f"HELD by a safety stop on {hold['account']} since {since}: reading {hold['held']}, expected "
