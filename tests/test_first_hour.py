@@ -163,13 +163,9 @@ def test_demo_keep_leaves_emulators_and_ledger_for_every_other_command(tmp_path:
     import sys
     import time
 
-    from tests.test_processes import ROOT, free_port
+    from tests.test_processes import ROOT, demo_config_on_free_ports
 
-    demo = (ROOT / "config" / "demo.toml").read_text()
-    for port in ("18701", "18702", "18703", "18704", "18705"):
-        demo = demo.replace(port, str(free_port()))
-    source = tmp_path / "demo.toml"
-    source.write_text(demo)
+    source = demo_config_on_free_ports(tmp_path)
     kept = tmp_path / "kept"
     log = (tmp_path / "demo.log").open("w+")
     args = ["demo", "--config", str(source), "--duration", "2", "--rate", "4", "--keep", str(kept)]

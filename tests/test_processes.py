@@ -77,12 +77,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_the_demo_converges_and_ends_by_itself(tmp_path: Path) -> None:
+def demo_config_on_free_ports(tmp_path: Path) -> Path:
+    """config/demo.toml with its emulators on free loopback ports (tests run side by side)."""
     demo = (ROOT / "config" / "demo.toml").read_text()
     for port in ("18701", "18702", "18703", "18704", "18705"):
         demo = demo.replace(port, str(free_port()))
     config = tmp_path / "demo.toml"
     config.write_text(demo)
+    return config
+
+
+def test_the_demo_converges_and_ends_by_itself(tmp_path: Path) -> None:
+    config = demo_config_on_free_ports(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "sync", "demo", "--config", str(config), "--duration", "3", "--rate", "4"],
         capture_output=True,
