@@ -332,9 +332,9 @@ def _catalog_skus(catalog: Any, base: Path) -> list[str]:
 
 
 def read_catalog_file(path: Path) -> list[str]:
-    """SKUs from a CSV with a `sku` column, or one SKU per line; `#` starts a comment line. A first
-    line with a comma is a CSV header: without a `sku` column the file is refused (its lines would
-    otherwise be taken for SKUs)."""
+    """SKUs from a CSV with a `sku` column (separated by commas, semicolons, tabs or bars), or one SKU
+    per line; `#` starts a comment line. A first line with a separator is a CSV header: without a
+    `sku` column the file is refused (its lines would otherwise be taken for SKUs)."""
     try:
         text = read_utf8(path, "catalog.file")
     except OSError as err:
@@ -342,10 +342,13 @@ def read_catalog_file(path: Path) -> list[str]:
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         return []
-    header = [cell.strip().lower() for cell in next(csv.reader([lines[0]]))]
+    # A spreadsheet's CSV may be separated by ";" (European locales) or tabs: the header says which.
+    separator = next((sep for sep in (",", ";", "\t", "|") if sep in lines[0]), ",")
+    header = [cell.strip().lower() for cell in next(csv.reader([lines[0]], delimiter=separator))]
     if "sku" in header:
         column = header.index("sku")
-        return [row[column].strip() for row in csv.reader(lines[1:]) if len(row) > column and row[column].strip()]
+        rows = csv.reader(lines[1:], delimiter=separator)
+        return [row[column].strip() for row in rows if len(row) > column and row[column].strip()]
     if len(header) > 1:
         raise ConfigError(
             f"catalog.file: {path} looks like a CSV (its first line is {lines[0].strip()!r}) but has no `sku` "
@@ -395,6 +398,7 @@ def _permission_warnings(source: Path, plain_secrets: list[str]) -> list[str]:
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         return [
             f"{source} holds plain credentials ({', '.join(plain_secrets)}) and other users can read it: "
-            f"chmod 600 it, or use ${{ENV_VAR}} or <key>_file instead"
+            "use ${ENV_VAR} or <key>_file for them instead (a file the service's user does not own must "
+            "stay readable: chmod 600 breaks the container's and the unit's users)"
         ]
     return []

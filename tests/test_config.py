@@ -31,25 +31,24 @@ def write(tmp_path: Path, text: str, name: str = "stocksync.toml", mode: int = 0
 
 
 def test_the_example_documents_every_key_and_loads(tmp_path: Path) -> None:
-    secret = tmp_path / "graas_app_key"
-    secret.write_text("from-a-file\n")
-    text = (ROOT / "config" / "example.toml").read_text().replace("/run/secrets/graas_app_key", str(secret))
+    text = (ROOT / "config" / "example.toml").read_text()
     config = load_config(
-        write(tmp_path, text),
+        write(tmp_path, text, mode=0o644),
         environ={
             "OAKRA_APP_KEY": "k1",
             "GRAAS_ACCOUNT_NUMBER": "n1",
+            "GRAAS_APP_KEY": "from-the-environment",
             "OTO_REFRESH_TOKEN": "r1",
             "ANKORSTORE_CLIENT_ID": "c1",
             "ANKORSTORE_CLIENT_SECRET": "s1",
         },
     )
     graas = config.account("graas-sg")
-    assert graas.app_key.get_secret_value() == "from-a-file"  # type: ignore[attr-defined]
-    assert graas.code_for("shirt-blue-m") == "SHIRT-BLUE-M"
+    assert graas.app_key.get_secret_value() == "from-the-environment"  # type: ignore[attr-defined]
     assert config.skus == ("shirt-blue-m", "shirt-green-m")
-    assert config.warnings == ()
-    assert graas.oversell_policy == "cancel" and config.account("oakra-th").oversell_policy == "alert"
+    assert config.warnings == ()  # readable by others (0644): it holds no credentials
+    # A starting point cancels no customer's order and renames nothing until the operator says so.
+    assert {a.oversell_policy for a in config.accounts} == {"alert"} and not graas.aliases
     assert config.orders.poll_seconds == 2
 
 
@@ -170,6 +169,8 @@ def test_a_config_not_in_utf8_is_refused_naming_the_line(tmp_path: Path) -> None
         (b"\xef\xbb\xbfsku,name\nmug,Mug\ncap,Cap\n", ("mug", "cap")),  # "CSV UTF-8" from a spreadsheet
         ("name,sku\nCaf\u00e9 mug,mug\n".encode(), ("mug",)),
         (b"mug\ncap\n", ("mug", "cap")),  # one per line
+        (b"\xef\xbb\xbfsku;name;qty\r\nmug;Mug;3\r\n", ("mug",)),  # a European spreadsheet's "CSV UTF-8"
+        (b"name\tsku\nMug\tmug\n", ("mug",)),  # tab-separated
     ],
 )
 def test_catalog_files_as_saved(tmp_path: Path, content: bytes, skus: tuple[str, ...]) -> None:
@@ -182,6 +183,7 @@ def test_catalog_files_as_saved(tmp_path: Path, content: bytes, skus: tuple[str,
     ("content", "problem"),
     [
         (b"name,qty\nmug,3\n", r"no `sku` column: name the column of SKU codes `sku`"),
+        (b"name;qty\nmug;3\n", r"no `sku` column"),
         ("sku,name\nmug,Caf\u00e9\n".encode("latin-1"), r"catalog.file: .* is not UTF-8 \(line 2 has byte 0xe9\)"),
     ],
 )

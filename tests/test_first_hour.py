@@ -134,10 +134,7 @@ def test_init_writes_a_starting_config_that_loads(tmp_path: Path, platforms: tup
     out = tmp_path / "stocksync.toml"
     result = invoke("init", "--out", out, *[arg for p in platforms for arg in ("--platform", p)])
     assert result.exit_code == 0, result.output
-    secret = tmp_path / "graas_app_key"
-    secret.write_text("key\n")
-    out.write_text(out.read_text().replace("/run/secrets/graas_app_key", str(secret)))
-    environ = {"OAKRA_APP_KEY": "k", "GRAAS_ACCOUNT_NUMBER": "n", "OTO_REFRESH_TOKEN": "r"}
+    environ = {"OAKRA_APP_KEY": "k", "GRAAS_ACCOUNT_NUMBER": "n", "GRAAS_APP_KEY": "g", "OTO_REFRESH_TOKEN": "r"}
     config = load_config(out, environ={**environ, "ANKORSTORE_CLIENT_ID": "c", "ANKORSTORE_CLIENT_SECRET": "s"})
     assert {a.platform for a in config.accounts} == set(platforms or ("oakra", "graas", "oto", "ankorstore"))
     again = invoke("init", "--out", out)
@@ -346,3 +343,29 @@ def test_a_bug_is_one_line_unless_the_traceback_is_asked_for(traceback: bool) ->
             "stocksync: internal error: RuntimeError: boom (a bug: run it again with STOCKSYNC_TRACEBACK=1 "
             "for the traceback, and report it)"
         ]
+
+
+def test_status_and_explain_agree_on_units_held_for_sales_no_read_shows(tmp_path: Path) -> None:
+    # An unpicked OTO order (its read shows the sale only at picking): the other listings show 2
+    # less, and neither status nor explain may call them out of step for it.
+    import json
+
+    from sync.ledger.db import create_db_engine, upgrade
+    from tests.test_orders import in_engine
+    from tests.test_picking_review import UNKNOWN, _setup
+
+    with fleet(("sel", "oto", UNKNOWN), ("other", "graas"), ("oak", "oakra")) as running:
+        db = f"sqlite:///{tmp_path / 'ledger.db'}"
+        upgrade(create_db_engine(db))
+        seller, config = _setup(running, db)
+        assert seller.sell("lamp", 2) is not None
+        in_engine(config, lambda engine: engine.run_orders())
+        path = tmp_path / "stocksync.toml"
+        path.write_text(running.toml(db, ["lamp"]))
+        status = json.loads(invoke("status", "--config", path, "--json").stdout)
+        (lamp,) = status["skus"]
+        assert lamp["out_of_step"] == [], lamp
+        explained = json.loads(invoke("explain", "lamp", "--config", path, "--json").stdout)
+        targets = {listing["account"]: listing["target"] for listing in explained["listings"]}
+        assert targets == {listing["account"]: listing["rules_give"] for listing in lamp["listings"]}
+        assert targets["other"] == 8 and targets["sel"] == 10

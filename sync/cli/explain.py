@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from sync.bootstrap import Ledger
 from sync.cli.common import config_option, fail, ledger_for, load, when
+from sync.cli.holds import unshown_units
 from sync.config import Config
 from sync.ledger import judgements, snapshot
-from sync.ledger.models import Account, Sku
-from sync.ledger.orders import OrderStore
+from sync.ledger.models import Sku
 from sync.planner import AccountRules
 from sync.platforms import PLATFORMS
 
@@ -58,16 +58,12 @@ def explain(sku: str, config_path: str, as_json: bool) -> None:
 def _unshown(config: Config, ledger: Ledger, sku: str) -> dict[str, int]:
     """Per account whose read may show a sale only at picking: the units sold on its listing of
     `sku` that no read has shown yet (held back from the other listings)."""
-    late = {a.name for a in config.accounts if a.sale_may_show_late}
     with ledger.store.sessions() as session:
         sku_id = session.scalar(select(Sku.id).where(Sku.code == sku))
-        names = dict(session.execute(select(Account.id, Account.name).where(Account.name.in_(late))).all())
-    if sku_id is None or not names:
+    if sku_id is None:
         return {}
-    found = OrderStore(ledger.store.sessions).unshown_sales(names, [sku_id], datetime.now(UTC))
-    # As the next read of each listing will hold them.
-    held = {names[account_id]: sales.held(read_now=True) for (account_id, _), sales in found.items()}
-    return {name: units for name, units in held.items() if units}
+    held = unshown_units(config, ledger.store.sessions, {sku: sku_id})
+    return {account: units for (account, _), units in held.items()}
 
 
 def _rules(config: Config, account: str, pool: int) -> dict[str, int | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sync.cli.holds import held_elsewhere
 from sync.ledger.snapshot import SkuView
 from sync.planner import AccountRules
 
@@ -32,10 +33,20 @@ class SkuLine:
         ]
 
 
-def sku_lines(views: Sequence[SkuView], rules: Mapping[str, AccountRules]) -> list[SkuLine]:
-    """Each SKU with its listings' targets under the configured rules."""
+def sku_lines(
+    views: Sequence[SkuView], rules: Mapping[str, AccountRules], unshown: Mapping[tuple[str, str], int]
+) -> list[SkuLine]:
+    """Each SKU with its listings' targets under the configured rules, less the units held off them
+    for sales no read shows yet (`sync.cli.holds`), as the engine plans them."""
     return [
-        SkuLine(view, {lv.account: rules[lv.account].target(view.pool) for lv in view.listings if lv.account in rules})
+        SkuLine(
+            view,
+            {
+                lv.account: rules[lv.account].target(view.pool - held_elsewhere(unshown, lv.account, view.sku))
+                for lv in view.listings
+                if lv.account in rules
+            },
+        )
         for view in views
     ]
 

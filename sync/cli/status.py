@@ -14,11 +14,12 @@ from sqlalchemy import select
 
 from sync.bootstrap import Ledger
 from sync.cli.common import config_option, ledger_for, load, when
+from sync.cli.holds import unshown_units
 from sync.cli.reads import reads_text, reads_view
 from sync.cli.sku_table import SkuLine, sku_lines, table_text
 from sync.config import Config
 from sync.ledger import order_views, snapshot
-from sync.ledger.models import Account, Cycle, Lease
+from sync.ledger.models import Account, Cycle, Lease, Sku
 from sync.ledger.orders import OrderStore
 from sync.ledger.oversells import Drift
 from sync.order_flow import find_drift
@@ -44,7 +45,13 @@ def status(config_path: str, only: tuple[str, ...], out_of_step: bool, limit: in
         accounts = snapshot.accounts(session)
         cycle = snapshot.last_cycle(session)
         rules = {a.name: AccountRules(a.buffer, a.max_quantity) for a in config.accounts}
-        every = sku_lines(snapshot.skus(session, list(only) or None), rules)
+        views = snapshot.skus(session, list(only) or None)
+        ids = dict(
+            session.execute(
+                select(Sku.code, Sku.id).where(Sku.code.in_(only)) if only else select(Sku.code, Sku.id)
+            ).all()
+        )
+        every = sku_lines(views, rules, unshown_units(config, ledger.store.sessions, ids))
         chosen = [line for line in every if line.out_of_step] if out_of_step else every
         shown = chosen[:limit]
         doubts = snapshot.in_doubt_counts(session)

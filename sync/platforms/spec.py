@@ -28,6 +28,11 @@ class PlatformSpec:
         return bool(getattr(self.adapter, "has_order_feed", False))
 
     @property
+    def picked_statuses(self) -> frozenset[str]:
+        """Statuses of an open order already picked (see `Adapter.picked_statuses`)."""
+        return frozenset(getattr(self.adapter, "picked_statuses", frozenset()))
+
+    @property
     def order_times_bound_moves(self) -> bool:
         """Whether its orders' times bound when the listing's stock moved (see `Adapter`)."""
         return getattr(self.adapter, "order_time_precision", 0.0) is not None
