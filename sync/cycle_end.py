@@ -49,8 +49,11 @@ class CycleEnd:
     def _close(self, report: CycleReport, error: str | None) -> None:
         now = self.clock()
         failed = sum(1 for run in report.accounts.values() if not run.ok)
-        # "partial": an account failed, answered badly, or holds listings under a safety stop.
+        # "partial": an account failed, answered badly, or holds listings under a safety stop;
+        # "failed": no account could be synced at all.
         outcome = "crashed" if error else "stopped" if report.stopped else "ok" if report.ok else "partial"
+        if outcome == "partial" and report.accounts and not any(run.ok for run in report.accounts.values()):
+            outcome = "failed"
         counts = CycleCounts(
             outcome=outcome,
             listings_observed=sum(run.observed for run in report.accounts.values()),

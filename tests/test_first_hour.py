@@ -369,3 +369,17 @@ def test_status_and_explain_agree_on_units_held_for_sales_no_read_shows(tmp_path
         targets = {listing["account"]: listing["target"] for listing in explained["listings"]}
         assert targets == {listing["account"]: listing["rules_give"] for listing in lamp["listings"]}
         assert targets["other"] == 8 and targets["sel"] == 10
+
+
+def test_a_cycle_where_every_account_failed_is_recorded_as_failed(tmp_path: Path, running: Fleet) -> None:
+    import json
+
+    config = write_config(tmp_path, running, f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert invoke("db", "upgrade", "--config", config).exit_code == 0
+    assert invoke("reconcile", "--config", config).exit_code == 0
+    running.servers["gra"].stop()
+    assert invoke("reconcile", "--config", config).exit_code == 1
+    assert json.loads(invoke("status", "--config", config, "--json").stdout)["last_cycle"]["outcome"] == "partial"
+    running.servers["oak"].stop()
+    assert invoke("reconcile", "--config", config).exit_code == 1
+    assert json.loads(invoke("status", "--config", config, "--json").stdout)["last_cycle"]["outcome"] == "failed"

@@ -347,5 +347,5 @@ class Membership:
             return session.scalar(
                 select(func.max(Cycle.started_at))
                 .where(Cycle.shard == shard, Cycle.trigger == "scheduled", Cycle.finished_at.is_not(None))
-                .where(Cycle.outcome.in_(["ok", "partial"]))
+                .where(Cycle.outcome.in_(["ok", "partial", "failed"]))
             )
