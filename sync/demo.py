@@ -4,6 +4,8 @@ SQLite ledger, and a table that shows every platform converging on the shared po
 from __future__ import annotations
 
 import random
+import shlex
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -54,7 +56,15 @@ class Demo:
                 )
             emulator = spec.emulator(account)
             self.platforms[account.name] = emulator
-            self.servers.append(EmulatorServer(emulator, port=parts.port))
+            try:
+                self.servers.append(EmulatorServer(emulator, port=parts.port))
+            except OSError as err:
+                for server in self.servers:
+                    server.close()
+                raise ConfigError(
+                    f"accounts.{account.name}.base_url: port {parts.port} cannot be served "
+                    f"({err.strerror or err}; another demo running?): stop it, or pass --config with other ports"
+                ) from None
         for sku in config.skus:
             # Enough that half a minute of sales leaves stock everywhere (no sell-out by default).
             quantities = {name: self.rng.randint(30, 60) for name in self.platforms}
@@ -137,8 +147,8 @@ def run_demo(
     still serving (`demo --keep`)."""
     url = f"sqlite:///{ledger_path}"
     config = config.model_copy(update={"database": DatabaseSettings(url=url)})
+    demo = Demo(config, seed)  # first: ports already taken stop it before any ledger is made
     upgrade(create_db_engine(url))
-    demo = Demo(config, seed)
     ledger = open_ledger(config)
     for server in demo.servers:
         server.start()
@@ -214,15 +224,18 @@ def _pools(ledger: Ledger) -> dict[str, int]:
 
 
 def keep_serving(demo: Demo, config_file: Path, echo: Echo, stop: threading.Event, *, seed: int) -> None:
-    """`demo --keep`: the emulators keep serving, a customer buying now and then, until `stop`."""
+    """`demo --keep`: the emulators keep serving, a customer buying now and then, until `stop` is set
+    or SIGINT or SIGTERM arrives (caught from here on only: before, Ctrl-C ends the demo at once)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     sku = demo.config.skus[0]
     echo(
         f"\nThe emulators keep serving, and the ledger stays, until you press Ctrl-C here. In another terminal:\n"
-        f"  stocksync status --config {config_file}\n"
-        f"  stocksync explain {sku} --config {config_file}\n"
-        f"  stocksync reconcile --dry-run --config {config_file}\n"
-        f"  stocksync run --config {config_file}     (the daemon; Ctrl-C stops it)\n"
-        "A customer buys something every ten seconds or so, so a run has sales to reconcile."
+        f"  stocksync status --config {shlex.quote(str(config_file))}\n"
+        f"  stocksync explain {shlex.quote(sku)} --config {shlex.quote(str(config_file))}\n"
+        f"  stocksync reconcile --dry-run --config {shlex.quote(str(config_file))}\n"
+        f"  stocksync run --config {shlex.quote(str(config_file))}     (the daemon; Ctrl-C stops it)\n"
+        "Customers keep buying now and then, so a run has sales to reconcile."
     )
     sales = SalesDriver(list(demo.platforms.values()), 0.1, seed=seed + 1)
     sales.start()

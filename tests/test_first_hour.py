@@ -383,3 +383,24 @@ def test_a_cycle_where_every_account_failed_is_recorded_as_failed(tmp_path: Path
     running.servers["oak"].stop()
     assert invoke("reconcile", "--config", config).exit_code == 1
     assert json.loads(invoke("status", "--config", config, "--json").stdout)["last_cycle"]["outcome"] == "failed"
+
+
+def test_demo_with_a_port_taken_says_which_and_keeps_nothing(tmp_path: Path) -> None:
+    from tests.test_processes import demo_config_on_free_ports
+
+    source = demo_config_on_free_ports(tmp_path)
+    port = int(source.read_text().split("http://127.0.0.1:")[1].split("/")[0])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        kept = tmp_path / "kept"
+        result = invoke("demo", "--config", source, "--duration", "1", "--keep", kept)
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("stocksync: error: accounts.oakra-bangkok.base_url: port") and str(port) in line
+    assert "another demo running?" in line and not kept.exists()  # the same --keep works next time
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    nested = invoke("demo", "--config", source, "--keep", blocked / "sub")
+    assert nested.exit_code == 2
+    assert nested.output.startswith(f"stocksync: error: --keep: cannot create {blocked / 'sub'}")

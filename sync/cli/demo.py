@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import shutil
 import sys
 import tempfile
 import threading
@@ -73,17 +73,18 @@ def demo(
     if keep_dir is not None:
         if ledger_path is not None:
             fail("--ledger and --keep: give one (--keep keeps the ledger in its folder)")
-        if keep_dir.exists() and any(keep_dir.iterdir()):
+        if keep_dir.is_dir() and any(keep_dir.iterdir()):
             fail(f"--keep: {keep_dir} is not empty; the demo needs a new folder")
-        keep_dir.mkdir(parents=True, exist_ok=True)
-        ledger_path = keep_dir.resolve() / "ledger.db"
-        config_file = keep_dir / "stocksync.toml"
-        config_file.write_text(_kept_config(source.read_text(encoding="utf-8"), ledger_path), encoding="utf-8")
-        config_file.chmod(0o600)  # the emulators' credentials, in plain text like a real config's would be
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        hold = partial(keep_serving, config_file=config_file, echo=click.echo, stop=stop, seed=seed)
+        try:
+            keep_dir.mkdir(parents=True, exist_ok=True)
+            ledger_path = keep_dir.resolve() / "ledger.db"
+            config_file = keep_dir / "stocksync.toml"
+            config_file.write_text(_kept_config(source.read_text(encoding="utf-8"), ledger_path), encoding="utf-8")
+            config_file.chmod(0o600)  # the emulators' credentials, in plain text like a real config's would be
+        except OSError as err:
+            fail(f"--keep: cannot create {keep_dir}: {err.strerror or err}")
+            raise
+        hold = partial(keep_serving, config_file=config_file, echo=click.echo, stop=threading.Event(), seed=seed)
     if ledger_path is not None and ledger_path.exists():
         fail(f"--ledger: {ledger_path} already exists; the demo needs a fresh ledger")
     with tempfile.TemporaryDirectory(prefix="stocksync-demo-") as tmp:
@@ -98,6 +99,8 @@ def demo(
                 hold=hold,
             )
         except ConfigError as err:
+            if keep_dir is not None:  # nothing kept: the same --keep works once the cause is fixed
+                shutil.rmtree(keep_dir, ignore_errors=True)
             fail(str(err))
             raise
     sys.exit(EXIT_OK if result.converged else EXIT_FAILED)
@@ -105,7 +108,7 @@ def demo(
 
 def _kept_config(demo_text: str, ledger: Path) -> str:
     """The demo's configuration with its ledger, and logs a person can read, for `--keep`."""
-    text = demo_text.replace('level = "error"', 'level = "info"')
+    text = demo_text.replace('level = "error"', 'level = "info"').replace(", so [database] is not read here", "")
     return (
         "# Written by `stocksync demo --keep`: the demo's emulators (while it runs) and its ledger.\n"
         f'[database]\nurl = "sqlite:///{ledger}"\n\n{text}'

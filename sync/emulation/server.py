@@ -39,6 +39,10 @@ class EmulatorServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def close(self) -> None:
+        """Close the socket of a server never started."""
+        self._server.server_close()
+
     def __enter__(self) -> EmulatorServer:
         return self.start()
 
