@@ -209,8 +209,9 @@ def check_identities(config: Config) -> None:
             first = owner.setdefault(code, sku)
             if first != sku:
                 problem = (
-                    f"accounts[{index}].aliases: SKUs {first!r} and {sku!r} both map to code {code!r} "
-                    f"on account {account.name!r}; each listing must belong to one SKU (remove or change one alias)"
+                    f"accounts[{index}] ({account.name}).aliases: SKUs {first!r} and {sku!r} both map to code "
+                    f"{code!r} on account {account.name!r}; each listing must belong to one SKU (remove or change "
+                    "one alias)"
                 )
             elif (reason := unreadable(code)) is not None:
                 remedy = (
@@ -219,8 +220,8 @@ def check_identities(config: Config) -> None:
                     else "give it an alias the platform can read under [accounts.aliases]"
                 )
                 problem = (
-                    f"accounts[{index}]: SKU {sku!r} (code {code!r}) on account {account.name!r} cannot be read: "
-                    f"{reason}; {remedy} or remove it from the catalogue"
+                    f"accounts[{index}] ({account.name}): SKU {sku!r} (code {code!r}) on account {account.name!r} "
+                    f"cannot be read: {reason}; {remedy} or remove it from the catalogue"
                 )
             else:
                 continue
@@ -230,6 +231,12 @@ def check_identities(config: Config) -> None:
     if problems:
         more = [f"... and {count - len(problems)} more"] if count > len(problems) else []
         raise ConfigError("\n  ".join(problems + more))
+
+
+def account_key(index: int, account: Any) -> str:
+    """How messages name an [[accounts]] table: `accounts[1] (graas-sg)`, the name where it has one."""
+    name = account.get("name") if isinstance(account, dict) else None
+    return f"accounts[{index}]" + (f" ({name})" if isinstance(name, str) else "")
 
 
 def _account_names(raw: dict[str, Any]) -> list[str | None]:
@@ -281,7 +288,7 @@ def _resolve_secrets(raw: dict[str, Any], env: dict[str, str], base: Path) -> li
         if spec is None:
             continue
         for field in spec.settings.secret_fields():
-            key = f"accounts[{index}].{field}"
+            key = f"{account_key(index, account)}.{field}"
             file_key = f"{field}_file"
             if file_key in account:
                 if field in account:
@@ -302,6 +309,8 @@ def _interpolate(value: Any, env: dict[str, str], key: str) -> Any:
     container convention for secrets); neither set is an error naming the key."""
     if isinstance(value, dict):
         return {k: _interpolate(v, env, f"{key}.{k}" if key else k) for k, v in value.items()}
+    if isinstance(value, list) and key == "accounts":
+        return [_interpolate(v, env, account_key(i, v)) for i, v in enumerate(value)]
     if isinstance(value, list):
         return [_interpolate(v, env, f"{key}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -384,10 +393,9 @@ def _refuse_empty_secrets(raw: dict[str, Any]) -> None:
         for field in spec.settings.secret_fields():
             value = account.get(field)
             if isinstance(value, str) and not value.strip():
-                name = f" ({account['name']})" if isinstance(account.get("name"), str) else ""
                 raise ConfigError(
-                    f"accounts[{index}].{field}{name}: empty; set it (if it comes from ${{VAR}} or a file, "
-                    "that variable or file is empty)"
+                    f"{account_key(index, account)}.{field}: empty; set it (if it comes from ${{VAR}} or a "
+                    "file, that variable or file is empty)"
                 )
 
 

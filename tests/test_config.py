@@ -61,7 +61,7 @@ def test_environment_interpolation_and_a_missing_variable(tmp_path: Path) -> Non
     path = write(tmp_path, MINIMAL)
     assert load_config(path, environ={"OAKRA_KEY": "s3cret"}).accounts[0].app_key.get_secret_value() == "s3cret"  # type: ignore[attr-defined]
     with pytest.raises(
-        ConfigError, match=r"accounts\[0\]\.app_key: environment variable OAKRA_KEY \(or OAKRA_KEY_FILE\)"
+        ConfigError, match=r"accounts\[0\] \(oak\)\.app_key: environment variable OAKRA_KEY \(or OAKRA_KEY_FILE\)"
     ):
         load_config(path, environ={})
     # The container convention: $OAKRA_KEY_FILE names a file holding the secret.
@@ -75,7 +75,7 @@ def test_plain_secrets_in_a_readable_file_are_warned_about(tmp_path: Path) -> No
     text = MINIMAL.replace('"${OAKRA_KEY}"', '"plain-key"')
     assert load_config(write(tmp_path, text, mode=0o600), environ={}).warnings == ()
     warnings = load_config(write(tmp_path, text, mode=0o644), environ={}).warnings
-    assert warnings and "accounts[0].app_key" in warnings[0] and "plain-key" not in warnings[0]
+    assert warnings and "accounts[0] (oak).app_key" in warnings[0] and "plain-key" not in warnings[0]
 
 
 def test_catalog_file_csv_and_lines(tmp_path: Path) -> None:
@@ -197,5 +197,5 @@ def test_catalog_files_that_would_be_misread_are_refused(tmp_path: Path, content
 @pytest.mark.parametrize("value", ["", "  "])
 def test_an_empty_credential_is_refused_naming_the_key(tmp_path: Path, value: str) -> None:
     # docker-compose passes an unset `${OAKRA_KEY:-}` as an empty string.
-    with pytest.raises(ConfigError, match=r"accounts\[0\]\.app_key \(oak\): empty; set it"):
+    with pytest.raises(ConfigError, match=r"accounts\[0\] \(oak\)\.app_key: empty; set it"):
         load_config(write(tmp_path, MINIMAL), environ={"OAKRA_KEY": value})

@@ -234,6 +234,9 @@ def test_the_sku_table_fits_the_terminal() -> None:
     narrow = table_text([line], names, 60)
     assert all(len(row) <= 60 for row in narrow) and len(narrow) == 1 + len(names)
     assert "graas-sg: 12* (rules give 10)" in "\n".join(narrow)
+    long = [SkuLine(SkuView(f"ACME-WINTER-JACKET-NAVY-XXL-{year}", 1, []), {}) for year in (2025, 2026)]
+    rows = table_text(long, names, 200)
+    assert all(any(f"XXL-{year}" in row for row in rows) for year in (2025, 2026)), rows  # never cut
 
 
 def _variables(path: Path) -> set[str]:

@@ -51,7 +51,7 @@ def refused(tmp_path: Path, text: str) -> str:
 def test_two_aliases_to_one_code(tmp_path: Path) -> None:
     text = CATALOG + account("oak", "oakra") + account("gra", "graas", {"a": "X", "c": "X"})
     message = refused(tmp_path, text)
-    assert "accounts[1].aliases: SKUs 'a' and 'c' both map to code 'X' on account 'gra'" in message
+    assert "accounts[1] (gra).aliases: SKUs 'a' and 'c' both map to code 'X' on account 'gra'" in message
     assert "remove or change one alias" in message
     assert "Traceback" not in message
 
@@ -82,7 +82,7 @@ def test_a_comma_cannot_be_read_on_oto_or_ankorstore(tmp_path: Path, platform: s
     catalog = CATALOG.replace('"c"]', '"c", "a,b"]')
     message = refused(tmp_path, catalog + account("oak", "oakra") + account("acct", platform))
     assert (
-        f"accounts[1]: SKU 'a,b' (code 'a,b') on account 'acct' cannot be read: {reason}; "
+        f"accounts[1] (acct): SKU 'a,b' (code 'a,b') on account 'acct' cannot be read: {reason}; "
         "give it an alias the platform can read under [accounts.aliases] or remove it from the catalogue"
     ) in message
     assert "'oak'" not in message

@@ -10,7 +10,7 @@ from sync.cli.holds import held_elsewhere
 from sync.ledger.snapshot import SkuView
 from sync.planner import AccountRules
 
-SKU_WIDTH = 24
+SKU_WIDTH = 24  # at least
 MIN_CELL = 6  # narrower than this, the table is written one listing per line instead
 
 
@@ -55,11 +55,14 @@ def table_text(lines: Sequence[SkuLine], accounts: Sequence[str], width: int) ->
     """One row per SKU with a column per account when the terminal is wide enough, else one line
     per listing. A cell is what the listing is expected to show; `*` marks a number other than the
     pool gives it, `?` a push in doubt."""
-    room = (width - SKU_WIDTH - 8) // max(len(accounts), 1) - 1
+    # SKU codes are never cut (two that differ only at the end must stay apart, and be pasted into
+    # `explain`): the column takes the longest, and the cells what is left.
+    sku_width = max([SKU_WIDTH, *(len(line.view.sku) for line in lines)])
+    room = (width - sku_width - 8) // max(len(accounts), 1) - 1
     cell = min(max([MIN_CELL, *(len(a) for a in accounts)]), room)
     if cell < MIN_CELL:
         return [row for line in lines for row in _listing_rows(line)]
-    rows = [f"{'sku':<{SKU_WIDTH}} {'pool':>6} " + " ".join(f"{a[:cell]:>{cell}}" for a in accounts)]
+    rows = [f"{'sku':<{sku_width}} {'pool':>6} " + " ".join(f"{a[:cell]:>{cell}}" for a in accounts)]
     for line in lines:
         by_account = {listing.account: listing for listing in line.view.listings}
         cells = []
@@ -67,7 +70,7 @@ def table_text(lines: Sequence[SkuLine], accounts: Sequence[str], width: int) ->
             listing = by_account.get(account)
             text = "-" if listing is None else f"{listing.expected}{_mark(line, account)}"
             cells.append(f"{text:>{cell}}")
-        rows.append(f"{line.view.sku[:SKU_WIDTH]:<{SKU_WIDTH}} {line.view.pool:>6} " + " ".join(cells))
+        rows.append(f"{line.view.sku:<{sku_width}} {line.view.pool:>6} " + " ".join(cells))
     return rows
 
 
