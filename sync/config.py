@@ -374,9 +374,9 @@ def read_utf8(path: Path, key: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
+        how = "in a spreadsheet, save as CSV UTF-8" if path.suffix.lower() in (".csv", ".txt") else "in an editor"
         raise ConfigError(
-            f"{key}: {path} is not UTF-8 (line {line} has byte 0x{data[err.start]:02x}): save it as UTF-8 "
-            "(in a spreadsheet: CSV UTF-8; in an editor: encoding UTF-8)"
+            f"{key}: {path} is not UTF-8 (line {line} has byte 0x{data[err.start]:02x}): save it as UTF-8 ({how})"
         ) from None
 
 

@@ -407,3 +407,10 @@ def test_demo_with_a_port_taken_says_which_and_keeps_nothing(tmp_path: Path) -> 
     nested = invoke("demo", "--config", source, "--keep", blocked / "sub")
     assert nested.exit_code == 2
     assert nested.output.startswith(f"stocksync: error: --keep: cannot create {blocked / 'sub'}")
+
+
+def test_a_database_stocksync_does_not_run_on_is_named(tmp_path: Path, running: Fleet) -> None:
+    config = write_config(tmp_path, running, "mysql://u:p@127.0.0.1/ledger")
+    result = invoke("status", "--config", config)
+    assert result.exit_code == 2
+    assert "database.url: 'mysql' is not a ledger stocksync runs on" in result.output

@@ -27,6 +27,11 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"database.url: {parsed.get_backend_name()!r} is not a ledger stocksync runs on; use sqlite:/// or "
+            "postgresql+psycopg://"
+        )
     try:
         return create_engine(parsed, pool_pre_ping=True, connect_args=_POSTGRES_SESSION)
     except ImportError as err:
