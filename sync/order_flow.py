@@ -197,8 +197,7 @@ class OrderFlow:
     def unshown_sales(self, sku_ids: Mapping[str, int], account_ids: Mapping[str, int]) -> dict[ListingKey, Unshown]:
         """Per listing (account, SKU) of accounts whose read may show a sale only at picking: the
         sales a read may not show yet (`Unshown`)."""
-        late = {name for name in self.feed_accounts if self.adapters[name].sale_may_show_late}
-        picked = {account_ids[n]: self.adapters[n].picked_statuses for n in late if n in account_ids}
+        late, picked = self._late_reads(account_ids)
         return self._per_listing(partial(self.store.unshown_sales, picked=picked), late, sku_ids, account_ids)
 
     def less_unbooked_sales(
@@ -208,14 +207,19 @@ class OrderFlow:
         that no booked drop accounts for yet (`unbooked_new_sales`): what an oversell is judged
         against, so that one is seen when the sale is, not days later at picking. Asked after the
         batch's drops are attributed (a drop booked this batch is not counted twice)."""
-        late = {name for name in self.feed_accounts if self.adapters[name].sale_may_show_late}
-        picked = {account_ids[n]: self.adapters[n].picked_statuses for n in late if n in account_ids}
+        late, picked = self._late_reads(account_ids)
         unbooked = self._per_listing(partial(self.store.unbooked_new_sales, picked=picked), late, sku_ids, account_ids)
         less = dict(pools)
         for (_, sku), units in unbooked.items():
             if sku in less:
                 less[sku] -= units
         return less
+
+    def _late_reads(self, account_ids: Mapping[str, int]) -> tuple[set[str], dict[int, frozenset[str]]]:
+        """The feed accounts whose read may show a sale only at picking, and per account id the
+        statuses of an open order already picked."""
+        late = {name for name in self.feed_accounts if self.adapters[name].sale_may_show_late}
+        return late, {account_ids[n]: self.adapters[n].picked_statuses for n in late if n in account_ids}
 
     def _per_listing(
         self,

@@ -60,8 +60,6 @@ def skus(session: Session, only: list[str] | None = None, limit: int | None = No
     listings: dict[int, list[ListingView]] = {sku_id: [] for sku_id in ids}
     wanted = select(Listing, Account.name).join(Account).order_by(Account.name)
     for listing, name in session.execute(wanted if every else wanted.where(Listing.sku_id.in_(ids))):
-        if listing.sku_id not in listings:
-            continue
         listings[listing.sku_id].append(
             ListingView(name, listing.expected, listing.last_observed, listing.last_observed_at, listing.id in doubtful)
         )
